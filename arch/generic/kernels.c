@@ -1,0 +1,181 @@
+/* Scalar reference kernels: they define what every SIMD twin must compute. Summation runs
+ * in index order, as llama2.c's run.c does, so the reference reproduces its numerics. */
+#include <math.h>
+
+#include "generic.h"
+
+static float dot_f32(const float *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+static float dot_f16(const uint16_t *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += mipr_f16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static float dot_bf16(const uint16_t *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += mipr_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static float dot_q8_0(const mipr_block_q8_0 *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t b = 0; b < n / MIPR_QK8_0; b++, x += MIPR_QK8_0) {
+        float sb = 0.0f;
+        for (int i = 0; i < MIPR_QK8_0; i++)
+            sb += (float)w[b].qs[i] * x[i];
+        s += mipr_f16_to_f32(w[b].d) * sb;
+    }
+    return s;
+}
+
+/* One row-dot per type; gemv and gemm both go through it so they agree bit for bit. */
+static float row_dot(enum mipr_dtype t, const void *w, size_t r, const float *x, size_t cols)
+{
+    switch (t) {
+    case MIPR_DT_F32: return dot_f32((const float *)w + r * cols, x, cols);
+    case MIPR_DT_F16: return dot_f16((const uint16_t *)w + r * cols, x, cols);
+    case MIPR_DT_BF16: return dot_bf16((const uint16_t *)w + r * cols, x, cols);
+    default: return dot_q8_0((const mipr_block_q8_0 *)w + r * (cols / MIPR_QK8_0), x, cols);
+    }
+}
+
+static void gemm_any(enum mipr_dtype t, float *y, const void *w, const float *x, size_t n,
+                     size_t rows, size_t cols)
+{
+    /* rows outer: one weight row is reused for every token while it is in L1 */
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < n; i++)
+            y[i * rows + r] = row_dot(t, w, r, x + i * cols, cols);
+}
+
+#define GEN_MATMUL(T, DT)                                                                   \
+    static void gemv_##T(float *y, const void *w, const float *x, size_t rows, size_t cols) \
+    {                                                                                       \
+        gemm_any(DT, y, w, x, 1, rows, cols);                                               \
+    }                                                                                       \
+    static void gemm_##T(float *y, const void *w, const float *x, size_t n, size_t rows,    \
+                         size_t cols)                                                       \
+    {                                                                                       \
+        gemm_any(DT, y, w, x, n, rows, cols);                                               \
+    }
+GEN_MATMUL(f32, MIPR_DT_F32)
+GEN_MATMUL(f16, MIPR_DT_F16)
+GEN_MATMUL(bf16, MIPR_DT_BF16)
+GEN_MATMUL(q8_0, MIPR_DT_Q8_0)
+
+static void row_f32(float *out, const void *w, size_t row, size_t cols)
+{
+    const float *p = (const float *)w + row * cols;
+    for (size_t i = 0; i < cols; i++)
+        out[i] = p[i];
+}
+
+static void row_f16(float *out, const void *w, size_t row, size_t cols)
+{
+    const uint16_t *p = (const uint16_t *)w + row * cols;
+    for (size_t i = 0; i < cols; i++)
+        out[i] = mipr_f16_to_f32(p[i]);
+}
+
+static void row_bf16(float *out, const void *w, size_t row, size_t cols)
+{
+    const uint16_t *p = (const uint16_t *)w + row * cols;
+    for (size_t i = 0; i < cols; i++)
+        out[i] = mipr_bf16_to_f32(p[i]);
+}
+
+static void row_q8_0(float *out, const void *w, size_t row, size_t cols)
+{
+    const mipr_block_q8_0 *b = (const mipr_block_q8_0 *)w + row * (cols / MIPR_QK8_0);
+    for (size_t i = 0; i < cols; i++) {
+        const mipr_block_q8_0 *blk = &b[i / MIPR_QK8_0];
+        out[i] = mipr_f16_to_f32(blk->d) * (float)blk->qs[i % MIPR_QK8_0];
+    }
+}
+
+float mipr_dot_generic(const float *a, const float *b, size_t n)
+{
+    return dot_f32(a, b, n);
+}
+
+void mipr_axpy_generic(float *y, float a, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+void mipr_rmsnorm_generic(float *out, const float *x, const float *w, size_t n, float eps)
+{
+    float ss = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    ss /= (float)n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (size_t i = 0; i < n; i++)
+        out[i] = w[i] * (ss * x[i]);
+}
+
+void mipr_softmax_generic(float *x, size_t n)
+{
+    float max = x[0];
+    for (size_t i = 1; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+void mipr_rope_generic(float *v, size_t n_heads, size_t head_size, size_t n_rot, const float *cs)
+{
+    for (size_t h = 0; h < n_heads; h++) {
+        float *p = v + h * head_size;
+        for (size_t i = 0; i < n_rot / 2; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float a = p[2 * i], b = p[2 * i + 1];
+            p[2 * i] = a * c - b * s;
+            p[2 * i + 1] = a * s + b * c;
+        }
+    }
+}
+
+void mipr_swiglu_generic(float *h, const float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        h[i] = g * (1.0f / (1.0f + expf(-g))) * up[i];
+    }
+}
+
+const struct mipr_kernels *mipr_kernels_generic(void)
+{
+    static const struct mipr_kernels table = {
+        .isa = "generic",
+        .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
+        .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0},
+        .row_to_f32 = {row_f32, row_f16, row_bf16, row_q8_0},
+        .dot = mipr_dot_generic,
+        .axpy = mipr_axpy_generic,
+        .rmsnorm = mipr_rmsnorm_generic,
+        .softmax = mipr_softmax_generic,
+        .rope = mipr_rope_generic,
+        .swiglu = mipr_swiglu_generic,
+    };
+    return &table;
+}

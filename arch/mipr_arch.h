@@ -1,0 +1,73 @@
+/* mipr_arch: numeric kernels and the table that selects them.
+ *
+ * Knows nothing of models. Every SIMD kernel has a scalar twin in arch/generic/ that
+ * defines its result; SIMD versions may differ only by floating-point reassociation. */
+#ifndef MIPR_ARCH_H
+#define MIPR_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types of weight tensors. Values are ours; GGUF's ggml type ids are mapped in core. */
+enum mipr_dtype {
+    MIPR_DT_F32 = 0,
+    MIPR_DT_F16 = 1,
+    MIPR_DT_BF16 = 2,
+    MIPR_DT_Q8_0 = 3, /* blocks of 32: fp16 scale d, 32 int8; x = d * q */
+    MIPR_DT_COUNT
+};
+
+#define MIPR_QK8_0 32
+
+/* Same layout as ggml's block_q8_0 (34 bytes) so GGUF data can be used in place. */
+typedef struct {
+    uint16_t d;
+    int8_t qs[MIPR_QK8_0];
+} mipr_block_q8_0;
+
+const char *mipr_dtype_name(enum mipr_dtype t);
+/* Bytes of one row of n elements; 0 when n is not valid for the type (Q8_0: n % 32 != 0). */
+size_t mipr_dtype_row_bytes(enum mipr_dtype t, size_t n);
+
+float mipr_f16_to_f32(uint16_t h);
+uint16_t mipr_f32_to_f16(float f);   /* round to nearest even */
+float mipr_bf16_to_f32(uint16_t h);
+uint16_t mipr_f32_to_bf16(float f);  /* round to nearest even, NaN kept quiet */
+/* Quantizes n floats (n % 32 == 0) to Q8_0 as ggml's reference does: d = max|x| / 127. */
+void mipr_quantize_q8_0(mipr_block_q8_0 *out, const float *x, size_t n);
+
+/* One pointer per operation. Matrices are row-major with rows of `cols` elements of the
+ * weight type; "W x" means y[r] = sum_c W[r][c] * x[c]. */
+struct mipr_kernels {
+    const char *isa;
+    /* y[r] = W[r] . x, r < rows */
+    void (*gemv[MIPR_DT_COUNT])(float *y, const void *w, const float *x, size_t rows, size_t cols);
+    /* Y[t][r] = W[r] . X[t] for t < n; X is n x cols, Y is n x rows. Each element is
+     * computed exactly as gemv computes it, so batched prefill and decode agree bit for bit. */
+    void (*gemm[MIPR_DT_COUNT])(float *y, const void *w, const float *x, size_t n, size_t rows,
+                                size_t cols);
+    /* out[c] = W[row][c] as float */
+    void (*row_to_f32[MIPR_DT_COUNT])(float *out, const void *w, size_t row, size_t cols);
+    float (*dot)(const float *a, const float *b, size_t n);
+    void (*axpy)(float *y, float a, const float *x, size_t n);      /* y += a x */
+    void (*rmsnorm)(float *out, const float *x, const float *w, size_t n, float eps);
+    void (*softmax)(float *x, size_t n);                          /* in place */
+    /* Rotates pairs (2i, 2i+1), i < n_rot/2, in each of n_heads heads of head_size floats;
+     * cs holds cos, sin for each pair index. */
+    void (*rope)(float *v, size_t n_heads, size_t head_size, size_t n_rot, const float *cs);
+    void (*swiglu)(float *h, const float *gate, const float *up, size_t n); /* silu(g) * u */
+};
+
+/* The table in use. The first call fills it from the CPU's features (or MIPR_ISA). */
+const struct mipr_kernels *mipr_kernels(void);
+/* The scalar reference table, always available. */
+const struct mipr_kernels *mipr_kernels_generic(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

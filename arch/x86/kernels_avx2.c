@@ -1,0 +1,510 @@
+/* AVX2 + FMA + F16C kernels. Only this file is compiled with -mavx2 -mfma -mf16c; nothing in
+ * it may run before dispatch has checked the CPU.
+ *
+ * Matrix products. Every output y[t][r] owns one 8-lane accumulator:
+ *     acc = fma(w[r][k..k+8), x[t][k..k+8), acc)    for k = 0, 8, 16, ...
+ * the last partial step zero-padded, then its lanes are summed as
+ *     ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+ * Weights are first widened to exactly the float the generic twin uses (f16, bf16 and the
+ * Q8_0 product d*q are all exact in f32). gemv and gemm differ only in how many accumulators
+ * share the registers (gemv: 1 token x 8 rows, gemm: 3 tokens x 4 rows), never in that
+ * sequence, so both give the same bits for every (token, row) whatever the blocking. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels_avx2.h"
+
+/* Lanes [0, n) set, n < 8: masked loads never touch memory past the end. */
+static inline __m256i tail_mask(size_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* ---- the lane-sum tree, in one, four and eight accumulators at once ---- */
+
+static inline float hsum8(__m256 a)
+{
+    __m256 h = _mm256_hadd_ps(a, a); /* l0+l1, l2+l3 in each half */
+    h = _mm256_hadd_ps(h, h);
+    return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
+static inline __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+static inline __m256 hsum8x8(const __m256 *v)
+{
+    __m256 lo = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    __m256 hi = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+/* y[0..nr) = lane sums of acc[0..nr) */
+static inline void store_sums(float *y, const __m256 *acc, int nr)
+{
+    if (nr == 8) {
+        _mm256_storeu_ps(y, hsum8x8(acc));
+    } else if (nr == 4) {
+        _mm_storeu_ps(y, hsum8x4(acc[0], acc[1], acc[2], acc[3]));
+    } else {
+        for (int r = 0; r < nr; r++)
+            y[r] = hsum8(acc[r]);
+    }
+}
+
+/* ---- eight weights as floats, at element k of a row (k % 8 == 0) ---- */
+
+static inline __m256 w8_f32(const char *row, size_t k)
+{
+    return _mm256_loadu_ps((const float *)row + k);
+}
+
+static inline __m256 w8_f16(const char *row, size_t k)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + k)));
+}
+
+static inline __m256 bf16x8_to_f32(__m128i h)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline __m256 w8_bf16(const char *row, size_t k)
+{
+    return bf16x8_to_f32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + k)));
+}
+
+/* The last n < 8 weights, zero-padded. */
+static inline __m256 w8t_f32(const char *row, size_t k, size_t n)
+{
+    return _mm256_maskload_ps((const float *)row + k, tail_mask(n));
+}
+
+static inline __m128i load_u16_tail(const char *row, size_t k, size_t n)
+{
+    uint16_t t[8] = {0};
+    memcpy(t, (const uint16_t *)row + k, n * sizeof t[0]);
+    return _mm_loadu_si128((const __m128i *)t);
+}
+
+static inline __m256 w8t_f16(const char *row, size_t k, size_t n)
+{
+    return _mm256_cvtph_ps(load_u16_tail(row, k, n));
+}
+
+static inline __m256 w8t_bf16(const char *row, size_t k, size_t n)
+{
+    return bf16x8_to_f32(load_u16_tail(row, k, n));
+}
+
+/* Q8_0: eight weights j..j+8 of block b, times the block scale d (exact: 11 x 8 bits). */
+static inline __m256 w8_q8(const char *row, size_t b, size_t j, __m256 d)
+{
+    const mipr_block_q8_0 *blk = (const mipr_block_q8_0 *)row + b;
+    __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk->qs + j)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(q), d);
+}
+
+static inline __m256 q8_scale(const char *row, size_t b)
+{
+    return _mm256_set1_ps(_cvtsh_ss(((const mipr_block_q8_0 *)row)[b].d));
+}
+
+/* ---- microkernels: MT tokens x NR rows, all columns ----
+ * y[t * ldy + r] = W[r] . X[t]; rows are ldw bytes apart, tokens ldx floats apart. */
+typedef void (*mk_fn)(float *y, size_t ldy, const char *w, size_t ldw, const float *x,
+                      size_t ldx, size_t cols);
+
+/* The accumulators must live in registers: the constant loops over them are unrolled. */
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* One k-step on all MT x NR accumulators; XV(t) and WV(r) give the vectors. */
+#define MK_STEP(MT, NR, XV, WV)                                                             \
+    do {                                                                                    \
+        __m256 xv[MT];                                                                      \
+        UNROLL for (int t = 0; t < (MT); t++)                                               \
+            xv[t] = XV(t);                                                                  \
+        UNROLL for (int r = 0; r < (NR); r++) {                                             \
+            __m256 wv = WV(r);                                                              \
+            UNROLL for (int t = 0; t < (MT); t++)                                           \
+                acc[t][r] = _mm256_fmadd_ps(wv, xv[t], acc[t][r]);                          \
+        }                                                                                   \
+    } while (0)
+
+#define MK_ZERO(MT, NR)                                                                     \
+    __m256 acc[MT][NR];                                                                     \
+    for (int t = 0; t < (MT); t++)                                                          \
+        for (int r = 0; r < (NR); r++)                                                      \
+            acc[t][r] = _mm256_setzero_ps()
+
+#define MK_STORE(MT, NR)                                                                    \
+    for (int t = 0; t < (MT); t++)                                                          \
+    store_sums(y + (size_t)t * ldy, acc[t], NR)
+
+#define X_FULL(t) _mm256_loadu_ps(x + (size_t)(t) * ldx + k)
+#define X_TAIL(t) _mm256_maskload_ps(x + (size_t)(t) * ldx + k, m)
+
+/* f32, f16, bf16: full steps of 8, then one zero-padded step. */
+#define DEFINE_MK(T, MT, NR)                                                                \
+    static void mk_##T##_##MT##x##NR(float *y, size_t ldy, const char *w, size_t ldw,      \
+                                     const float *x, size_t ldx, size_t cols)              \
+    {                                                                                       \
+        MK_ZERO(MT, NR);                                                                    \
+        size_t k = 0;                                                                       \
+        for (; k + 8 <= cols; k += 8)                                                       \
+            MK_STEP(MT, NR, X_FULL, W_FULL_##T);                                            \
+        if (k < cols) {                                                                     \
+            __m256i m = tail_mask(cols - k);                                                \
+            MK_STEP(MT, NR, X_TAIL, W_TAIL_##T);                                            \
+        }                                                                                   \
+        MK_STORE(MT, NR);                                                                   \
+    }
+
+#define W_FULL_f32(r) w8_f32(w + (size_t)(r) * ldw, k)
+#define W_FULL_f16(r) w8_f16(w + (size_t)(r) * ldw, k)
+#define W_FULL_bf16(r) w8_bf16(w + (size_t)(r) * ldw, k)
+#define W_TAIL_f32(r) w8t_f32(w + (size_t)(r) * ldw, k, cols - k)
+#define W_TAIL_f16(r) w8t_f16(w + (size_t)(r) * ldw, k, cols - k)
+#define W_TAIL_bf16(r) w8t_bf16(w + (size_t)(r) * ldw, k, cols - k)
+
+/* Q8_0: cols % 32 == 0; the scales of a block are read once for its four steps. */
+#define DEFINE_MK_Q8(MT, NR)                                                                \
+    static void mk_q8_0_##MT##x##NR(float *y, size_t ldy, const char *w, size_t ldw,       \
+                                    const float *x, size_t ldx, size_t cols)               \
+    {                                                                                       \
+        MK_ZERO(MT, NR);                                                                    \
+        for (size_t b = 0; b < cols / MIPR_QK8_0; b++) {                                    \
+            __m256 d[NR];                                                                   \
+            for (int r = 0; r < (NR); r++)                                                  \
+                d[r] = q8_scale(w + (size_t)r * ldw, b);                                    \
+            for (size_t j = 0; j < MIPR_QK8_0; j += 8) {                                    \
+                size_t k = b * MIPR_QK8_0 + j;                                              \
+                MK_STEP(MT, NR, X_FULL, W_Q8);                                              \
+            }                                                                               \
+        }                                                                                   \
+        MK_STORE(MT, NR);                                                                   \
+    }
+
+#define W_Q8(r) w8_q8(w + (size_t)(r) * ldw, b, j, d[r])
+
+/* The shapes used: gemm 3x4 with its edges 1x4, 3x1, 1x1; gemv 1x8. */
+#define DEFINE_MK_SET(DEF, T)                                                               \
+    DEF(T, 3, 4)                                                                            \
+    DEF(T, 1, 4)                                                                            \
+    DEF(T, 3, 1)                                                                            \
+    DEF(T, 1, 1)                                                                            \
+    DEF(T, 1, 8)
+#define DEF_Q8(T, MT, NR) DEFINE_MK_Q8(MT, NR)
+
+DEFINE_MK_SET(DEFINE_MK, f32)
+DEFINE_MK_SET(DEFINE_MK, f16)
+DEFINE_MK_SET(DEFINE_MK, bf16)
+DEFINE_MK_SET(DEF_Q8, q8_0)
+
+struct mk_set {
+    mk_fn m3x4, m1x4, m3x1, m1x1, m1x8;
+    enum mipr_dtype type;
+};
+
+#define MK_SET(T, DT) {mk_##T##_3x4, mk_##T##_1x4, mk_##T##_3x1, mk_##T##_1x1, mk_##T##_1x8, DT}
+static const struct mk_set mk_sets[MIPR_DT_COUNT] = {
+    MK_SET(f32, MIPR_DT_F32),
+    MK_SET(f16, MIPR_DT_F16),
+    MK_SET(bf16, MIPR_DT_BF16),
+    MK_SET(q8_0, MIPR_DT_Q8_0),
+};
+
+/* ---- drivers ---- */
+
+static void gemv_run(const struct mk_set *s, float *y, const void *w, const float *x,
+                     size_t rows, size_t cols)
+{
+    const char *wb = w;
+    size_t ldw = mipr_dtype_row_bytes(s->type, cols), r = 0;
+    for (; r + 8 <= rows; r += 8)
+        s->m1x8(y + r, 0, wb + r * ldw, ldw, x, 0, cols);
+    for (; r + 4 <= rows; r += 4)
+        s->m1x4(y + r, 0, wb + r * ldw, ldw, x, 0, cols);
+    for (; r < rows; r++)
+        s->m1x1(y + r, 0, wb + r * ldw, ldw, x, 0, cols);
+}
+
+/* Tokens per cache block: X of one block stays in L2 (~192 KiB) while every block of four
+ * weight rows (in L1) passes over it. */
+static size_t tokens_per_block(size_t cols)
+{
+    size_t tb = (192u * 1024u / sizeof(float)) / (cols ? cols : 1);
+    tb -= tb % 3;
+    return tb < 3 ? 3 : tb;
+}
+
+/* One block of rows (m3: 3 tokens, m1: 1 token) over tokens [0, n). */
+static void tokens_run(mk_fn m3, mk_fn m1, float *y, size_t ldy, const char *w, size_t ldw,
+                       const float *x, size_t n, size_t cols)
+{
+    size_t t = 0;
+    for (; t + 3 <= n; t += 3)
+        m3(y + t * ldy, ldy, w, ldw, x + t * cols, cols, cols);
+    for (; t < n; t++)
+        m1(y + t * ldy, ldy, w, ldw, x + t * cols, cols, cols);
+}
+
+static void gemm_run(const struct mk_set *s, float *y, const void *w, const float *x, size_t n,
+                     size_t rows, size_t cols)
+{
+    const char *wb = w;
+    size_t ldw = mipr_dtype_row_bytes(s->type, cols), tb = tokens_per_block(cols);
+    for (size_t t0 = 0; t0 < n; t0 += tb) {
+        size_t tn = n - t0 < tb ? n - t0 : tb, r = 0;
+        float *yb = y + t0 * rows;
+        const float *xb = x + t0 * cols;
+        for (; r + 4 <= rows; r += 4)
+            tokens_run(s->m3x4, s->m1x4, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
+        for (; r < rows; r++)
+            tokens_run(s->m3x1, s->m1x1, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
+    }
+}
+
+#define DEFINE_MATMUL(T, DT)                                                                \
+    static void gemv_##T(float *y, const void *w, const float *x, size_t rows, size_t cols) \
+    {                                                                                       \
+        gemv_run(&mk_sets[DT], y, w, x, rows, cols);                                        \
+    }                                                                                       \
+    static void gemm_##T(float *y, const void *w, const float *x, size_t n, size_t rows,    \
+                         size_t cols)                                                       \
+    {                                                                                       \
+        gemm_run(&mk_sets[DT], y, w, x, n, rows, cols);                                     \
+    }
+DEFINE_MATMUL(f32, MIPR_DT_F32)
+DEFINE_MATMUL(f16, MIPR_DT_F16)
+DEFINE_MATMUL(bf16, MIPR_DT_BF16)
+DEFINE_MATMUL(q8_0, MIPR_DT_Q8_0)
+
+/* ---- rows to float (exact, like the generic twin) ---- */
+
+static void row_f32(float *out, const void *w, size_t row, size_t cols)
+{
+    memcpy(out, (const float *)w + row * cols, cols * sizeof *out);
+}
+
+static void row_f16(float *out, const void *w, size_t row, size_t cols)
+{
+    const char *p = (const char *)((const uint16_t *)w + row * cols);
+    size_t i = 0;
+    for (; i + 8 <= cols; i += 8)
+        _mm256_storeu_ps(out + i, w8_f16(p, i));
+    if (i < cols)
+        _mm256_maskstore_ps(out + i, tail_mask(cols - i), w8t_f16(p, i, cols - i));
+}
+
+static void row_bf16(float *out, const void *w, size_t row, size_t cols)
+{
+    const char *p = (const char *)((const uint16_t *)w + row * cols);
+    size_t i = 0;
+    for (; i + 8 <= cols; i += 8)
+        _mm256_storeu_ps(out + i, w8_bf16(p, i));
+    if (i < cols)
+        _mm256_maskstore_ps(out + i, tail_mask(cols - i), w8t_bf16(p, i, cols - i));
+}
+
+static void row_q8_0(float *out, const void *w, size_t row, size_t cols)
+{
+    const char *p = (const char *)((const mipr_block_q8_0 *)w + row * (cols / MIPR_QK8_0));
+    for (size_t b = 0; b < cols / MIPR_QK8_0; b++) {
+        __m256 d = q8_scale(p, b);
+        for (size_t j = 0; j < MIPR_QK8_0; j += 8)
+            _mm256_storeu_ps(out + b * MIPR_QK8_0 + j, w8_q8(p, b, j, d));
+    }
+}
+
+/* ---- vector operations ---- */
+
+static float dot_avx2(const float *a, const float *b, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) { /* four chains hide the FMA latency */
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+/* Multiply then add, not fused: the result is bit-identical to the generic twin. */
+static void axpy_avx2(float *y, float a, const float *x, size_t n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i),
+                                              _mm256_mul_ps(va, _mm256_loadu_ps(x + i))));
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_add_ps(_mm256_maskload_ps(y + i, m),
+                                 _mm256_mul_ps(va, _mm256_maskload_ps(x + i, m)));
+        _mm256_maskstore_ps(y + i, m, v);
+    }
+}
+
+/* out = w * (s * x), the generic twin's order. */
+static void scale_mul_avx2(float *out, const float *x, const float *w, size_t n, float s)
+{
+    __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i),
+                                                _mm256_mul_ps(vs, _mm256_loadu_ps(x + i))));
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(w + i, m),
+                                 _mm256_mul_ps(vs, _mm256_maskload_ps(x + i, m)));
+        _mm256_maskstore_ps(out + i, m, v);
+    }
+}
+
+static void rmsnorm_avx2(float *out, const float *x, const float *w, size_t n, float eps)
+{
+    float ss = dot_avx2(x, x, n);
+    ss /= (float)n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    scale_mul_avx2(out, x, w, n, ss);
+}
+
+/* exp(x) to within 2 ulp (measured max 1 ulp over [-87, 88]; tests/unit/test_kernels.c checks
+ * it through swiglu and softmax). Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and
+ * Cephes' degree-5 polynomial for e^r. Results below 2^-126 flush to 0 (absolute error
+ * < 1.2e-38), above FLT_MAX give +inf, NaN stays NaN. */
+static inline __m256 exp_avx2(__m256 x)
+{
+    const __m256 hi = _mm256_set1_ps(88.72283935546875f), lo = _mm256_set1_ps(-87.33654022216797f);
+    const __m256 shift = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23: rounds to an integer */
+    __m256 big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 xc = _mm256_max_ps(lo, _mm256_min_ps(hi, x)); /* NaN passes through (2nd operand) */
+    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), shift);
+    __m256 n = _mm256_sub_ps(t, shift);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^n as 2 * 2^(n-1): n may be 128 just below FLT_MAX; n = -126 gives 0 */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(126)), 23);
+    __m256 y = _mm256_mul_ps(_mm256_add_ps(p, p), _mm256_castsi256_ps(e));
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), big);
+}
+
+static float max_avx2(const float *x, size_t n)
+{
+    float m = x[0];
+    size_t i = 0;
+    if (n >= 8) {
+        __m256 vm = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8)
+            vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+        float t[8];
+        _mm256_storeu_ps(t, vm);
+        for (int j = 0; j < 8; j++)
+            m = t[j] > m ? t[j] : m;
+    }
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static void softmax_avx2(float *x, size_t n)
+{
+    __m256 vmax = _mm256_set1_ps(max_avx2(x, n)), sum = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vmax));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+        _mm256_maskstore_ps(x + i, m, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s = hsum8(sum);
+    __m256 vs = _mm256_set1_ps(s);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_div_ps(_mm256_loadu_ps(x + i), vs));
+    for (; i < n; i++)
+        x[i] /= s;
+}
+
+/* Pairs (a, b) with (c, s): even lanes a c - b s, odd lanes b c + a s. Not fused, so every
+ * value is bit-identical to the generic twin. */
+static void rope_head_avx2(float *p, size_t pairs, const float *cs)
+{
+    size_t i = 0;
+    for (; i + 4 <= pairs; i += 4) {
+        __m256 v = _mm256_loadu_ps(p + 2 * i), k = _mm256_loadu_ps(cs + 2 * i);
+        __m256 c = _mm256_moveldup_ps(k), s = _mm256_movehdup_ps(k);
+        __m256 sw = _mm256_permute_ps(v, 0xb1); /* b a b a ... */
+        _mm256_storeu_ps(p + 2 * i, _mm256_addsub_ps(_mm256_mul_ps(v, c), _mm256_mul_ps(sw, s)));
+    }
+    for (; i < pairs; i++) {
+        float c = cs[2 * i], s = cs[2 * i + 1];
+        float a = p[2 * i], b = p[2 * i + 1];
+        p[2 * i] = a * c - b * s;
+        p[2 * i + 1] = a * s + b * c;
+    }
+}
+
+static void rope_avx2(float *v, size_t n_heads, size_t head_size, size_t n_rot, const float *cs)
+{
+    for (size_t h = 0; h < n_heads; h++)
+        rope_head_avx2(v + h * head_size, n_rot / 2, cs);
+}
+
+static inline __m256 swiglu8(__m256 g, __m256 u)
+{
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_mul_ps(g, _mm256_div_ps(one, _mm256_add_ps(one, e))), u);
+}
+
+static void swiglu_avx2(float *h, const float *gate, const float *up, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(h + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = swiglu8(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m));
+        _mm256_maskstore_ps(h + i, m, v);
+    }
+}
+
+const struct mipr_kernels mipr_kernels_avx2_table = {
+    .isa = "avx2",
+    .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
+    .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0},
+    .row_to_f32 = {row_f32, row_f16, row_bf16, row_q8_0},
+    .dot = dot_avx2,
+    .axpy = axpy_avx2,
+    .rmsnorm = rmsnorm_avx2,
+    .softmax = softmax_avx2,
+    .rope = rope_avx2,
+    .swiglu = swiglu_avx2,
+};

@@ -1,0 +1,465 @@
+/* GGUF v3 writer. The header is produced twice by the same code: a dry run counts keys and
+ * bytes, the real run streams them; tensor data is then converted row by row, so memory
+ * use is one row, never a second copy of the model. The output appears atomically (see
+ * outfile.c). Numbers are written little-endian; tensor rows are copied as the host holds
+ * them, and mipr only runs on little-endian hosts. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf_internal.h"
+
+#define ALIGN 32u
+
+typedef struct writer {
+    mipr_outfile *o; /* NULL: dry run, only count */
+    mipr_error *err;
+    mipr_status st;
+    uint64_t pos, n_kv;
+    const char *arch;
+} writer;
+
+typedef struct planned {
+    char name[MIPR_GGUF_MAX_NAME + 1];
+    const mipr_tensor *src;
+    enum mipr_dtype type; /* as written */
+    int is_norm;
+    uint64_t nbytes, offset;
+} planned;
+
+typedef struct plan {
+    planned *t;
+    size_t n;
+    uint32_t max_cols;
+    int any_q8;
+} plan;
+
+/* ---- primitive writes (sticky error) ----------------------------------------------------- */
+
+static void w_bytes(writer *w, const void *p, size_t n)
+{
+    if (w->st != MIPR_OK)
+        return;
+    if (w->o)
+        w->st = mipr_outfile_write(w->o, p, n, w->err);
+    w->pos += n;
+}
+
+static void w_u32(writer *w, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    w_bytes(w, b, 4);
+}
+
+static void w_u64(writer *w, uint64_t v)
+{
+    w_u32(w, (uint32_t)v);
+    w_u32(w, (uint32_t)(v >> 32));
+}
+
+static void w_f32(writer *w, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    w_u32(w, v);
+}
+
+static void w_str(writer *w, const char *s, size_t n)
+{
+    w_u64(w, n);
+    w_bytes(w, s, n);
+}
+
+static void w_pad(writer *w)
+{
+    static const uint8_t zeros[ALIGN];
+    w_bytes(w, zeros, (size_t)((ALIGN - w->pos % ALIGN) % ALIGN));
+}
+
+/* ---- key/value pairs ---------------------------------------------------------------------- */
+
+static void w_key(writer *w, const char *key, enum mipr_gguf_vtype type)
+{
+    w->n_kv++;
+    w_str(w, key, strlen(key));
+    w_u32(w, type);
+}
+
+static void w_arch_key(writer *w, const char *suffix, enum mipr_gguf_vtype type)
+{
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", w->arch, suffix);
+    w_key(w, key, type);
+}
+
+static void kv_str(writer *w, const char *key, const char *v)
+{
+    w_key(w, key, MIPR_GGUF_STRING);
+    w_str(w, v, strlen(v));
+}
+
+static void kv_u32(writer *w, const char *key, uint32_t v)
+{
+    w_key(w, key, MIPR_GGUF_UINT32);
+    w_u32(w, v);
+}
+
+static void kv_arch_u32(writer *w, const char *suffix, uint32_t v)
+{
+    w_arch_key(w, suffix, MIPR_GGUF_UINT32);
+    w_u32(w, v);
+}
+
+static void kv_arch_f32(writer *w, const char *suffix, float v)
+{
+    w_arch_key(w, suffix, MIPR_GGUF_FLOAT32);
+    w_f32(w, v);
+}
+
+static int uniform_ffn(const mipr_model *m)
+{
+    for (uint32_t l = 1; l < m->hp.n_layers; l++)
+        if (m->layers[l].d_ff != m->layers[0].d_ff)
+            return 0;
+    return 1;
+}
+
+/* llama.cpp's file-type numbers (LLAMA_FTYPE_*), for what most weights are. */
+static uint32_t file_type(enum mipr_dtype t)
+{
+    switch (t) {
+    case MIPR_DT_F16: return 1;
+    case MIPR_DT_Q8_0: return 7;
+    case MIPR_DT_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static void write_general(writer *w, const mipr_model *m, const plan *p, enum mipr_dtype type)
+{
+    kv_str(w, "general.architecture", w->arch);
+    kv_str(w, "general.name", m->name[0] ? m->name : "mipr");
+    kv_u32(w, "general.alignment", ALIGN);
+    kv_u32(w, "general.file_type", file_type(type));
+    if (p->any_q8)
+        kv_u32(w, "general.quantization_version", 2);
+}
+
+/* llama.cpp reads feed_forward_length as a scalar or an array of block_count INT32/UINT32
+ * (get_key_or_arr); deci keeps head counts scalar, which it also accepts. */
+static void write_ffn(writer *w, const mipr_model *m)
+{
+    if (uniform_ffn(m)) {
+        kv_arch_u32(w, "feed_forward_length", m->layers[0].d_ff);
+        return;
+    }
+    w_arch_key(w, "feed_forward_length", MIPR_GGUF_ARRAY);
+    w_u32(w, MIPR_GGUF_INT32);
+    w_u64(w, m->hp.n_layers);
+    for (uint32_t l = 0; l < m->hp.n_layers; l++)
+        w_u32(w, m->layers[l].d_ff);
+}
+
+static void write_hparams(writer *w, const mipr_model *m)
+{
+    const mipr_hparams *hp = &m->hp;
+    kv_arch_u32(w, "context_length", hp->seq_len);
+    kv_arch_u32(w, "embedding_length", hp->dim);
+    kv_arch_u32(w, "block_count", hp->n_layers);
+    write_ffn(w, m);
+    kv_arch_u32(w, "attention.head_count", hp->n_heads);
+    kv_arch_u32(w, "attention.head_count_kv", hp->n_kv_heads);
+    kv_arch_u32(w, "rope.dimension_count", hp->n_rot);
+    kv_arch_f32(w, "rope.freq_base", hp->rope_theta);
+    kv_arch_f32(w, "attention.layer_norm_rms_epsilon", hp->norm_eps);
+    kv_arch_u32(w, "vocab_size", hp->vocab_size);
+}
+
+/* SentencePiece spells a space U+2581 (E2 96 81). */
+static size_t spaces_to_sp(char *dst, const char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') {
+            memcpy(dst + o, "\xE2\x96\x81", 3);
+            o += 3;
+        } else {
+            dst[o++] = s[i];
+        }
+    }
+    return o;
+}
+
+static void write_pieces(writer *w, const mipr_tokenizer *t, char *buf)
+{
+    uint32_t n = mipr_tokenizer_n_vocab(t);
+    w_key(w, "tokenizer.ggml.tokens", MIPR_GGUF_ARRAY);
+    w_u32(w, MIPR_GGUF_STRING);
+    w_u64(w, n);
+    for (uint32_t id = 0; id < n; id++) {
+        size_t len = 0;
+        const char *piece = mipr_tokenizer_piece(t, id, &len);
+        w_str(w, buf, spaces_to_sp(buf, piece ? piece : "", piece ? len : 0));
+    }
+}
+
+static void write_token_meta(writer *w, const mipr_tokenizer *t)
+{
+    uint32_t n = mipr_tokenizer_n_vocab(t);
+    w_key(w, "tokenizer.ggml.scores", MIPR_GGUF_ARRAY);
+    w_u32(w, MIPR_GGUF_FLOAT32);
+    w_u64(w, n);
+    for (uint32_t id = 0; id < n; id++)
+        w_f32(w, mipr_tokenizer_score(t, id));
+    w_key(w, "tokenizer.ggml.token_type", MIPR_GGUF_ARRAY);
+    w_u32(w, MIPR_GGUF_INT32);
+    w_u64(w, n);
+    for (uint32_t id = 0; id < n; id++)
+        w_u32(w, (uint32_t)mipr_tokenizer_type(t, id));
+    if (mipr_tokenizer_bos(t) >= 0)
+        kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)mipr_tokenizer_bos(t));
+    if (mipr_tokenizer_eos(t) >= 0)
+        kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)mipr_tokenizer_eos(t));
+    if (mipr_tokenizer_unk(t) >= 0)
+        kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)mipr_tokenizer_unk(t));
+    w_key(w, "tokenizer.ggml.add_space_prefix", MIPR_GGUF_BOOL);
+    uint8_t b = mipr_tokenizer_add_space_prefix(t) ? 1 : 0;
+    w_bytes(w, &b, 1);
+}
+
+/* buf holds the longest piece with every byte tripled. */
+static void write_tokenizer(writer *w, const mipr_tokenizer *t, char *buf)
+{
+    if (!t)
+        return;
+    kv_str(w, "tokenizer.ggml.model", "llama");
+    write_pieces(w, t, buf);
+    write_token_meta(w, t);
+}
+
+static void write_kvs(writer *w, const mipr_model *m, const mipr_tokenizer *tok, const plan *p,
+                      enum mipr_dtype type, char *buf)
+{
+    write_general(w, m, p, type);
+    write_hparams(w, m);
+    write_tokenizer(w, tok, buf);
+}
+
+/* ---- the tensor plan ---------------------------------------------------------------------- */
+
+static mipr_status add_tensor(plan *p, const char *path, const char *name, const mipr_tensor *t,
+                              int is_norm, const mipr_gguf_write_opts *opts, mipr_error *err)
+{
+    planned *e = &p->t[p->n++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->src = t;
+    e->is_norm = is_norm;
+    if (t->type >= MIPR_DT_COUNT || !t->data || t->rows == 0 || t->cols == 0 ||
+        mipr_dtype_row_bytes(t->type, t->cols) == 0)
+        return mipr_error_set(err, MIPR_ERR_ARG,
+                              "%s: tensor %s is invalid (type %d, %" PRIu32 "x%" PRIu32 ")", path,
+                              name, (int)t->type, t->rows, t->cols);
+    e->type = is_norm ? MIPR_DT_F32 : opts->type;
+    if (!is_norm && e->type == MIPR_DT_Q8_0 && t->cols % MIPR_QK8_0) {
+        e->type = MIPR_DT_F16; /* Q8_0 blocks cannot split a row */
+        if (opts->on_fallback)
+            opts->on_fallback(opts->ctx, name, MIPR_DT_Q8_0, MIPR_DT_F16);
+    }
+    p->any_q8 |= e->type == MIPR_DT_Q8_0;
+    if (t->cols > p->max_cols)
+        p->max_cols = t->cols;
+    e->nbytes = (uint64_t)mipr_dtype_row_bytes(e->type, t->cols) * t->rows;
+    return MIPR_OK;
+}
+
+static mipr_status plan_layer(plan *p, const char *path, const mipr_model *m, uint32_t l,
+                              const mipr_gguf_write_opts *opts, mipr_error *err)
+{
+    static const char *const names[9] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                         "attn_norm", "ffn_gate", "ffn_down", "ffn_up",
+                                         "ffn_norm"};
+    const mipr_layer *ly = &m->layers[l];
+    const mipr_tensor *src[9] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->attn_norm,
+                                 &ly->ffn_gate, &ly->ffn_down, &ly->ffn_up, &ly->ffn_norm};
+    for (int k = 0; k < 9; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%" PRIu32 ".%s.weight", l, names[k]);
+        mipr_status st = add_tensor(p, path, name, src[k], k == 4 || k == 8, opts, err);
+        if (st != MIPR_OK)
+            return st;
+    }
+    return MIPR_OK;
+}
+
+/* Same order as llama.cpp's converters write: embeddings, output, then layer by layer. */
+static mipr_status make_plan(plan *p, const char *path, const mipr_model *m,
+                             const mipr_gguf_write_opts *opts, mipr_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->t = calloc(3 + 9 * (size_t)m->hp.n_layers, sizeof *p->t);
+    if (!p->t)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", path);
+    mipr_status st = add_tensor(p, path, "token_embd.weight", &m->tok_embd, 0, opts, err);
+    if (st == MIPR_OK)
+        st = add_tensor(p, path, "output_norm.weight", &m->output_norm, 1, opts, err);
+    if (st == MIPR_OK && !m->tied_output)
+        st = add_tensor(p, path, "output.weight", &m->output, 0, opts, err);
+    for (uint32_t l = 0; l < m->hp.n_layers && st == MIPR_OK; l++)
+        st = plan_layer(p, path, m, l, opts, err);
+    uint64_t off = 0;
+    for (size_t i = 0; i < p->n && st == MIPR_OK; i++) {
+        p->t[i].offset = off;
+        off += (p->t[i].nbytes + ALIGN - 1) / ALIGN * ALIGN;
+    }
+    return st;
+}
+
+static void write_infos(writer *w, const plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const planned *e = &p->t[i];
+        w_str(w, e->name, strlen(e->name));
+        w_u32(w, e->is_norm ? 1 : 2);
+        w_u64(w, e->src->cols); /* ne[0] is the row length */
+        if (!e->is_norm)
+            w_u64(w, e->src->rows);
+        w_u32(w, mipr_ggml_from_dtype(e->type));
+        w_u64(w, e->offset);
+    }
+}
+
+/* ---- tensor data -------------------------------------------------------------------------- */
+
+static size_t encode_row(uint8_t *out, const float *x, enum mipr_dtype t, size_t n)
+{
+    uint16_t *h = (uint16_t *)out;
+    switch (t) {
+    case MIPR_DT_F16:
+        for (size_t i = 0; i < n; i++)
+            h[i] = mipr_f32_to_f16(x[i]);
+        break;
+    case MIPR_DT_BF16:
+        for (size_t i = 0; i < n; i++)
+            h[i] = mipr_f32_to_bf16(x[i]);
+        break;
+    case MIPR_DT_Q8_0:
+        mipr_quantize_q8_0((mipr_block_q8_0 *)out, x, n);
+        break;
+    default:
+        memcpy(out, x, n * sizeof(float));
+    }
+    return mipr_dtype_row_bytes(t, n);
+}
+
+/* Rows already in the wanted type are copied bit for bit; others go through f32. */
+static void write_data(writer *w, const planned *e, float *rowf, uint8_t *rowb)
+{
+    const mipr_tensor *t = e->src;
+    size_t in_bytes = mipr_dtype_row_bytes(t->type, t->cols);
+    const uint8_t *src = t->data;
+    for (uint32_t r = 0; r < t->rows && w->st == MIPR_OK; r++) {
+        const uint8_t *row = src + (size_t)r * in_bytes;
+        if (t->type == e->type) {
+            w_bytes(w, row, in_bytes);
+        } else {
+            mipr_gguf_to_f32(rowf, row, t->type, t->cols);
+            w_bytes(w, rowb, encode_row(rowb, rowf, e->type, t->cols));
+        }
+    }
+    w_pad(w);
+}
+
+static mipr_status write_all_data(writer *w, const plan *p)
+{
+    size_t cols = p->max_cols ? p->max_cols : 1;
+    float *rowf = malloc(cols * sizeof(float));
+    uint8_t *rowb = malloc(cols * sizeof(float));
+    if (!rowf || !rowb)
+        w->st = mipr_error_set(w->err, MIPR_ERR_NOMEM, "out of memory for a row of %zu", cols);
+    for (size_t i = 0; i < p->n && w->st == MIPR_OK; i++)
+        write_data(w, &p->t[i], rowf, rowb);
+    free(rowf);
+    free(rowb);
+    return w->st;
+}
+
+/* ---- the file ----------------------------------------------------------------------------- */
+
+static void write_header(writer *w, const mipr_model *m, const mipr_tokenizer *tok,
+                         const plan *p, enum mipr_dtype type, char *buf)
+{
+    writer dry = {.err = w->err, .arch = w->arch};
+    write_kvs(&dry, m, tok, p, type, buf);
+    w_bytes(w, MIPR_GGUF_MAGIC, 4);
+    w_u32(w, 3);
+    w_u64(w, p->n);
+    w_u64(w, dry.n_kv);
+    write_kvs(w, m, tok, p, type, buf);
+    write_infos(w, p);
+    w_pad(w);
+}
+
+static mipr_status check_args(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                              const mipr_gguf_write_opts *opts, mipr_error *err)
+{
+    if (!path || !m || !opts)
+        return mipr_error_set(err, MIPR_ERR_ARG, "gguf write: missing path, model or options");
+    if (opts->type >= MIPR_DT_COUNT)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: invalid tensor type %d", path,
+                              (int)opts->type);
+    if (tok && mipr_tokenizer_n_vocab(tok) != m->hp.vocab_size)
+        return mipr_error_set(err, MIPR_ERR_ARG,
+                              "%s: tokenizer has %" PRIu32 " tokens, model vocabulary %" PRIu32,
+                              path, mipr_tokenizer_n_vocab(tok), m->hp.vocab_size);
+    return mipr_model_validate(m, path, err);
+}
+
+/* Scratch for one token piece with spaces widened to U+2581. */
+static char *piece_buffer(const mipr_tokenizer *tok)
+{
+    size_t longest = 0;
+    uint32_t n = tok ? mipr_tokenizer_n_vocab(tok) : 0;
+    for (uint32_t id = 0; id < n; id++) {
+        size_t len = 0;
+        mipr_tokenizer_piece(tok, id, &len);
+        longest = len > longest ? len : longest;
+    }
+    return malloc(3 * longest + 1);
+}
+
+static mipr_status write_file(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                              const plan *p, enum mipr_dtype type, char *buf, mipr_error *err)
+{
+    mipr_outfile o;
+    mipr_status st = mipr_outfile_open(&o, path, err);
+    if (st != MIPR_OK)
+        return st;
+    writer w = {.o = &o, .err = err, .arch = uniform_ffn(m) ? "llama" : "deci"};
+    write_header(&w, m, tok, p, type, buf);
+    if (w.st == MIPR_OK)
+        write_all_data(&w, p);
+    if (w.st == MIPR_OK)
+        w.st = mipr_outfile_commit(&o, err);
+    if (w.st != MIPR_OK)
+        mipr_outfile_abort(&o);
+    return w.st;
+}
+
+mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                            const mipr_gguf_write_opts *opts, mipr_error *err)
+{
+    mipr_status st = check_args(path, m, tok, opts, err);
+    if (st != MIPR_OK)
+        return st;
+    plan p;
+    char *buf = NULL;
+    st = make_plan(&p, path, m, opts, err);
+    if (st == MIPR_OK && !(buf = piece_buffer(tok)))
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", path);
+    if (st == MIPR_OK)
+        st = write_file(path, m, tok, &p, opts->type, buf, err);
+    free(buf);
+    free(p.t);
+    return st;
+}

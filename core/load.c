@@ -1,0 +1,100 @@
+/* Loading a model file of any supported kind, with its tokenizer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mipr.h"
+
+enum mipr_file_kind mipr_detect_file(const char *path, mipr_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mipr_error_set(err, MIPR_ERR_IO, "%s: cannot open", path);
+        return MIPR_FILE_UNKNOWN;
+    }
+    unsigned char head[8] = {0};
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (n >= 4 && memcmp(head, "GGUF", 4) == 0)
+        return MIPR_FILE_GGUF;
+    if (n >= 8)
+        return MIPR_FILE_LLAMA2C; /* no magic: the header check decides */
+    mipr_error_set(err, MIPR_ERR_FORMAT, "%s: too short (%zu bytes) to be a model file", path, n);
+    return MIPR_FILE_UNKNOWN;
+}
+
+/* "tokenizer.bin" in the model's folder. */
+static char *sibling_tokenizer(const char *model_path)
+{
+    const char *slash = strrchr(model_path, '/');
+    size_t dir = slash ? (size_t)(slash - model_path + 1) : 0;
+    char *p = malloc(dir + sizeof "tokenizer.bin");
+    if (p) {
+        memcpy(p, model_path, dir);
+        memcpy(p + dir, "tokenizer.bin", sizeof "tokenizer.bin");
+    }
+    return p;
+}
+
+static mipr_status load_llama2c(mipr_model **model, mipr_tokenizer **tok, const char *path,
+                                const char *tok_path, mipr_error *err)
+{
+    mipr_status st = mipr_llama2c_load_model(model, path, err);
+    if (st || !tok)
+        return st;
+    char *own = tok_path ? NULL : sibling_tokenizer(path);
+    if (!tok_path && !own)
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    else
+        st = mipr_llama2c_load_tokenizer(tok, tok_path ? tok_path : own, (*model)->hp.vocab_size,
+                                         err);
+    if (st == MIPR_ERR_IO && !tok_path)
+        mipr_error_set(err, st, "%s: a llama2.c checkpoint needs its tokenizer: pass -z "
+                       "TOKENIZER (looked for %s)", path, own);
+    free(own);
+    return st;
+}
+
+static mipr_status load_gguf(mipr_model **model, mipr_tokenizer **tok, const char *path,
+                             const char *tok_path, mipr_error *err)
+{
+    mipr_gguf *g = NULL;
+    mipr_status st = mipr_gguf_open(&g, path, err);
+    if (st == MIPR_OK)
+        st = mipr_gguf_load_model(model, g, err);
+    if (st == MIPR_OK && tok) {
+        if (tok_path)
+            st = mipr_llama2c_load_tokenizer(tok, tok_path, (*model)->hp.vocab_size, err);
+        else
+            st = mipr_gguf_load_tokenizer(tok, g, err);
+    }
+    if (st == MIPR_OK && tok && mipr_tokenizer_n_vocab(*tok) != (*model)->hp.vocab_size)
+        st = mipr_error_set(err, MIPR_ERR_FORMAT, "%s: the tokenizer has %u tokens but the "
+                            "model's vocabulary is %u", path, mipr_tokenizer_n_vocab(*tok),
+                            (*model)->hp.vocab_size);
+    mipr_gguf_close(g);
+    return st;
+}
+
+mipr_status mipr_load(mipr_model **model, mipr_tokenizer **tok, const char *path,
+                      const char *tokenizer_path, mipr_error *err)
+{
+    *model = NULL;
+    if (tok)
+        *tok = NULL;
+    mipr_status st;
+    switch (mipr_detect_file(path, err)) {
+    case MIPR_FILE_GGUF: st = load_gguf(model, tok, path, tokenizer_path, err); break;
+    case MIPR_FILE_LLAMA2C: st = load_llama2c(model, tok, path, tokenizer_path, err); break;
+    default: return err ? err->status : MIPR_ERR_FORMAT;
+    }
+    if (st) {
+        mipr_model_free(*model);
+        *model = NULL;
+        if (tok) {
+            mipr_tokenizer_free(*tok);
+            *tok = NULL;
+        }
+    }
+    return st;
+}

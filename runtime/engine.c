@@ -1,0 +1,305 @@
+/* The transformer forward pass: LLaMA blocks (RMSNorm, rotary GQA attention, SwiGLU FFN with
+ * a per-layer width), a KV cache, and batched prefill that agrees bit for bit with
+ * single-token decode because both go through the same per-row kernels. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mipr_runtime.h"
+
+struct mipr_engine {
+    const mipr_model *m;
+    const struct mipr_kernels *k;
+    uint32_t max_ctx, max_batch, kv_dim, max_ff;
+    float *x, *xb, *xb2, *q;   /* max_batch x dim */
+    float *hb, *hb2;           /* max_batch x max_ff */
+    float *att;                /* MAX_TASKS x max_ctx: one score row per attention task */
+    float *cs;                 /* n_rot: cos, sin per rotary pair */
+    float *key_cache, *value_cache; /* n_layers x max_ctx x kv_dim */
+    mipr_ffn_observer observer;
+    void *observer_ctx;
+    mipr_pool *pool;
+};
+
+/* Upper bound on parallel tasks per operation (sizes the attention scratch). */
+#define MAX_TASKS 64u
+
+static float *alloc_floats(size_t n, int *ok)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p)
+        *ok = 0;
+    return p;
+}
+
+mipr_status mipr_engine_new(mipr_engine **out, const mipr_model *m, uint32_t max_ctx,
+                            uint32_t max_batch, mipr_error *err)
+{
+    *out = NULL;
+    const mipr_hparams *hp = &m->hp;
+    if (max_ctx == 0)
+        max_ctx = hp->seq_len;
+    if (max_batch == 0)
+        max_batch = 64;
+    if (max_ctx > MIPR_MAX_SEQ || max_batch > 4096)
+        return mipr_error_set(err, MIPR_ERR_ARG, "context %u or batch %u too large", max_ctx,
+                              max_batch);
+    mipr_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for the engine");
+    e->m = m;
+    e->k = mipr_kernels();
+    e->max_ctx = max_ctx;
+    e->max_batch = max_batch;
+    e->kv_dim = hp->head_size * hp->n_kv_heads;
+    for (uint32_t l = 0; l < hp->n_layers; l++)
+        e->max_ff = m->layers[l].d_ff > e->max_ff ? m->layers[l].d_ff : e->max_ff;
+    size_t bd = (size_t)max_batch * hp->dim, bf = (size_t)max_batch * e->max_ff;
+    size_t cache = (size_t)hp->n_layers * max_ctx * e->kv_dim;
+    int ok = 1;
+    e->x = alloc_floats(bd, &ok);
+    e->xb = alloc_floats(bd, &ok);
+    e->xb2 = alloc_floats(bd, &ok);
+    e->q = alloc_floats(bd, &ok);
+    e->hb = alloc_floats(bf, &ok);
+    e->hb2 = alloc_floats(bf, &ok);
+    e->att = alloc_floats((size_t)MAX_TASKS * max_ctx, &ok);
+    e->cs = alloc_floats(hp->n_rot, &ok);
+    e->key_cache = alloc_floats(cache, &ok);
+    e->value_cache = alloc_floats(cache, &ok);
+    if (!ok) {
+        mipr_engine_free(e);
+        return mipr_error_set(err, MIPR_ERR_NOMEM,
+                              "out of memory for a KV cache of %u positions (%zu MiB)", max_ctx,
+                              cache * 8 >> 20);
+    }
+    *out = e;
+    return MIPR_OK;
+}
+
+void mipr_engine_free(mipr_engine *e)
+{
+    if (!e)
+        return;
+    float *bufs[] = {e->x, e->xb, e->xb2, e->q, e->hb, e->hb2, e->att, e->cs, e->key_cache,
+                     e->value_cache};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
+    free(e);
+}
+
+void mipr_engine_set_observer(mipr_engine *e, mipr_ffn_observer fn, void *ctx)
+{
+    e->observer = fn;
+    e->observer_ctx = ctx;
+}
+
+void mipr_engine_set_pool(mipr_engine *e, mipr_pool *pool)
+{
+    e->pool = pool;
+}
+
+uint32_t mipr_engine_max_ctx(const mipr_engine *e)
+{
+    return e->max_ctx;
+}
+
+typedef struct {
+    const struct mipr_kernels *k;
+    float *y;
+    const mipr_tensor *w;
+    const float *x;
+    size_t n, chunk;
+} matmul_job;
+
+/* Decode splits weight rows between tasks, prefill splits tokens; either way each output
+ * element comes from the same reduction, so the thread count never changes results. */
+static void matmul_task(void *ctx, size_t i)
+{
+    const matmul_job *j = ctx;
+    const mipr_tensor *w = j->w;
+    size_t total = j->n == 1 ? w->rows : j->n, start = i * j->chunk;
+    size_t len = total - start < j->chunk ? total - start : j->chunk;
+    if (j->n == 1) {
+        const char *rows = (const char *)w->data + start * mipr_dtype_row_bytes(w->type, w->cols);
+        j->k->gemv[w->type](j->y + start, rows, j->x, len, w->cols);
+    } else if (len == 1) {
+        j->k->gemv[w->type](j->y + start * w->rows, w->data, j->x + start * w->cols, w->rows,
+                            w->cols);
+    } else {
+        j->k->gemm[w->type](j->y + start * w->rows, w->data, j->x + start * w->cols, len,
+                            w->rows, w->cols);
+    }
+}
+
+static size_t ceil_div(size_t a, size_t b)
+{
+    return (a + b - 1) / b;
+}
+
+static void matmul(const mipr_engine *e, float *y, const mipr_tensor *w, const float *x,
+                   uint32_t n)
+{
+    size_t threads = mipr_pool_threads(e->pool);
+    matmul_job j = {e->k, y, w, x, n, 0};
+    size_t total = n == 1 ? w->rows : n;
+    if (threads == 1 || total < 2) {
+        j.chunk = total;
+        matmul_task(&j, 0);
+        return;
+    }
+    /* decode: several row blocks per thread, multiples of 16 rows, to balance load */
+    j.chunk = n == 1 ? ceil_div(ceil_div(w->rows, threads * 4), 16) * 16 : ceil_div(n, threads);
+    mipr_pool_run(e->pool, matmul_task, &j, ceil_div(total, j.chunk));
+}
+
+static void add_rows(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+/* cos/sin of pos * theta^(-2i/n_rot), computed as llama2.c does it. */
+static void rope_table(const mipr_engine *e, uint32_t pos)
+{
+    const mipr_hparams *hp = &e->m->hp;
+    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
+        float freq = 1.0f / powf(hp->rope_theta, (float)(2 * i) / (float)hp->n_rot);
+        float val = (float)pos * freq;
+        e->cs[2 * i] = cosf(val);
+        e->cs[2 * i + 1] = sinf(val);
+    }
+}
+
+/* Attention of query head h of one token at position pos over cache rows 0..pos. */
+static void attend_head(const mipr_engine *e, float *att, float *out, const float *q,
+                        const float *kc, const float *vc, uint32_t pos, uint32_t h)
+{
+    const mipr_hparams *hp = &e->m->hp;
+    uint32_t hs = hp->head_size, group = hp->n_heads / hp->n_kv_heads;
+    float scale = sqrtf((float)hs);
+    const float *qh = q + (size_t)h * hs;
+    size_t koff = (size_t)(h / group) * hs;
+    for (uint32_t t = 0; t <= pos; t++)
+        att[t] = e->k->dot(qh, kc + (size_t)t * e->kv_dim + koff, hs) / scale;
+    e->k->softmax(att, pos + 1);
+    float *oh = out + (size_t)h * hs;
+    memset(oh, 0, hs * sizeof *oh);
+    for (uint32_t t = 0; t <= pos; t++)
+        e->k->axpy(oh, att[t], vc + (size_t)t * e->kv_dim + koff, hs);
+}
+
+typedef struct {
+    const mipr_engine *e;
+    const float *kc, *vc;
+    uint32_t pos, n_items;
+    size_t chunk;
+} attend_job;
+
+/* Task i handles a run of (token, head) items with its own score row. */
+static void attend_task(void *ctx, size_t i)
+{
+    const attend_job *j = ctx;
+    const mipr_engine *e = j->e;
+    uint32_t heads = e->m->hp.n_heads, dim = e->m->hp.dim;
+    float *att = e->att + i * e->max_ctx;
+    for (size_t it = i * j->chunk; it < j->n_items && it < (i + 1) * j->chunk; it++) {
+        uint32_t t = (uint32_t)(it / heads), h = (uint32_t)(it % heads);
+        attend_head(e, att, e->xb + (size_t)t * dim, e->q + (size_t)t * dim, j->kc, j->vc,
+                    j->pos + t, h);
+    }
+}
+
+static void attend(const mipr_engine *e, const float *kc, const float *vc, uint32_t n,
+                   uint32_t pos)
+{
+    attend_job j = {e, kc, vc, pos, n * e->m->hp.n_heads, 0};
+    size_t tasks = mipr_pool_threads(e->pool) * 4;
+    tasks = tasks > MAX_TASKS ? MAX_TASKS : tasks;
+    j.chunk = ceil_div(j.n_items, tasks);
+    mipr_pool_run(e->pool, attend_task, &j, ceil_div(j.n_items, j.chunk));
+}
+
+static void attention_block(mipr_engine *e, uint32_t l, uint32_t n, uint32_t pos)
+{
+    const mipr_hparams *hp = &e->m->hp;
+    const mipr_layer *L = &e->m->layers[l];
+    size_t loff = (size_t)l * e->max_ctx * e->kv_dim;
+    float *kc = e->key_cache + loff, *vc = e->value_cache + loff;
+    for (uint32_t t = 0; t < n; t++)
+        e->k->rmsnorm(e->xb + (size_t)t * hp->dim, e->x + (size_t)t * hp->dim,
+                      L->attn_norm.data, hp->dim, hp->norm_eps);
+    matmul(e, e->q, &L->wq, e->xb, n);
+    matmul(e, kc + (size_t)pos * e->kv_dim, &L->wk, e->xb, n);
+    matmul(e, vc + (size_t)pos * e->kv_dim, &L->wv, e->xb, n);
+    for (uint32_t t = 0; t < n; t++) {
+        rope_table(e, pos + t);
+        e->k->rope(e->q + (size_t)t * hp->dim, hp->n_heads, hp->head_size, hp->n_rot, e->cs);
+        e->k->rope(kc + (size_t)(pos + t) * e->kv_dim, hp->n_kv_heads, hp->head_size,
+                   hp->n_rot, e->cs);
+    }
+    attend(e, kc, vc, n, pos);
+    matmul(e, e->xb2, &L->wo, e->xb, n);
+    add_rows(e->x, e->xb2, (size_t)n * hp->dim);
+}
+
+static void ffn_block(mipr_engine *e, uint32_t l, uint32_t n, uint32_t pos)
+{
+    const mipr_hparams *hp = &e->m->hp;
+    const mipr_layer *L = &e->m->layers[l];
+    for (uint32_t t = 0; t < n; t++)
+        e->k->rmsnorm(e->xb + (size_t)t * hp->dim, e->x + (size_t)t * hp->dim,
+                      L->ffn_norm.data, hp->dim, hp->norm_eps);
+    matmul(e, e->hb, &L->ffn_gate, e->xb, n);
+    matmul(e, e->hb2, &L->ffn_up, e->xb, n);
+    e->k->swiglu(e->hb, e->hb, e->hb2, (size_t)n * L->d_ff);
+    if (e->observer)
+        e->observer(e->observer_ctx, l, pos, n, L->d_ff, e->hb);
+    matmul(e, e->xb, &L->ffn_down, e->hb, n);
+    add_rows(e->x, e->xb, (size_t)n * hp->dim);
+}
+
+static void classify(mipr_engine *e, float *logits, uint32_t first, uint32_t n)
+{
+    const mipr_hparams *hp = &e->m->hp;
+    for (uint32_t t = 0; t < n; t++)
+        e->k->rmsnorm(e->xb + (size_t)t * hp->dim, e->x + (size_t)(first + t) * hp->dim,
+                      e->m->output_norm.data, hp->dim, hp->norm_eps);
+    matmul(e, logits, &e->m->output, e->xb, n);
+}
+
+static void forward_chunk(mipr_engine *e, const int32_t *tokens, uint32_t n, uint32_t pos)
+{
+    const mipr_model *m = e->m;
+    for (uint32_t t = 0; t < n; t++)
+        e->k->row_to_f32[m->tok_embd.type](e->x + (size_t)t * m->hp.dim, m->tok_embd.data,
+                                           (size_t)tokens[t], m->hp.dim);
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
+        attention_block(e, l, n, pos);
+        ffn_block(e, l, n, pos);
+    }
+}
+
+mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t n, uint32_t pos,
+                                float *logits, int all_logits, mipr_error *err)
+{
+    const mipr_hparams *hp = &e->m->hp;
+    if (n == 0 || pos > e->max_ctx || n > e->max_ctx - pos)
+        return mipr_error_set(err, MIPR_ERR_ARG,
+                              "positions %u..%u exceed the context of %u tokens", pos,
+                              pos + n - 1, e->max_ctx);
+    for (uint32_t t = 0; t < n; t++)
+        if (tokens[t] < 0 || (uint32_t)tokens[t] >= hp->vocab_size)
+            return mipr_error_set(err, MIPR_ERR_ARG, "token id %d outside the vocabulary (%u)",
+                                  tokens[t], hp->vocab_size);
+    for (uint32_t done = 0; done < n;) {
+        uint32_t c = n - done < e->max_batch ? n - done : e->max_batch;
+        forward_chunk(e, tokens + done, c, pos + done);
+        if (logits && all_logits)
+            classify(e, logits + (size_t)done * hp->vocab_size, 0, c);
+        else if (logits && done + c == n)
+            classify(e, logits, c - 1, 1);
+        done += c;
+    }
+    return MIPR_OK;
+}

@@ -1,0 +1,238 @@
+/* mipr_runtime: the model in memory, the tokenizer, the sampler and the transformer engine.
+ *
+ * This is what ships to devices: it knows nothing of pruning or of file formats other than
+ * its own, and has no stdio in its core (file access lives in runtime/file.c only).
+ * Errors are values: functions return a mipr_status and fill a mipr_error with context. */
+#ifndef MIPR_RUNTIME_H
+#define MIPR_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mipr_arch.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+typedef enum {
+    MIPR_OK = 0,
+    MIPR_ERR_IO,          /* a file could not be opened, read or written */
+    MIPR_ERR_FORMAT,      /* the bytes are not what the format requires */
+    MIPR_ERR_NOMEM,       /* an allocation failed */
+    MIPR_ERR_ARG,         /* a caller's argument is out of range */
+    MIPR_ERR_UNSUPPORTED, /* valid input this build cannot handle */
+} mipr_status;
+
+typedef struct mipr_error {
+    mipr_status status;
+    char msg[512];
+} mipr_error;
+
+/* Records status and a printf-style message in e (which may be NULL); returns status. */
+mipr_status mipr_error_set(mipr_error *e, mipr_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+const char *mipr_status_name(mipr_status s);
+
+/* ---- files (the one place the runtime touches the file system) -------------------------- */
+
+typedef struct mipr_mapped_file {
+    const uint8_t *data;
+    size_t size;
+    void *handle_; /* private */
+} mipr_mapped_file;
+
+/* Maps (or reads) the whole file read-only. An empty file is mapped with data == NULL. */
+mipr_status mipr_file_map(mipr_mapped_file *out, const char *path, mipr_error *err);
+void mipr_file_unmap(mipr_mapped_file *f);
+
+/* ---- the model ------------------------------------------------------------------------- */
+
+/* A matrix of rows x cols elements (row-major, rows of `cols` elements); vectors have
+ * rows == 1. Data is borrowed from the model's storage. */
+typedef struct mipr_tensor {
+    enum mipr_dtype type;
+    uint32_t rows, cols;
+    const void *data;
+} mipr_tensor;
+
+typedef struct mipr_hparams {
+    uint32_t dim;        /* embedding width */
+    uint32_t n_layers;
+    uint32_t n_heads;
+    uint32_t n_kv_heads; /* grouped-query attention when < n_heads */
+    uint32_t head_size;  /* dim / n_heads */
+    uint32_t n_rot;      /* rotary dimensions per head (== head_size for llama) */
+    uint32_t vocab_size;
+    uint32_t seq_len;    /* context length the model was built for */
+    float norm_eps;
+    float rope_theta;
+} mipr_hparams;
+
+typedef struct mipr_layer {
+    uint32_t d_ff; /* this layer's FFN width: pruning makes it differ between layers */
+    mipr_tensor attn_norm, wq, wk, wv, wo;
+    mipr_tensor ffn_norm, ffn_gate, ffn_up, ffn_down; /* gate, up: d_ff x dim; down: dim x d_ff */
+} mipr_layer;
+
+typedef struct mipr_model {
+    mipr_hparams hp;
+    mipr_tensor tok_embd;    /* vocab x dim */
+    mipr_tensor output_norm; /* dim */
+    mipr_tensor output;      /* vocab x dim; same data as tok_embd when tied */
+    int tied_output;
+    mipr_layer *layers;      /* hp.n_layers */
+    char name[64];
+    /* storage: blocks owned by the model, freed with it */
+    struct mipr_block_ *blocks_;
+} mipr_model;
+
+/* An empty model with n_layers layers (hp.n_layers set). */
+mipr_status mipr_model_new(mipr_model **out, uint32_t n_layers, mipr_error *err);
+/* Memory owned by the model (zeroed, 64-byte aligned), freed by mipr_model_free. */
+void *mipr_model_alloc(mipr_model *m, size_t bytes);
+/* Hands a mapped file to the model: it is unmapped by mipr_model_free. */
+mipr_status mipr_model_adopt_file(mipr_model *m, mipr_mapped_file *f, mipr_error *err);
+void mipr_model_free(mipr_model *m);
+/* Checks hyper-parameters for sanity and every tensor's type and shape against them.
+ * `what` names the source (a file name) in messages. */
+mipr_status mipr_model_validate(const mipr_model *m, const char *what, mipr_error *err);
+/* Total weights (elements of all tensors; a tied output counts once). */
+uint64_t mipr_model_n_params(const mipr_model *m);
+/* Limits that keep every derived size far from overflow; documented in docs/LIMITS.md. */
+#define MIPR_MAX_DIM (1u << 16)
+#define MIPR_MAX_LAYERS 1024u
+#define MIPR_MAX_VOCAB (1u << 22)
+#define MIPR_MAX_SEQ (1u << 20)
+#define MIPR_MAX_FF (1u << 20)
+
+/* ---- the tokenizer ---------------------------------------------------------------------- */
+
+/* Token types as GGUF numbers them. */
+enum mipr_token_type {
+    MIPR_TOK_NORMAL = 1,
+    MIPR_TOK_UNKNOWN = 2,
+    MIPR_TOK_CONTROL = 3,
+    MIPR_TOK_USER = 4,
+    MIPR_TOK_UNUSED = 5,
+    MIPR_TOK_BYTE = 6,
+};
+
+typedef struct mipr_tokenizer mipr_tokenizer;
+
+/* Builds a SentencePiece-style BPE tokenizer from n pieces. Spaces are real spaces in
+ * pieces (callers convert U+2581). Byte tokens are pieces "<0xXX>" of type BYTE. */
+mipr_status mipr_tokenizer_new(mipr_tokenizer **out, uint32_t n_vocab, mipr_error *err);
+/* Sets piece id (copied). */
+mipr_status mipr_tokenizer_set(mipr_tokenizer *t, uint32_t id, const char *piece, size_t len,
+                               float score, enum mipr_token_type type, mipr_error *err);
+/* Finishes construction: builds the lookup tables. bos/eos/unk < 0 when absent. */
+mipr_status mipr_tokenizer_finish(mipr_tokenizer *t, int32_t bos, int32_t eos, int32_t unk,
+                                  int add_space_prefix, mipr_error *err);
+void mipr_tokenizer_free(mipr_tokenizer *t);
+
+uint32_t mipr_tokenizer_n_vocab(const mipr_tokenizer *t);
+int32_t mipr_tokenizer_bos(const mipr_tokenizer *t);
+int32_t mipr_tokenizer_eos(const mipr_tokenizer *t);
+int32_t mipr_tokenizer_unk(const mipr_tokenizer *t);
+int mipr_tokenizer_add_space_prefix(const mipr_tokenizer *t);
+const char *mipr_tokenizer_piece(const mipr_tokenizer *t, uint32_t id, size_t *len);
+float mipr_tokenizer_score(const mipr_tokenizer *t, uint32_t id);
+enum mipr_token_type mipr_tokenizer_type(const mipr_tokenizer *t, uint32_t id);
+
+/* Encodes len bytes of text as llama2.c does (optional BOS, a dummy-prefix space when the
+ * text is not empty and the tokenizer asks for it, greedy merges by highest score, byte
+ * fallback or UNK for unknown characters). out must hold len + 2 ids. Returns the count. */
+size_t mipr_tokenizer_encode(const mipr_tokenizer *t, const char *text, size_t len, int add_bos,
+                             int32_t *out);
+/* The bytes token `id` stands for when it follows `prev`: byte tokens give their byte,
+ * control tokens give nothing, the leading space after BOS is dropped. */
+const char *mipr_tokenizer_decode(const mipr_tokenizer *t, int32_t prev, int32_t id, size_t *len);
+
+/* ---- the sampler ------------------------------------------------------------------------ */
+
+typedef struct mipr_sampler {
+    uint32_t n_vocab;
+    float temperature; /* 0: greedy (argmax, ties to the lowest id) */
+    float top_p;       /* in (0, 1): nucleus sampling; otherwise plain sampling */
+    uint64_t rng;
+    void *scratch_;    /* n_vocab (prob, index) pairs for top-p */
+} mipr_sampler;
+
+mipr_status mipr_sampler_init(mipr_sampler *s, uint32_t n_vocab, float temperature, float top_p,
+                              uint64_t seed, mipr_error *err);
+void mipr_sampler_free(mipr_sampler *s);
+/* Picks the next token; logits are overwritten. */
+int32_t mipr_sampler_sample(mipr_sampler *s, float *logits);
+/* Index of the largest value; ties go to the lowest index. */
+int32_t mipr_argmax(const float *x, size_t n);
+
+/* ---- threads ----------------------------------------------------------------------------- */
+
+/* A pool of worker threads (pthreadpool where the build has it; otherwise, and for a NULL
+ * pool, work runs on the calling thread). */
+typedef struct mipr_pool mipr_pool;
+
+/* threads == 0: one per available core. */
+mipr_status mipr_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err);
+void mipr_pool_free(mipr_pool *p);
+uint32_t mipr_pool_threads(const mipr_pool *p);
+/* Calls fn(ctx, i) for i in [0, n), spread over the pool; returns when all are done. */
+void mipr_pool_run(mipr_pool *p, void (*fn)(void *ctx, size_t i), void *ctx, size_t n);
+/* Cores available to this process. */
+uint32_t mipr_cpu_count(void);
+
+/* ---- the engine -------------------------------------------------------------------------- */
+
+/* Called for every layer with the FFN intermediate activations (input of ffn_down):
+ * n_tokens rows of d_ff floats, tokens at positions pos .. pos + n_tokens - 1. */
+typedef void (*mipr_ffn_observer)(void *ctx, uint32_t layer, uint32_t pos, uint32_t n_tokens,
+                                  uint32_t d_ff, const float *act);
+
+typedef struct mipr_engine mipr_engine;
+
+/* max_ctx: positions in the KV cache (0: the model's seq_len). max_batch: tokens processed
+ * together in prefill (0: 64). */
+mipr_status mipr_engine_new(mipr_engine **out, const mipr_model *m, uint32_t max_ctx,
+                            uint32_t max_batch, mipr_error *err);
+void mipr_engine_free(mipr_engine *e);
+void mipr_engine_set_observer(mipr_engine *e, mipr_ffn_observer fn, void *ctx);
+/* Spreads matmuls and attention over the pool (NULL: one thread). Results do not depend on
+ * the thread count: every output element is computed by the same kernel call shape. */
+void mipr_engine_set_pool(mipr_engine *e, mipr_pool *pool);
+uint32_t mipr_engine_max_ctx(const mipr_engine *e);
+/* Runs n tokens at positions pos .. pos + n - 1 (earlier positions must already be in the
+ * cache). logits (may be NULL) receives vocab floats for the last token, or, when
+ * all_logits is set, n x vocab floats, one row per token. */
+mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t n, uint32_t pos,
+                                float *logits, int all_logits, mipr_error *err);
+
+/* ---- generation ------------------------------------------------------------------------ */
+
+/* Receives each emitted token with the one before it (prompt tokens included, so a caller
+ * can print the prompt as llama2.c does); a non-zero return stops generation. */
+typedef int (*mipr_token_fn)(void *ctx, int32_t prev, int32_t token);
+
+typedef struct mipr_gen_stats {
+    uint32_t prompt_tokens; /* prompt positions run through the engine */
+    uint32_t generated;     /* sampled tokens emitted */
+    double prefill_seconds, decode_seconds;
+} mipr_gen_stats;
+
+/* llama2.c's loop: `steps` counts positions from 0, prompt included (capped at the engine's
+ * context); the prompt is prefilled in one batch; generation stops early at BOS or EOS.
+ * prompt[0] is normally BOS. `now` (may be NULL) returns seconds for the statistics. */
+mipr_status mipr_generate(mipr_engine *e, mipr_sampler *s, const mipr_tokenizer *tok,
+                          const int32_t *prompt, uint32_t n_prompt, uint32_t steps,
+                          mipr_token_fn fn, void *ctx, double (*now)(void),
+                          mipr_gen_stats *stats, mipr_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

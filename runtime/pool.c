@@ -1,0 +1,74 @@
+/* Worker threads for the engine, over pthreadpool when the build has it. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "mipr_runtime.h"
+
+#ifdef MIPR_HAVE_PTHREADPOOL
+#include <pthreadpool.h>
+#endif
+
+struct mipr_pool {
+    uint32_t threads;
+#ifdef MIPR_HAVE_PTHREADPOOL
+    pthreadpool_t tp;
+#endif
+};
+
+uint32_t mipr_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (uint32_t)n : 1;
+}
+
+mipr_status mipr_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err)
+{
+    *out = NULL;
+    if (threads == 0)
+        threads = mipr_cpu_count();
+    if (threads > 1024)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%u threads is more than 1024", threads);
+    mipr_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for a thread pool");
+#ifdef MIPR_HAVE_PTHREADPOOL
+    if (threads > 1 && !(p->tp = pthreadpool_create(threads))) {
+        free(p);
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "cannot start %u threads", threads);
+    }
+#else
+    threads = 1;
+#endif
+    p->threads = threads;
+    *out = p;
+    return MIPR_OK;
+}
+
+void mipr_pool_free(mipr_pool *p)
+{
+    if (!p)
+        return;
+#ifdef MIPR_HAVE_PTHREADPOOL
+    if (p->tp)
+        pthreadpool_destroy(p->tp);
+#endif
+    free(p);
+}
+
+uint32_t mipr_pool_threads(const mipr_pool *p)
+{
+    return p ? p->threads : 1;
+}
+
+void mipr_pool_run(mipr_pool *p, void (*fn)(void *ctx, size_t i), void *ctx, size_t n)
+{
+#ifdef MIPR_HAVE_PTHREADPOOL
+    if (p && p->tp && n > 1) {
+        pthreadpool_parallelize_1d(p->tp, fn, ctx, n, 0);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++)
+        fn(ctx, i);
+}

@@ -1,0 +1,621 @@
+/* SentencePiece-style BPE tokenizer with llama2.c (run.c) encode and decode semantics.
+ *
+ * Rules that run.c leaves implicit or gets wrong on unusual vocabularies, decided here:
+ *  - Pieces are counted bytes and may hold any byte, NUL included: GGUF vocabularies carry
+ *    such pieces, and everything here works on (pointer, length). The arena still ends every
+ *    piece with a NUL so C-string callers see a usable prefix.
+ *  - A "byte token" is a token of type BYTE, NORMAL or USER spelled exactly "<0xXX>"
+ *    (uppercase hex, as SentencePiece writes it). It decodes to its raw byte.
+ *  - Only NORMAL and USER tokens that are not byte tokens take part in text lookups and
+ *    merges. So text never turns into BOS/EOS/UNK or a byte token through merging (as in
+ *    SentencePiece); for llama2.c's own vocabularies this gives run.c's ids exactly.
+ *  - A code point missing from the vocabulary becomes its byte tokens when the vocabulary
+ *    has one for each of its bytes; otherwise one UNK (nothing when there is no UNK).
+ *    run.c adds 3 to the byte instead, which is only right for llama2.c's own layout.
+ *  - BOS never merges with the text (run.c scans it too, but no real piece starts "\n<s>").
+ *  - Like run.c, a merge must score above -1e10; NaN scores never merge. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mipr_runtime.h"
+
+#define TOK_MAX_PIECE 1024u   /* longest piece accepted by mipr_tokenizer_set */
+#define MERGE_MIN_SCORE -1e10f /* run.c's initial best score: merges must beat it */
+#define NONE UINT32_MAX
+
+typedef struct tok_entry {
+    size_t off;   /* piece bytes in the arena */
+    uint32_t len;
+    float score;
+    uint8_t type; /* enum mipr_token_type */
+    uint8_t mergeable;
+    int16_t byte_val; /* 0..255 when spelled "<0xXX>", else -1 */
+} tok_entry;
+
+struct mipr_tokenizer {
+    uint32_t n_vocab;
+    int finished;
+    int32_t bos, eos, unk, space_id;
+    int add_space_prefix;
+    tok_entry *tok;
+    char *arena;
+    size_t arena_len, arena_cap;
+    /* open-addressing hash of mergeable pieces: slot -> id (-1 empty) and its hash */
+    int32_t *slots;
+    uint32_t *slot_hash;
+    uint32_t mask;
+    uint32_t max_merge_len; /* longest mergeable piece: longer concatenations cannot match */
+    int32_t byte_tok[256];
+    char byte_str[512]; /* byte b at [2b], NUL at [2b + 1] */
+};
+
+/* ---- construction ------------------------------------------------------------------------ */
+
+mipr_status mipr_tokenizer_new(mipr_tokenizer **out, uint32_t n_vocab, mipr_error *err)
+{
+    *out = NULL;
+    if (n_vocab == 0 || n_vocab > MIPR_MAX_VOCAB)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: vocabulary size %u out of range "
+                              "(1..%u)", n_vocab, MIPR_MAX_VOCAB);
+    mipr_tokenizer *t = calloc(1, sizeof *t);
+    if (!t)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory");
+    t->n_vocab = n_vocab;
+    t->tok = calloc(n_vocab, sizeof *t->tok);
+    t->arena_cap = 1 + (size_t)n_vocab * 8;
+    t->arena = malloc(t->arena_cap);
+    if (!t->tok || !t->arena) {
+        mipr_tokenizer_free(t);
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory (%u tokens)",
+                              n_vocab);
+    }
+    t->arena[0] = 0; /* offset 0: the empty piece of tokens never set */
+    t->arena_len = 1;
+    for (uint32_t i = 0; i < n_vocab; i++) {
+        t->tok[i].type = MIPR_TOK_UNUSED;
+        t->tok[i].byte_val = -1;
+    }
+    t->bos = t->eos = t->unk = t->space_id = -1;
+    for (int b = 0; b < 256; b++)
+        t->byte_str[2 * b] = (char)b;
+    *out = t;
+    return MIPR_OK;
+}
+
+void mipr_tokenizer_free(mipr_tokenizer *t)
+{
+    if (!t)
+        return;
+    free(t->tok);
+    free(t->arena);
+    free(t->slots);
+    free(t->slot_hash);
+    free(t);
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The byte a piece spelled exactly "<0xXX>" stands for, or -1. */
+static int parse_byte_piece(const char *p, size_t len)
+{
+    if (len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>')
+        return -1;
+    int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+static int arena_reserve(mipr_tokenizer *t, size_t more)
+{
+    if (more > SIZE_MAX - t->arena_len)
+        return 0;
+    size_t need = t->arena_len + more;
+    if (need <= t->arena_cap)
+        return 1;
+    size_t cap = t->arena_cap;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(t->arena, cap);
+    if (!p)
+        return 0;
+    t->arena = p;
+    t->arena_cap = cap;
+    return 1;
+}
+
+mipr_status mipr_tokenizer_set(mipr_tokenizer *t, uint32_t id, const char *piece, size_t len,
+                               float score, enum mipr_token_type type, mipr_error *err)
+{
+    if (!t || id >= t->n_vocab)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token id %u out of range", id);
+    if (t->finished)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token %u set after finish", id);
+    if (len > TOK_MAX_PIECE || (len > 0 && !piece))
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token %u has a piece of %zu bytes "
+                              "(limit %u)", id, len, TOK_MAX_PIECE);
+    if (type < MIPR_TOK_NORMAL || type > MIPR_TOK_BYTE)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token %u has unknown type %d", id,
+                              (int)type);
+    /* A second set of the same id leaves the old bytes unused in the arena: rare, harmless. */
+    if (!arena_reserve(t, len + 1))
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory at token %u", id);
+    tok_entry *e = &t->tok[id];
+    e->off = t->arena_len;
+    if (len)
+        memcpy(t->arena + t->arena_len, piece, len);
+    t->arena[t->arena_len + len] = 0;
+    t->arena_len += len + 1;
+    e->len = (uint32_t)len;
+    e->score = score;
+    e->type = (uint8_t)type;
+    e->byte_val = (int16_t)(len ? parse_byte_piece(piece, len) : -1);
+    return MIPR_OK;
+}
+
+static int is_byte_token(const tok_entry *e)
+{
+    return e->byte_val >= 0 && (e->type == MIPR_TOK_BYTE || e->type == MIPR_TOK_NORMAL ||
+                                e->type == MIPR_TOK_USER);
+}
+
+/* Lowest id per byte value, BYTE-typed tokens first (a NORMAL "<0x41>" only fills a gap). */
+static void build_byte_table(mipr_tokenizer *t)
+{
+    for (int b = 0; b < 256; b++)
+        t->byte_tok[b] = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < t->n_vocab; i++) {
+            const tok_entry *e = &t->tok[i];
+            if (!is_byte_token(e) || (pass == 0) != (e->type == MIPR_TOK_BYTE))
+                continue;
+            if (t->byte_tok[e->byte_val] < 0)
+                t->byte_tok[e->byte_val] = (int32_t)i;
+        }
+    }
+}
+
+/* FNV-1a over the concatenation a + b, so pairs are hashed without copying them. */
+static uint32_t hash2(const char *a, size_t la, const char *b, size_t lb)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < la; i++)
+        h = (h ^ (uint8_t)a[i]) * 16777619u;
+    for (size_t i = 0; i < lb; i++)
+        h = (h ^ (uint8_t)b[i]) * 16777619u;
+    return h;
+}
+
+/* Id of the mergeable piece equal to a + b, or -1. */
+static int32_t lookup2(const mipr_tokenizer *t, const char *a, size_t la, const char *b,
+                       size_t lb)
+{
+    if (la + lb > t->max_merge_len || la + lb == 0)
+        return -1;
+    uint32_t h = hash2(a, la, b, lb);
+    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        int32_t id = t->slots[i];
+        if (id < 0)
+            return -1;
+        const tok_entry *e = &t->tok[id];
+        const char *p = t->arena + e->off;
+        if (t->slot_hash[i] == h && e->len == la + lb && (la == 0 || memcmp(p, a, la) == 0) &&
+            (lb == 0 || memcmp(p + la, b, lb) == 0))
+            return id;
+    }
+}
+
+static int32_t lookup(const mipr_tokenizer *t, const char *s, size_t len)
+{
+    return lookup2(t, s, len, s, 0);
+}
+
+static void hash_insert(mipr_tokenizer *t, uint32_t id)
+{
+    const tok_entry *e = &t->tok[id];
+    const char *p = t->arena + e->off;
+    uint32_t h = hash2(p, e->len, p, 0);
+    uint32_t i = h & t->mask;
+    for (; t->slots[i] >= 0; i = (i + 1) & t->mask) {
+        const tok_entry *o = &t->tok[t->slots[i]];
+        if (t->slot_hash[i] == h && o->len == e->len && memcmp(t->arena + o->off, p, e->len) == 0)
+            return; /* duplicate piece: ids are inserted in order, so the lowest id stays */
+    }
+    t->slots[i] = (int32_t)id;
+    t->slot_hash[i] = h;
+}
+
+static mipr_status build_hash(mipr_tokenizer *t, mipr_error *err)
+{
+    uint32_t n = 0;
+    t->max_merge_len = 0;
+    for (uint32_t i = 0; i < t->n_vocab; i++) {
+        tok_entry *e = &t->tok[i];
+        e->mergeable = e->len > 0 && !is_byte_token(e) &&
+                       (e->type == MIPR_TOK_NORMAL || e->type == MIPR_TOK_USER);
+        n += e->mergeable;
+        if (e->mergeable && e->len > t->max_merge_len)
+            t->max_merge_len = e->len;
+    }
+    uint32_t cap = 16;
+    while (cap < 2 * (uint64_t)n)
+        cap *= 2;
+    free(t->slots);
+    free(t->slot_hash);
+    t->slots = malloc(cap * sizeof *t->slots);
+    t->slot_hash = malloc(cap * sizeof *t->slot_hash);
+    if (!t->slots || !t->slot_hash)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory for the piece "
+                              "table");
+    memset(t->slots, 0xff, cap * sizeof *t->slots);
+    t->mask = cap - 1;
+    for (uint32_t i = 0; i < t->n_vocab; i++)
+        if (t->tok[i].mergeable)
+            hash_insert(t, i);
+    return MIPR_OK;
+}
+
+static mipr_status check_special(const mipr_tokenizer *t, const char *what, int32_t id,
+                                 int32_t *dst, mipr_error *err)
+{
+    if (id >= 0 && (uint32_t)id >= t->n_vocab)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: %s id %d is outside the "
+                              "vocabulary (%u tokens)", what, id, t->n_vocab);
+    *dst = id < 0 ? -1 : id;
+    return MIPR_OK;
+}
+
+mipr_status mipr_tokenizer_finish(mipr_tokenizer *t, int32_t bos, int32_t eos, int32_t unk,
+                                  int add_space_prefix, mipr_error *err)
+{
+    if (!t)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: NULL");
+    mipr_status st;
+    if ((st = check_special(t, "BOS", bos, &t->bos, err)) != MIPR_OK ||
+        (st = check_special(t, "EOS", eos, &t->eos, err)) != MIPR_OK ||
+        (st = check_special(t, "UNK", unk, &t->unk, err)) != MIPR_OK)
+        return st;
+    t->add_space_prefix = add_space_prefix != 0;
+    build_byte_table(t);
+    if ((st = build_hash(t, err)) != MIPR_OK)
+        return st;
+    t->space_id = lookup(t, " ", 1);
+    t->finished = 1;
+    return MIPR_OK;
+}
+
+/* ---- accessors --------------------------------------------------------------------------- */
+
+uint32_t mipr_tokenizer_n_vocab(const mipr_tokenizer *t) { return t ? t->n_vocab : 0; }
+int32_t mipr_tokenizer_bos(const mipr_tokenizer *t) { return t ? t->bos : -1; }
+int32_t mipr_tokenizer_eos(const mipr_tokenizer *t) { return t ? t->eos : -1; }
+int32_t mipr_tokenizer_unk(const mipr_tokenizer *t) { return t ? t->unk : -1; }
+int mipr_tokenizer_add_space_prefix(const mipr_tokenizer *t) { return t ? t->add_space_prefix : 0; }
+
+const char *mipr_tokenizer_piece(const mipr_tokenizer *t, uint32_t id, size_t *len)
+{
+    if (!t || id >= t->n_vocab) {
+        if (len)
+            *len = 0;
+        return "";
+    }
+    if (len)
+        *len = t->tok[id].len;
+    return t->arena + t->tok[id].off;
+}
+
+float mipr_tokenizer_score(const mipr_tokenizer *t, uint32_t id)
+{
+    return t && id < t->n_vocab ? t->tok[id].score : 0.0f;
+}
+
+enum mipr_token_type mipr_tokenizer_type(const mipr_tokenizer *t, uint32_t id)
+{
+    return t && id < t->n_vocab ? (enum mipr_token_type)t->tok[id].type : MIPR_TOK_UNUSED;
+}
+
+/* ---- encode: initial symbols --------------------------------------------------------------- */
+
+static int has_byte_tokens(const mipr_tokenizer *t, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (t->byte_tok[(uint8_t)s[i]] < 0)
+            return 0;
+    return 1;
+}
+
+/* Ids for one code point (or run.c's chunk of an invalid sequence); returns how many. */
+static size_t emit_chunk(const mipr_tokenizer *t, const char *s, size_t len, int32_t *out)
+{
+    int32_t id = lookup(t, s, len);
+    if (id >= 0) {
+        out[0] = id;
+        return 1;
+    }
+    if (has_byte_tokens(t, s, len)) {
+        for (size_t i = 0; i < len; i++)
+            out[i] = t->byte_tok[(uint8_t)s[i]];
+        return len;
+    }
+    if (t->unk < 0)
+        return 0;
+    out[0] = t->unk;
+    return 1;
+}
+
+/* run.c's split: a chunk is one byte plus the continuation bytes after it, at most 4 bytes.
+ * Each chunk yields at most as many ids as it has bytes. */
+static size_t split_symbols(const mipr_tokenizer *t, const char *s, size_t len, int32_t *out)
+{
+    size_t n = 0, i = 0;
+    while (i < len) {
+        size_t j = i + 1;
+        while (j < len && j - i < 4 && ((uint8_t)s[j] & 0xC0) == 0x80)
+            j++;
+        n += emit_chunk(t, s + i, j - i, out + n);
+        i = j;
+    }
+    return n;
+}
+
+/* ---- encode: merges ------------------------------------------------------------------------ */
+
+/* Id of the merge of a and b, or -1 when they do not merge (or its score is too low). */
+static int32_t pair_merge(const mipr_tokenizer *t, int32_t a, int32_t b)
+{
+    const tok_entry *ea = &t->tok[a], *eb = &t->tok[b];
+    if (!ea->mergeable || !eb->mergeable)
+        return -1;
+    int32_t id = lookup2(t, t->arena + ea->off, ea->len, t->arena + eb->off, eb->len);
+    return id >= 0 && t->tok[id].score > MERGE_MIN_SCORE ? id : -1;
+}
+
+/* run.c's algorithm, in place: the fallback when the fast path cannot get memory. Quadratic,
+ * but it continues exactly from any state the fast path reached. */
+static size_t merge_quadratic(const mipr_tokenizer *t, int32_t *ids, size_t n)
+{
+    for (;;) {
+        float best = MERGE_MIN_SCORE;
+        int32_t best_id = -1;
+        size_t best_i = 0;
+        for (size_t i = 0; i + 1 < n; i++) {
+            int32_t id = pair_merge(t, ids[i], ids[i + 1]);
+            if (id >= 0 && t->tok[id].score > best) {
+                best = t->tok[id].score;
+                best_id = id;
+                best_i = i;
+            }
+        }
+        if (best_id < 0)
+            return n;
+        ids[best_i] = best_id;
+        memmove(ids + best_i + 1, ids + best_i + 2, (n - best_i - 2) * sizeof *ids);
+        n--;
+    }
+}
+
+/* The fast path: symbols in a doubly linked list over their original positions, candidate
+ * pairs in a binary heap ordered like run.c's scan (score desc, then leftmost). A pair's
+ * entry is valid while stamp[left] is unchanged: any change to the left symbol, its right
+ * neighbour, or that neighbour's id bumps it. Survivors keep their original position, so
+ * "leftmost" is "smallest position". */
+typedef struct bpe_cand {
+    float score;
+    uint32_t pos;
+    int32_t id;
+    uint32_t stamp;
+} bpe_cand;
+
+typedef struct bpe {
+    const mipr_tokenizer *t;
+    int32_t *ids;
+    uint32_t *prev, *next, *stamp;
+    bpe_cand *heap;
+    size_t n_heap, cap;
+} bpe;
+
+static int cand_before(const bpe_cand *a, const bpe_cand *b)
+{
+    return a->score > b->score || (a->score == b->score && a->pos < b->pos);
+}
+
+static void sift_down(bpe *s, size_t i)
+{
+    bpe_cand *h = s->heap;
+    for (;;) {
+        size_t l = 2 * i + 1, best = i;
+        if (l < s->n_heap && cand_before(&h[l], &h[best]))
+            best = l;
+        if (l + 1 < s->n_heap && cand_before(&h[l + 1], &h[best]))
+            best = l + 1;
+        if (best == i)
+            return;
+        bpe_cand tmp = h[i];
+        h[i] = h[best];
+        h[best] = tmp;
+        i = best;
+    }
+}
+
+static void sift_up(bpe *s, size_t i)
+{
+    bpe_cand *h = s->heap;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cand_before(&h[i], &h[p]))
+            return;
+        bpe_cand tmp = h[i];
+        h[i] = h[p];
+        h[p] = tmp;
+        i = p;
+    }
+}
+
+/* Fills c for the pair starting at pos; 0 when it does not merge. */
+static int make_cand(const bpe *s, uint32_t pos, bpe_cand *c)
+{
+    uint32_t r = s->next[pos];
+    if (r == NONE)
+        return 0;
+    int32_t id = pair_merge(s->t, s->ids[pos], s->ids[r]);
+    if (id < 0)
+        return 0;
+    c->score = s->t->tok[id].score;
+    c->pos = pos;
+    c->id = id;
+    c->stamp = s->stamp[pos];
+    return 1;
+}
+
+/* Returns 0 when the heap cannot grow. */
+static int push_cand(bpe *s, uint32_t pos)
+{
+    bpe_cand c;
+    if (!make_cand(s, pos, &c))
+        return 1;
+    if (s->n_heap == s->cap) {
+        if (s->cap > SIZE_MAX / 2 / sizeof *s->heap)
+            return 0;
+        size_t cap = s->cap * 2;
+        bpe_cand *h = realloc(s->heap, cap * sizeof *h);
+        if (!h)
+            return 0;
+        s->heap = h;
+        s->cap = cap;
+    }
+    s->heap[s->n_heap] = c;
+    sift_up(s, s->n_heap++);
+    return 1;
+}
+
+/* Merges the pair at c.pos; returns 0 when a new candidate could not be stored. */
+static int apply_merge(bpe *s, const bpe_cand *c)
+{
+    uint32_t l = c->pos, r = s->next[l], n = s->next[r], p = s->prev[l];
+    s->ids[l] = c->id;
+    s->next[l] = n;
+    if (n != NONE)
+        s->prev[n] = l;
+    s->stamp[r]++;
+    s->stamp[l]++;
+    if (p != NONE)
+        s->stamp[p]++;
+    return (p == NONE || push_cand(s, p)) && push_cand(s, l);
+}
+
+static void bpe_release(bpe *s)
+{
+    free(s->prev);
+    free(s->heap);
+}
+
+/* Returns 0 (nothing held) when memory is short. */
+static int bpe_init(bpe *s, const mipr_tokenizer *t, int32_t *ids, uint32_t n)
+{
+    memset(s, 0, sizeof *s);
+    size_t count = n; /* only a 32-bit size_t can overflow below */
+    if (count > SIZE_MAX / (3 * sizeof *s->prev) || count > SIZE_MAX / sizeof *s->heap)
+        return 0;
+    s->t = t;
+    s->ids = ids;
+    s->prev = malloc(3 * (size_t)n * sizeof *s->prev);
+    s->cap = n;
+    s->heap = malloc(s->cap * sizeof *s->heap);
+    if (!s->prev || !s->heap) {
+        bpe_release(s);
+        return 0;
+    }
+    s->next = s->prev + n;
+    s->stamp = s->next + n;
+    for (uint32_t i = 0; i < n; i++) {
+        s->prev[i] = i == 0 ? NONE : i - 1;
+        s->next[i] = i + 1 == n ? NONE : i + 1;
+        s->stamp[i] = 0;
+    }
+    for (uint32_t i = 0; i + 1 < n; i++)
+        s->n_heap += (size_t)make_cand(s, i, &s->heap[s->n_heap]);
+    for (size_t i = s->n_heap / 2; i-- > 0;)
+        sift_down(s, i);
+    return 1;
+}
+
+/* Writes the surviving symbols back to the front of ids; returns their count. */
+static size_t bpe_compact(const bpe *s)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i != NONE; i = s->next[i])
+        s->ids[n++] = s->ids[i];
+    return n;
+}
+
+static size_t merge_symbols(const mipr_tokenizer *t, int32_t *ids, size_t n)
+{
+    if (n < 2)
+        return n;
+    bpe s;
+    if (n >= NONE || !bpe_init(&s, t, ids, (uint32_t)n))
+        return merge_quadratic(t, ids, n);
+    int ok = 1;
+    while (ok && s.n_heap > 0) {
+        bpe_cand c = s.heap[0];
+        s.heap[0] = s.heap[--s.n_heap];
+        sift_down(&s, 0);
+        if (s.stamp[c.pos] == c.stamp)
+            ok = apply_merge(&s, &c);
+    }
+    n = bpe_compact(&s);
+    bpe_release(&s);
+    return ok ? n : merge_quadratic(t, ids, n);
+}
+
+size_t mipr_tokenizer_encode(const mipr_tokenizer *t, const char *text, size_t len, int add_bos,
+                             int32_t *out)
+{
+    if (!t || !out)
+        return 0;
+    if (!text)
+        len = 0;
+    size_t n = 0;
+    if (add_bos && t->bos >= 0)
+        out[n++] = t->bos;
+    if (!t->finished || len == 0)
+        return n;
+    size_t first = n;
+    if (t->add_space_prefix && t->space_id >= 0)
+        out[n++] = t->space_id;
+    n += split_symbols(t, text, len, out + n);
+    return first + merge_symbols(t, out + first, n - first);
+}
+
+/* ---- decode ---------------------------------------------------------------------------------- */
+
+const char *mipr_tokenizer_decode(const mipr_tokenizer *t, int32_t prev, int32_t id, size_t *len)
+{
+    size_t unused;
+    if (!len)
+        len = &unused;
+    *len = 0;
+    if (!t || id < 0 || (uint32_t)id >= t->n_vocab)
+        return "";
+    const tok_entry *e = &t->tok[id];
+    if (e->type == MIPR_TOK_CONTROL)
+        return "";
+    if (is_byte_token(e)) {
+        *len = 1;
+        return &t->byte_str[2 * e->byte_val];
+    }
+    const char *p = t->arena + e->off;
+    size_t n = e->len;
+    /* SentencePiece's decoder drops the dummy-prefix space of the first piece (run.c PR #89) */
+    if (t->bos >= 0 && prev == t->bos && n > 0 && p[0] == ' ') {
+        p++;
+        n--;
+    }
+    *len = n;
+    return p;
+}

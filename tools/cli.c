@@ -1,0 +1,156 @@
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int match_long(const cli_parser *p, const char *a, const char **inline_arg)
+{
+    const char *eq = strchr(a, '=');
+    size_t n = eq ? (size_t)(eq - a) : strlen(a);
+    for (int k = 0; p->opts[k].name; k++)
+        if (strlen(p->opts[k].name) == n && strncmp(p->opts[k].name, a, n) == 0) {
+            *inline_arg = eq ? eq + 1 : NULL;
+            return k;
+        }
+    return -1;
+}
+
+static int match_short(const cli_parser *p, char c)
+{
+    for (int k = 0; p->opts[k].name; k++)
+        if (p->opts[k].short_name == c)
+            return k;
+    return -1;
+}
+
+int cli_next(cli_parser *p, const char **arg)
+{
+    *arg = NULL;
+    if (p->i >= p->argc)
+        return CLI_END;
+    const char *a = p->argv[p->i++];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        fputs(p->usage, stdout);
+        return CLI_HELP;
+    }
+    if (a[0] != '-' || a[1] == '\0') {
+        *arg = a;
+        return CLI_POSITIONAL;
+    }
+    const char *inl = NULL;
+    int k = a[1] == '-' ? match_long(p, a + 2, &inl) : (a[2] ? -1 : match_short(p, a[1]));
+    if (k < 0)
+        return cli_usage_error(p, "unknown option '%s'", a), CLI_ERROR;
+    if (!p->opts[k].has_arg) {
+        if (inl)
+            return cli_usage_error(p, "option '--%s' takes no value", p->opts[k].name), CLI_ERROR;
+        return k;
+    }
+    if (!inl && p->i >= p->argc)
+        return cli_usage_error(p, "option '%s' needs a value", a), CLI_ERROR;
+    *arg = inl ? inl : p->argv[p->i++];
+    return k;
+}
+
+int cli_usage_error(const cli_parser *p, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", p->cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", p->cmd);
+    return EXIT_USAGE;
+}
+
+int cli_u64(const cli_parser *p, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') {
+        cli_usage_error(p, "%s expects a non-negative integer, got '%s'", opt, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_u32(const cli_parser *p, const char *opt, const char *s, uint32_t min, uint32_t max,
+            uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < (long long)min || v > (long long)max) {
+        cli_usage_error(p, "%s expects an integer in %u..%u, got '%s'", opt, min, max, s);
+        return 0;
+    }
+    *out = (uint32_t)v;
+    return 1;
+}
+
+int cli_float(const cli_parser *p, const char *opt, const char *s, float min, float max,
+              float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
+        cli_usage_error(p, "%s expects a number in [%g, %g], got '%s'", opt, (double)min,
+                        (double)max, s);
+        return 0;
+    }
+    *out = (float)v;
+    return 1;
+}
+
+int cli_fail(const mipr_error *err)
+{
+    fprintf(stderr, "mipr: %s\n", err->msg[0] ? err->msg : mipr_status_name(err->status));
+    return EXIT_FAIL;
+}
+
+char *cli_read_text(const char *path, size_t *len, mipr_error *err)
+{
+    mipr_mapped_file f;
+    if (mipr_file_map(&f, path, err))
+        return NULL;
+    char *buf = malloc(f.size + 1);
+    if (!buf) {
+        mipr_file_unmap(&f);
+        mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for %zu bytes", path, f.size);
+        return NULL;
+    }
+    if (f.size)
+        memcpy(buf, f.data, f.size);
+    buf[f.size] = '\0';
+    *len = f.size;
+    mipr_file_unmap(&f);
+    return buf;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cli_progress(void *label, uint64_t done, uint64_t total)
+{
+    if (!isatty(STDERR_FILENO))
+        return;
+    fprintf(stderr, "\r%s %llu/%llu", (const char *)label, (unsigned long long)done,
+            (unsigned long long)total);
+    if (done == total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}

@@ -1,0 +1,56 @@
+/* Argument parsing, number checks and error printing shared by the mipr subcommands. */
+#ifndef MIPR_TOOLS_CLI_H
+#define MIPR_TOOLS_CLI_H
+
+#include <stdint.h>
+
+#include "mipr.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+typedef struct cli_opt {
+    const char *name;  /* long name without "--" */
+    char short_name;   /* 0: none */
+    int has_arg;
+} cli_opt;
+
+typedef struct cli_parser {
+    int argc, i;
+    char **argv;
+    const char *cmd;   /* "mipr generate": prefix of messages */
+    const char *usage; /* printed after usage errors and by --help */
+    const cli_opt *opts;
+} cli_parser;
+
+enum { CLI_END = -1, CLI_POSITIONAL = -2, CLI_ERROR = -3, CLI_HELP = -4 };
+
+/* Next option: its index in opts (arg set when it takes one), CLI_POSITIONAL (arg set),
+ * CLI_END, CLI_HELP (--help/-h: usage printed to stdout) or CLI_ERROR (message printed). */
+int cli_next(cli_parser *p, const char **arg);
+/* Prints "CMD: message" and the usage hint to stderr; returns EXIT_USAGE. */
+int cli_usage_error(const cli_parser *p, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Parses an integer in [min, max] / a finite float in [min, max]; prints a usage error. */
+int cli_u32(const cli_parser *p, const char *opt, const char *s, uint32_t min, uint32_t max,
+            uint32_t *out);
+int cli_u64(const cli_parser *p, const char *opt, const char *s, uint64_t *out);
+int cli_float(const cli_parser *p, const char *opt, const char *s, float min, float max,
+              float *out);
+/* Prints "mipr: message" for a failed library call; returns EXIT_FAIL. */
+int cli_fail(const mipr_error *err);
+/* Reads a whole text file (NUL-terminated); returns NULL with err set. */
+char *cli_read_text(const char *path, size_t *len, mipr_error *err);
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+/* Progress on stderr, only when it is a terminal: "\rLABEL done/total". */
+void cli_progress(void *label, uint64_t done, uint64_t total);
+
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+#endif

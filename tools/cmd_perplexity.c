@@ -1,0 +1,152 @@
+/* mipr perplexity: how well a model predicts a text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage_text[] =
+    "usage: mipr perplexity MODEL [-z TOKENIZER] --text FILE [--window W] [--doc-sep STRING]\n"
+    "                       [--max-windows N] [--json] [--threads N]\n\n"
+    "Scores every token of FILE with MODEL and reports tokens scored, bytes scored (bytes of\n"
+    "the decoded pieces), mean negative log-likelihood (nats), perplexity and bits per byte.\n\n"
+    "Without --doc-sep the text is one token stream cut into non-overlapping windows of W\n"
+    "tokens, each starting with BOS (W-1 tokens scored per window). With --doc-sep each\n"
+    "document (text between separators, e.g. '<|endoftext|>') is scored on its own from a\n"
+    "fresh context, starting with BOS, truncated at W tokens.\n\n"
+    "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
+    "      --text FILE       the text (UTF-8)\n"
+    "      --window W        tokens per window, BOS included (default: 512, at most the\n"
+    "                        model's context length)\n"
+    "      --doc-sep STRING  score documents separately (escapes \\n and \\t understood)\n"
+    "      --max-windows N   stop after N windows or documents (default: all)\n"
+    "      --json            print the result as one JSON object on stdout\n"
+    "      --threads N       worker threads (default: one per core)\n";
+
+static const cli_opt opts[] = {
+    {"tokenizer", 'z', 1}, {"text", 0, 1},        {"window", 'w', 1},
+    {"doc-sep", 0, 1},     {"max-windows", 0, 1}, {"json", 0, 0},
+    {"threads", 0, 1},     {NULL, 0, 0},
+};
+
+typedef struct {
+    const char *model, *tokenizer, *text;
+    char *doc_sep;
+    uint32_t window, max_windows, threads;
+    int json;
+} ppl_args;
+
+/* "\n" and "\t" as typed in a shell become the characters. */
+static char *unescape(const char *s)
+{
+    char *out = malloc(strlen(s) + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (; *s; s++) {
+        if (s[0] == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            *o++ = s[1] == 'n' ? '\n' : s[1] == 't' ? '\t' : '\\';
+            s++;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+static int parse(int argc, char **argv, ppl_args *a)
+{
+    cli_parser p = {argc, 1, argv, "mipr perplexity", usage_text, opts};
+    const char *v;
+    int k;
+    while ((k = cli_next(&p, &v)) != CLI_END) {
+        int ok = 1;
+        switch (k) {
+        case CLI_HELP: return EXIT_OK;
+        case CLI_ERROR: return EXIT_USAGE;
+        case CLI_POSITIONAL:
+            if (a->model)
+                return cli_usage_error(&p, "unexpected argument '%s'", v);
+            a->model = v;
+            break;
+        case 0: a->tokenizer = v; break;
+        case 1: a->text = v; break;
+        case 2: ok = cli_u32(&p, "--window", v, 2, MIPR_MAX_SEQ, &a->window); break;
+        case 3:
+            free(a->doc_sep);
+            a->doc_sep = unescape(v);
+            ok = a->doc_sep && *a->doc_sep;
+            if (!ok)
+                cli_usage_error(&p, "--doc-sep must not be empty");
+            break;
+        case 4: ok = cli_u32(&p, "--max-windows", v, 1, UINT32_MAX, &a->max_windows); break;
+        case 5: a->json = 1; break;
+        case 6: ok = cli_u32(&p, "--threads", v, 1, 1024, &a->threads); break;
+        }
+        if (!ok)
+            return EXIT_USAGE;
+    }
+    if (!a->model)
+        return cli_usage_error(&p, "missing MODEL");
+    if (!a->text)
+        return cli_usage_error(&p, "missing --text FILE");
+    return -1;
+}
+
+static void report(const ppl_args *a, const mipr_ppl_result *r, double secs)
+{
+    if (a->json) {
+        printf("{\"model\": \"%s\", \"text\": \"%s\", \"mode\": \"%s\", \"window\": %u, "
+               "\"windows\": %llu, \"tokens\": %llu, \"bytes\": %llu, \"mean_nll\": %.6f, "
+               "\"perplexity\": %.6f, \"bits_per_byte\": %.6f, \"seconds\": %.3f}\n",
+               a->model, a->text, a->doc_sep ? "documents" : "stream", a->window,
+               (unsigned long long)r->windows, (unsigned long long)r->tokens,
+               (unsigned long long)r->bytes, r->mean_nll, r->perplexity, r->bits_per_byte, secs);
+        return;
+    }
+    printf("windows        %llu (%s, %u tokens each at most)\n", (unsigned long long)r->windows,
+           a->doc_sep ? "documents" : "stream", a->window);
+    printf("tokens scored  %llu\nbytes scored   %llu\nmean NLL       %.6f nats\n"
+           "perplexity     %.4f\nbits per byte  %.4f\n",
+           (unsigned long long)r->tokens, (unsigned long long)r->bytes, r->mean_nll,
+           r->perplexity, r->bits_per_byte);
+    fprintf(stderr, "%.2f s, %.0f tokens/s\n", secs, (double)r->tokens / (secs + 1e-9));
+}
+
+int cmd_perplexity(int argc, char **argv)
+{
+    ppl_args a = {0};
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) {
+        free(a.doc_sep);
+        return rc;
+    }
+    mipr_error err = {0};
+    mipr_model *m = NULL;
+    mipr_tokenizer *tok = NULL;
+    size_t len = 0;
+    char *text = NULL;
+    mipr_ppl_result r;
+    mipr_pool *pool = NULL;
+    rc = EXIT_FAIL;
+    if (mipr_pool_new(&pool, a.threads, &err) == MIPR_OK &&
+        mipr_load(&m, &tok, a.model, a.tokenizer, &err) == MIPR_OK &&
+        (text = cli_read_text(a.text, &len, &err)) != NULL) {
+        if (!a.window)
+            a.window = m->hp.seq_len < 512 ? m->hp.seq_len : 512;
+        mipr_ppl_opts o = {a.window, a.doc_sep, a.max_windows, cli_progress, "perplexity", pool};
+        double t0 = cli_now();
+        if (mipr_perplexity(m, tok, text, len, &o, &r, &err) == MIPR_OK) {
+            report(&a, &r, cli_now() - t0);
+            rc = EXIT_OK;
+        }
+    }
+    if (rc)
+        cli_fail(&err);
+    free(text);
+    free(a.doc_sep);
+    mipr_tokenizer_free(tok);
+    mipr_model_free(m);
+    mipr_pool_free(pool);
+    return rc;
+}
