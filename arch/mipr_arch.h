@@ -60,10 +60,30 @@ struct mipr_kernels {
      * cs holds cos, sin for each pair index. */
     void (*rope)(float *v, size_t n_heads, size_t head_size, size_t n_rot, const float *cs);
     void (*swiglu)(float *h, const float *gate, const float *up, size_t n); /* silu(g) * u */
+    /* out[u * nj + v] = exp(-(xi[u] - xj[v])^2 * inv): one block of a neuron's squared
+     * Gaussian kernel matrix, the inner loop of the alpha = 2 MI estimator (inv = 1/sigma^2).
+     * Tolerance against the generic twin: 2e-6 relative per element. */
+    void (*gauss_block)(float *out, const float *xi, size_t ni, const float *xj, size_t nj,
+                        float inv);
 };
 
-/* The table in use. The first call fills it from the CPU's features (or MIPR_ISA). */
+/* The table in use. The first call (of this or mipr_kernels_init, thread-safe) chooses it once:
+ * MIPR_ISA=generic|avx2|neon when set, else the best table the CPU runs (cpuinfo). A bad
+ * MIPR_ISA (unknown, not in this build, or not supported by this CPU) falls back to the
+ * automatic choice; only mipr_kernels_init reports it, so programs call that first. */
 const struct mipr_kernels *mipr_kernels(void);
+/* Chooses the table now if not yet done. Returns 0, or -1 with a message in err such as
+ * "MIPR_ISA=avx2: this CPU has no AVX2+FMA+F16C" or "MIPR_ISA=foo: unknown (expected
+ * generic, avx2 or neon)"; the table is usable either way. */
+int mipr_kernels_init(char *err, size_t errlen);
+/* The table named isa ("generic", "avx2", "neon"), or NULL when this build lacks it or this
+ * CPU cannot run it. Built without cpuinfo, a SIMD table's support is unknown: it is then
+ * returned only when MIPR_ISA chose it. For tests and benchmarks. */
+const struct mipr_kernels *mipr_kernels_for(const char *isa);
+/* The pure choice behind mipr_kernels, for a given MIPR_ISA value (NULL or "" = automatic):
+ * sets *out (to the automatic choice on error) and returns 0 or -1 with a message in err. */
+int mipr_kernels_select(const char *isa, const struct mipr_kernels **out, char *err,
+                        size_t errlen);
 /* The scalar reference table, always available. */
 const struct mipr_kernels *mipr_kernels_generic(void);
 

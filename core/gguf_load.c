@@ -91,31 +91,51 @@ static mipr_status layer_value(const loader *L, const char *key, int64_t i, uint
     return MIPR_OK;
 }
 
-/* A key that is a scalar or an array of one value per layer: per[l] for every layer. */
+/* A key that is a scalar or an array of one value per layer: per[l] for every layer.
+ * *found: 0 absent, 1 scalar, 2 array. */
 static mipr_status get_per_layer(const loader *L, const char *suffix, int required,
-                                 uint32_t lo, uint32_t hi, uint32_t *per, int *found)
+                                 uint32_t hi, uint32_t *per, int *found)
 {
     char key[96];
     uint32_t n_layers = L->m->hp.n_layers;
     int64_t i = find_arch_key(L, suffix, key, sizeof key);
     enum mipr_gguf_vtype et;
     uint64_t n;
-    *found = i >= 0;
     if (i < 0 || !mipr_gguf_get_arr(L->g, (uint64_t)i, &et, &n)) {
         uint32_t v;
-        mipr_status st = get_u32(L, suffix, required, 0, lo, hi, &v);
+        *found = i >= 0;
+        mipr_status st = get_u32(L, suffix, required, 0, 0, hi, &v);
         for (uint32_t l = 0; l < n_layers && st == MIPR_OK; l++)
             per[l] = v;
         return st;
     }
+    *found = 2;
     if (n != n_layers)
         return mipr_error_set(L->err, MIPR_ERR_FORMAT,
                               "%s: %s has %" PRIu64 " entries for %" PRIu32 " layers", L->path,
                               key, n, n_layers);
     for (uint32_t l = 0; l < n_layers; l++) {
-        mipr_status st = layer_value(L, key, i, l, lo, hi, &per[l]);
+        mipr_status st = layer_value(L, key, i, l, 0, hi, &per[l]);
         if (st != MIPR_OK)
             return st;
+    }
+    return MIPR_OK;
+}
+
+/* In a per-layer array, 0 marks a layer without attention or FFN (deci files do this):
+ * valid, but not a model mipr runs. A scalar 0 is a broken file. */
+static mipr_status check_nonzero(const loader *L, const char *suffix, const uint32_t *per,
+                                 int found)
+{
+    for (uint32_t l = 0; l < L->m->hp.n_layers; l++) {
+        if (per[l] != 0)
+            continue;
+        if (found == 2)
+            return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED,
+                                  "%s: %s.%s is 0 at layer %" PRIu32 " (a layer without it), "
+                                  "which mipr cannot run", L->path, L->arch, suffix, l);
+        return mipr_error_set(L->err, MIPR_ERR_FORMAT, "%s: %s.%s is 0", L->path, L->arch,
+                              suffix);
     }
     return MIPR_OK;
 }
@@ -124,8 +144,10 @@ static mipr_status get_per_layer(const loader *L, const char *suffix, int requir
 static mipr_status get_uniform(const loader *L, const char *suffix, int required, uint32_t hi,
                                uint32_t *per, uint32_t *out, int *found)
 {
-    mipr_status st = get_per_layer(L, suffix, required, 1, hi, per, found);
+    mipr_status st = get_per_layer(L, suffix, required, hi, per, found);
     if (st != MIPR_OK || !*found)
+        return st;
+    if ((st = check_nonzero(L, suffix, per, *found)) != MIPR_OK)
         return st;
     for (uint32_t l = 1; l < L->m->hp.n_layers; l++)
         if (per[l] != per[0])
@@ -182,7 +204,9 @@ static mipr_status read_heads(loader *L, uint32_t *scratch)
 static mipr_status read_ffn(loader *L, uint32_t *scratch)
 {
     int found;
-    mipr_status st = get_per_layer(L, "feed_forward_length", 1, 1, MIPR_MAX_FF, scratch, &found);
+    mipr_status st = get_per_layer(L, "feed_forward_length", 1, MIPR_MAX_FF, scratch, &found);
+    if (st == MIPR_OK)
+        st = check_nonzero(L, "feed_forward_length", scratch, found);
     for (uint32_t l = 0; l < L->m->hp.n_layers && st == MIPR_OK; l++)
         L->m->layers[l].d_ff = scratch[l];
     return st;

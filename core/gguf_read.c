@@ -372,7 +372,7 @@ static mipr_status parse_kv(mipr_gguf *g, cursor *c, uint64_t i)
 {
     kv *e = &g->kvs[i];
     char nm[80];
-    size_t at = c->pos;
+    size_t entry = c->pos, at;
     snprintf(c->what, sizeof c->what, "key %" PRIu64, i);
     mipr_status st = rd_str(c, &e->key);
     if (st != MIPR_OK)
@@ -381,7 +381,7 @@ static mipr_status parse_kv(mipr_gguf *g, cursor *c, uint64_t i)
         return mipr_error_set(c->err, MIPR_ERR_FORMAT,
                               "%s: key %" PRIu64 " at offset %zu has length %" PRIu64
                               " (must be 1..%u)",
-                              c->name, i, at, e->key.len, MAX_KEY_LEN);
+                              c->name, i, entry, e->key.len, MAX_KEY_LEN);
     snprintf(c->what, sizeof c->what, "key %" PRIu64 " (\"%s\")", i,
              printable(e->key, nm, sizeof nm));
     at = c->pos;
@@ -398,7 +398,7 @@ static mipr_status parse_kv(mipr_gguf *g, cursor *c, uint64_t i)
     if (hash_insert(g->kv_hash, g->kv_hash_cap, e->key, i, kv_name, g) >= 0)
         return mipr_error_set(c->err, MIPR_ERR_FORMAT,
                               "%s: duplicate key \"%s\" (entry %" PRIu64 " at offset %zu)",
-                              c->name, nm, i, at);
+                              c->name, nm, i, entry);
     return MIPR_OK;
 }
 

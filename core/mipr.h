@@ -150,6 +150,134 @@ mipr_status mipr_perplexity(const mipr_model *m, const mipr_tokenizer *tok, cons
                             size_t len, const mipr_ppl_opts *opts, mipr_ppl_result *res,
                             mipr_error *err);
 
+/* ---- calibration: what every FFN neuron does on real text -------------------------------- */
+
+/* One layer's record. Statistics cover every calibration token; samples are the
+ * activations of n_samples chosen tokens, stored neuron-major (neuron j's samples are
+ * samples[j * n_samples .. + n_samples)) because MI estimators read one neuron at a time. */
+typedef struct mipr_calib_layer {
+    uint32_t d_ff;
+    uint64_t count;        /* tokens seen */
+    double *mean, *m2;     /* Welford/Chan: variance = m2 / count */
+    double *sum_abs, *sum_sq;
+    float *min, *max;
+    float *samples;        /* d_ff x n_samples */
+} mipr_calib_layer;
+
+typedef struct mipr_calib {
+    uint32_t n_layers, dim, window, n_samples;
+    uint64_t tokens;       /* calibration tokens run (predictions from BOS windows) */
+    uint64_t seed;
+    char model[256], text[256]; /* names as given, for the record */
+    uint64_t *sample_pos;  /* n_samples global token indices, ascending */
+    mipr_calib_layer *layers;
+} mipr_calib;
+
+typedef struct mipr_calib_opts {
+    uint64_t max_tokens;   /* 0: the whole text */
+    uint32_t window;       /* tokens per window, BOS included (like perplexity) */
+    uint32_t n_samples;    /* sample tokens kept per layer (spread over the whole text) */
+    uint64_t seed;
+    const char *model_name, *text_name;
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+    mipr_pool *pool;
+} mipr_calib_opts;
+
+/* Runs the text through the engine in windows (as perplexity's stream mode does) and
+ * records every layer's FFN intermediate activations. */
+mipr_status mipr_calibrate(mipr_calib **out, const mipr_model *m, const mipr_tokenizer *tok,
+                           const char *text, size_t len, const mipr_calib_opts *opts,
+                           mipr_error *err);
+/* The .mcal file (docs/CALIB_FORMAT.md): versioned, sections zstd-compressed with checksums,
+ * written atomically. level: zstd level (0: default). */
+mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err);
+mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err);
+void mipr_calib_free(mipr_calib *c);
+/* An empty record with the given shapes (all arrays allocated and zeroed). */
+mipr_status mipr_calib_new(mipr_calib **out, uint32_t n_layers, const uint32_t *d_ff,
+                           uint32_t n_samples, mipr_error *err);
+
+/* ---- mutual information between neurons (matrix-based Renyi alpha-entropy) ---------------- */
+
+/* How the Gaussian kernel width sigma follows a neuron's samples (docs/MI.md). */
+enum mipr_width_rule {
+    MIPR_WIDTH_SILVERMAN,  /* 1.06 std n^-1/5 */
+    MIPR_WIDTH_ROBUST,     /* 1.06 (1.4826 MAD) n^-1/5; std when the MAD is 0 */
+    MIPR_WIDTH_KNN,        /* mean distance to the k nearest samples (param k, default 5) */
+    MIPR_WIDTH_PERCENTILE, /* param-th percentile of pairwise distances (default 10) */
+    MIPR_WIDTH_FIXED,      /* param, whatever the data */
+    MIPR_WIDTH_TUNED,      /* param x robust (default param from measurements, docs/MI.md) */
+    MIPR_WIDTH_COUNT
+};
+
+typedef struct mipr_width {
+    enum mipr_width_rule rule;
+    double param; /* 0: the rule's default */
+} mipr_width;
+
+const char *mipr_width_name(enum mipr_width_rule r);
+int mipr_width_parse(const char *s, mipr_width *out); /* "robust", "knn:5", "fixed:0.3", ... */
+/* Kernel width for n samples; a constant neuron gets 1 (any width gives the same MI, 0). */
+double mipr_kernel_width(const float *x, size_t n, const mipr_width *w);
+
+/* Exact reference path, any alpha > 0, alpha != 1, through eigenvalues of the n x n
+ * normalised Gram matrices (O(n^3): for tests and small n). */
+mipr_status mipr_mi_eig(const float *x, const float *y, size_t n, double sx, double sy,
+                        double alpha, double *mi, mipr_error *err);
+mipr_status mipr_entropy_eig(const float *x, size_t n, double sx, double alpha, double *h,
+                             mipr_error *err);
+/* alpha = 2 closed form for one pair, O(n^2): log2(n^2 sum KaKb^2 / (sum Ka^2 sum Kb^2)). */
+double mipr_mi2_pair(const float *x, const float *y, size_t n, double sx, double sy);
+
+typedef struct mipr_mi_opts {
+    mipr_width width;
+    uint64_t sample_pairs; /* 0: exact over all (i, j); else this many random (i, j) pairs */
+    uint64_t seed;
+    mipr_pool *pool;
+} mipr_mi_opts;
+
+/* All-pairs alpha = 2 MI of one layer: samples is d x n, neuron-major. */
+typedef struct mipr_mi_matrix {
+    uint32_t d;
+    float *mi;      /* d x d, symmetric; the diagonal holds each neuron's self-MI */
+    double *h;      /* d: alpha = 2 entropy of each neuron */
+    float *sigma;   /* d: kernel widths used */
+} mipr_mi_matrix;
+
+mipr_status mipr_mi_all_pairs(const float *samples, uint32_t d, uint32_t n,
+                              const mipr_mi_opts *opts, mipr_mi_matrix *out, mipr_error *err);
+void mipr_mi_matrix_free(mipr_mi_matrix *m);
+/* Normalised MI: I_ab / ((I_aa + I_bb) / 2), in [0, 1] (a Cauchy-Schwarz bound of this
+ * estimator), exactly 1 for a neuron and a scaled copy of it. */
+double mipr_mi_normalized(const mipr_mi_matrix *m, uint32_t a, uint32_t b);
+
+/* The paper's procedure: draw neuron pairs at random; a pair whose normalised MI exceeds
+ * the threshold is redundant, and its member of lower importance is marked. Stops when
+ * `target` neurons are marked or after max_draws draws. */
+typedef struct mipr_redundancy_opts {
+    double threshold;         /* on normalised MI */
+    uint32_t target;          /* neurons to mark (0: no limit) */
+    uint64_t max_draws;       /* 0: 50 x d */
+    uint32_t clusters;        /* > 1: k-means on the neurons first, pairs drawn inside clusters */
+    uint64_t seed;
+    const double *importance; /* d scores, higher = keep; NULL: all equal (the second goes) */
+    mipr_mi_opts mi;
+} mipr_redundancy_opts;
+
+typedef struct mipr_redundancy {
+    uint32_t marked;
+    uint64_t draws, redundant_pairs;
+    uint8_t *is_marked;       /* d */
+    uint32_t *partner;        /* d: for a marked neuron, the kept neuron it duplicated */
+    float *pair_mi;           /* d: that pair's normalised MI */
+} mipr_redundancy;
+
+mipr_status mipr_find_redundant(const float *samples, uint32_t d, uint32_t n,
+                                const mipr_redundancy_opts *opts, mipr_redundancy *out,
+                                mipr_error *err);
+void mipr_redundancy_free(mipr_redundancy *r);
+
 #ifdef __cplusplus
 }
 #endif

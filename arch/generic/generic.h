@@ -11,4 +11,7 @@ void mipr_softmax_generic(float *x, size_t n);
 void mipr_rope_generic(float *v, size_t n_heads, size_t head_size, size_t n_rot, const float *cs);
 void mipr_swiglu_generic(float *h, const float *gate, const float *up, size_t n);
 
+void mipr_gauss_block_generic(float *out, const float *xi, size_t ni, const float *xj,
+                              size_t nj, float inv);
+
 #endif

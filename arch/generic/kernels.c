@@ -163,6 +163,16 @@ void mipr_swiglu_generic(float *h, const float *gate, const float *up, size_t n)
     }
 }
 
+void mipr_gauss_block_generic(float *out, const float *xi, size_t ni, const float *xj,
+                              size_t nj, float inv)
+{
+    for (size_t u = 0; u < ni; u++)
+        for (size_t v = 0; v < nj; v++) {
+            float d = xi[u] - xj[v];
+            out[u * nj + v] = expf(-(d * d) * inv);
+        }
+}
+
 const struct mipr_kernels *mipr_kernels_generic(void)
 {
     static const struct mipr_kernels table = {
@@ -176,6 +186,7 @@ const struct mipr_kernels *mipr_kernels_generic(void)
         .softmax = mipr_softmax_generic,
         .rope = mipr_rope_generic,
         .swiglu = mipr_swiglu_generic,
+        .gauss_block = mipr_gauss_block_generic,
     };
     return &table;
 }

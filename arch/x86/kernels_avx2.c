@@ -141,9 +141,14 @@ typedef void (*mk_fn)(float *y, size_t ldy, const char *w, size_t ldw, const flo
         for (int r = 0; r < (NR); r++)                                                      \
             acc[t][r] = _mm256_setzero_ps()
 
+/* Through a copy: acc's address never escapes, so it can stay in registers. */
 #define MK_STORE(MT, NR)                                                                    \
-    for (int t = 0; t < (MT); t++)                                                          \
-    store_sums(y + (size_t)t * ldy, acc[t], NR)
+    UNROLL for (int t = 0; t < (MT); t++) {                                                 \
+        __m256      sums[NR];                                                                 \
+        UNROLL for (int r = 0; r < (NR); r++)                                               \
+            sums[r] = acc[t][r];                                                            \
+        store_sums(y + (size_t)t * ldy, sums, NR);                                          \
+    }
 
 #define X_FULL(t) _mm256_loadu_ps(x + (size_t)(t) * ldx + k)
 #define X_TAIL(t) _mm256_maskload_ps(x + (size_t)(t) * ldx + k, m)

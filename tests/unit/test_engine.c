@@ -148,9 +148,11 @@ static void test_formats_agree(void)
     float *ref = logits_of(bin, sample_ids, 100, 32), *g = logits_of(gguf, sample_ids, 100, 32);
     CHECK(memcmp(ref, g, n * sizeof *ref) == 0);
     free(g);
-    /* .bin -> GGUF in each type -> engine; F32 is exact, the others within tolerance */
+    /* .bin -> GGUF in each type -> engine; F32 is exact, the others within a tolerance on
+     * logits (whose range here is about +-15) set at ~1.7x what was measured: f16 0.013,
+     * bf16 0.082, q8_0 0.30 (Q8_0 quantizes the embedding and classifier too) */
     static const struct { enum mipr_dtype t; double tol; } types[] = {
-        {MIPR_DT_F32, 0.0}, {MIPR_DT_F16, 0.02}, {MIPR_DT_BF16, 0.15}, {MIPR_DT_Q8_0, 0.15}};
+        {MIPR_DT_F32, 0.0}, {MIPR_DT_F16, 0.02}, {MIPR_DT_BF16, 0.15}, {MIPR_DT_Q8_0, 0.5}};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const char *path = mipr_test_tmp("engine-convert.gguf");
         mipr_gguf_write_opts o = {types[i].t, NULL, NULL};

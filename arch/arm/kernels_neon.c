@@ -1,0 +1,541 @@
+/* NEON kernels for aarch64 and for armv7 with neon-vfpv4 (this file's own flags on armv7:
+ * -mfpu=neon-vfpv4 -mfp16-format=ieee). vfmaq_f32 on both.
+ *
+ * Matrix products. Every output y[t][r] owns one 4-lane accumulator:
+ *     acc = fma(w[r][k..k+4), x[t][k..k+4), acc)    for k = 0, 4, 8, ...
+ * the last partial step zero-padded, then its lanes are summed as (l0 + l1) + (l2 + l3).
+ * Weights are first widened to exactly the float the generic twin uses (f16, bf16 and the
+ * Q8_0 product d*q are exact in f32). gemv and gemm differ only in how many accumulators
+ * share the registers (gemv: 1 token x 8 rows; gemm: 4 tokens x 4 rows on aarch64's 32
+ * registers, 2 x 4 on armv7's 16), never in that sequence, so both give the same bits for
+ * every (token, row). */
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels_neon.h"
+
+#if defined(__aarch64__)
+#define GEMM_MT 4
+#else
+#define GEMM_MT 2
+#endif
+
+/* ---- the lane-sum tree (l0 + l1) + (l2 + l3), for one and for four accumulators ---- */
+
+#if defined(__aarch64__)
+static inline float hsum4(float32x4_t a)
+{
+    float32x4_t p = vpaddq_f32(a, a);
+    return vgetq_lane_f32(vpaddq_f32(p, p), 0);
+}
+
+static inline float32x4_t hsum4x4(float32x4_t a, float32x4_t b, float32x4_t c, float32x4_t d)
+{
+    return vpaddq_f32(vpaddq_f32(a, b), vpaddq_f32(c, d));
+}
+#else
+static inline float32x2_t pair_sums(float32x4_t a)
+{
+    return vpadd_f32(vget_low_f32(a), vget_high_f32(a)); /* l0+l1, l2+l3 */
+}
+
+static inline float hsum4(float32x4_t a)
+{
+    float32x2_t p = pair_sums(a);
+    return vget_lane_f32(vpadd_f32(p, p), 0);
+}
+
+static inline float32x4_t hsum4x4(float32x4_t a, float32x4_t b, float32x4_t c, float32x4_t d)
+{
+    return vcombine_f32(vpadd_f32(pair_sums(a), pair_sums(b)),
+                        vpadd_f32(pair_sums(c), pair_sums(d)));
+}
+#endif
+
+/* y[0..nr) = lane sums of acc[0..nr) */
+static inline void store_sums(float *y, const float32x4_t *acc, int nr)
+{
+    for (int r = 0; r + 4 <= nr; r += 4)
+        vst1q_f32(y + r, hsum4x4(acc[r], acc[r + 1], acc[r + 2], acc[r + 3]));
+    for (int r = nr - nr % 4; r < nr; r++)
+        y[r] = hsum4(acc[r]);
+}
+
+/* The last n < 4 floats at p, zero-padded: NEON has no masked load. */
+static inline float32x4_t load_tail(const float *p, size_t n)
+{
+    float t[4] = {0};
+    memcpy(t, p, n * sizeof *p);
+    return vld1q_f32(t);
+}
+
+/* ---- four weights as floats, at element k of a row ---- */
+
+static inline float32x4_t w4_f32(const char *row, size_t k)
+{
+    return vld1q_f32((const float *)row + k);
+}
+
+static inline float32x4_t f16x4_to_f32(const uint16_t *p)
+{
+#if defined(__aarch64__) || defined(__ARM_FP16_FORMAT_IEEE)
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+#else
+    float f[4] = {mipr_f16_to_f32(p[0]), mipr_f16_to_f32(p[1]), mipr_f16_to_f32(p[2]),
+                  mipr_f16_to_f32(p[3])};
+    return vld1q_f32(f);
+#endif
+}
+
+static inline float32x4_t bf16x4_to_f32(const uint16_t *p)
+{
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+}
+
+static inline float32x4_t w4_f16(const char *row, size_t k)
+{
+    return f16x4_to_f32((const uint16_t *)row + k);
+}
+
+static inline float32x4_t w4_bf16(const char *row, size_t k)
+{
+    return bf16x4_to_f32((const uint16_t *)row + k);
+}
+
+/* The last n < 4 weights, zero-padded. */
+static inline float32x4_t w4t_f32(const char *row, size_t k, size_t n)
+{
+    return load_tail((const float *)row + k, n);
+}
+
+static inline float32x4_t w4t_f16(const char *row, size_t k, size_t n)
+{
+    uint16_t t[4] = {0};
+    memcpy(t, (const uint16_t *)row + k, n * sizeof t[0]);
+    return f16x4_to_f32(t);
+}
+
+static inline float32x4_t w4t_bf16(const char *row, size_t k, size_t n)
+{
+    uint16_t t[4] = {0};
+    memcpy(t, (const uint16_t *)row + k, n * sizeof t[0]);
+    return bf16x4_to_f32(t);
+}
+
+/* Q8_0: weights j..j+4 of block b (j % 4 == 0), times the block scale d (exact). */
+static inline float32x4_t w4_q8(const char *row, size_t b, size_t j, float32x4_t d)
+{
+    const mipr_block_q8_0 *blk = (const mipr_block_q8_0 *)row + b;
+    int16x8_t q16 = vmovl_s8(vld1_s8(blk->qs + (j & ~(size_t)7)));
+    int16x4_t q = (j & 4) ? vget_high_s16(q16) : vget_low_s16(q16);
+    return vmulq_f32(vcvtq_f32_s32(vmovl_s16(q)), d);
+}
+
+static inline float32x4_t q8_scale(const char *row, size_t b)
+{
+    return vdupq_n_f32(mipr_f16_to_f32(((const mipr_block_q8_0 *)row)[b].d));
+}
+
+/* ---- microkernels: MT tokens x NR rows, all columns ----
+ * y[t * ldy + r] = W[r] . X[t]; rows are ldw bytes apart, tokens ldx floats apart. */
+typedef void (*mk_fn)(float *y, size_t ldy, const char *w, size_t ldw, const float *x,
+                      size_t ldx, size_t cols);
+
+/* The accumulators must live in registers: the constant loops over them are unrolled. */
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* One k-step on all MT x NR accumulators; XV(t) and WV(r) give the vectors. */
+#define MK_STEP(MT, NR, XV, WV)                                                             \
+    do {                                                                                    \
+        float32x4_t xv[MT];                                                                 \
+        UNROLL for (int t = 0; t < (MT); t++)                                               \
+            xv[t] = XV(t);                                                                  \
+        UNROLL for (int r = 0; r < (NR); r++) {                                             \
+            float32x4_t wv = WV(r);                                                         \
+            UNROLL for (int t = 0; t < (MT); t++)                                           \
+                acc[t][r] = vfmaq_f32(acc[t][r], wv, xv[t]);                                \
+        }                                                                                   \
+    } while (0)
+
+#define MK_ZERO(MT, NR)                                                                     \
+    float32x4_t acc[MT][NR];                                                                \
+    UNROLL for (int t = 0; t < (MT); t++)                                                   \
+        UNROLL for (int r = 0; r < (NR); r++)                                               \
+            acc[t][r] = vdupq_n_f32(0.0f)
+
+/* Through a copy: acc's address never escapes, so it can stay in registers. */
+#define MK_STORE(MT, NR)                                                                    \
+    UNROLL for (int t = 0; t < (MT); t++) {                                                 \
+        float32x4_t sums[NR];                                                                 \
+        UNROLL for (int r = 0; r < (NR); r++)                                               \
+            sums[r] = acc[t][r];                                                            \
+        store_sums(y + (size_t)t * ldy, sums, NR);                                          \
+    }
+
+#define X_FULL(t) vld1q_f32(x + (size_t)(t) * ldx + k)
+#define X_TAIL(t) load_tail(x + (size_t)(t) * ldx + k, cols - k)
+
+/* f32, f16, bf16: full steps of 4, then one zero-padded step. */
+#define DEFINE_MK(T, MT, NR)                                                                \
+    static void mk_##T##_##MT##x##NR(float *y, size_t ldy, const char *w, size_t ldw,      \
+                                     const float *x, size_t ldx, size_t cols)              \
+    {                                                                                       \
+        MK_ZERO(MT, NR);                                                                    \
+        size_t k = 0;                                                                       \
+        for (; k + 4 <= cols; k += 4)                                                       \
+            MK_STEP(MT, NR, X_FULL, W_FULL_##T);                                            \
+        if (k < cols)                                                                       \
+            MK_STEP(MT, NR, X_TAIL, W_TAIL_##T);                                            \
+        MK_STORE(MT, NR);                                                                   \
+    }
+
+#define W_FULL_f32(r) w4_f32(w + (size_t)(r) * ldw, k)
+#define W_FULL_f16(r) w4_f16(w + (size_t)(r) * ldw, k)
+#define W_FULL_bf16(r) w4_bf16(w + (size_t)(r) * ldw, k)
+#define W_TAIL_f32(r) w4t_f32(w + (size_t)(r) * ldw, k, cols - k)
+#define W_TAIL_f16(r) w4t_f16(w + (size_t)(r) * ldw, k, cols - k)
+#define W_TAIL_bf16(r) w4t_bf16(w + (size_t)(r) * ldw, k, cols - k)
+
+/* Q8_0: cols % 32 == 0; the scales of a block are read once for its eight steps. */
+#define DEFINE_MK_Q8(MT, NR)                                                                \
+    static void mk_q8_0_##MT##x##NR(float *y, size_t ldy, const char *w, size_t ldw,       \
+                                    const float *x, size_t ldx, size_t cols)               \
+    {                                                                                       \
+        MK_ZERO(MT, NR);                                                                    \
+        for (size_t b = 0; b < cols / MIPR_QK8_0; b++) {                                    \
+            float32x4_t d[NR];                                                              \
+            for (int r = 0; r < (NR); r++)                                                  \
+                d[r] = q8_scale(w + (size_t)r * ldw, b);                                    \
+            UNROLL for (size_t j = 0; j < MIPR_QK8_0; j += 4) {                             \
+                size_t k = b * MIPR_QK8_0 + j;                                              \
+                MK_STEP(MT, NR, X_FULL, W_Q8);                                              \
+            }                                                                               \
+        }                                                                                   \
+        MK_STORE(MT, NR);                                                                   \
+    }
+
+#define W_Q8(r) w4_q8(w + (size_t)(r) * ldw, b, j, d[r])
+
+/* The shapes used: gemm MTx4 with its edges 1x4, MTx1, 1x1; gemv 1x8. */
+#define DEFINE_MK_SET(DEF, T)                                                               \
+    DEF(T, GEMM_MT, 4)                                                                      \
+    DEF(T, 1, 4)                                                                            \
+    DEF(T, GEMM_MT, 1)                                                                      \
+    DEF(T, 1, 1)                                                                            \
+    DEF(T, 1, 8)
+#define DEF_Q8(T, MT, NR) DEFINE_MK_Q8(MT, NR)
+/* one more expansion so GEMM_MT becomes a number before it is pasted into a name */
+#define DEFINE_MK_(T, MT, NR) DEFINE_MK(T, MT, NR)
+#define DEF_Q8_(T, MT, NR) DEF_Q8(T, MT, NR)
+
+DEFINE_MK_SET(DEFINE_MK_, f32)
+DEFINE_MK_SET(DEFINE_MK_, f16)
+DEFINE_MK_SET(DEFINE_MK_, bf16)
+DEFINE_MK_SET(DEF_Q8_, q8_0)
+
+struct mk_set {
+    mk_fn mtx4, m1x4, mtx1, m1x1, m1x8;
+    enum mipr_dtype type;
+};
+
+#define MK_NAME(T, MT, NR) mk_##T##_##MT##x##NR
+#define MK_NAME_(T, MT, NR) MK_NAME(T, MT, NR)
+#define MK_SET(T, DT)                                                                       \
+    {MK_NAME_(T, GEMM_MT, 4), mk_##T##_1x4, MK_NAME_(T, GEMM_MT, 1), mk_##T##_1x1,          \
+     mk_##T##_1x8, DT}
+static const struct mk_set mk_sets[MIPR_DT_COUNT] = {
+    MK_SET(f32, MIPR_DT_F32),
+    MK_SET(f16, MIPR_DT_F16),
+    MK_SET(bf16, MIPR_DT_BF16),
+    MK_SET(q8_0, MIPR_DT_Q8_0),
+};
+
+/* ---- drivers ---- */
+
+static void gemv_run(const struct mk_set *s, float *y, const void *w, const float *x,
+                     size_t rows, size_t cols)
+{
+    const char *wb = w;
+    size_t ldw = mipr_dtype_row_bytes(s->type, cols), r = 0;
+    for (; r + 8 <= rows; r += 8)
+        s->m1x8(y + r, 0, wb + r * ldw, ldw, x, 0, cols);
+    for (; r + 4 <= rows; r += 4)
+        s->m1x4(y + r, 0, wb + r * ldw, ldw, x, 0, cols);
+    for (; r < rows; r++)
+        s->m1x1(y + r, 0, wb + r * ldw, ldw, x, 0, cols);
+}
+
+/* Tokens per cache block: X of one block stays in L2 (~128 KiB, small cores' L2 is shared)
+ * while every block of four weight rows (in L1) passes over it. */
+static size_t tokens_per_block(size_t cols)
+{
+    size_t tb = (128u * 1024u / sizeof(float)) / (cols ? cols : 1);
+    tb -= tb % GEMM_MT;
+    return tb < GEMM_MT ? GEMM_MT : tb;
+}
+
+/* One block of rows (mt: GEMM_MT tokens, m1: 1 token) over tokens [0, n). */
+static void tokens_run(mk_fn mt, mk_fn m1, float *y, size_t ldy, const char *w, size_t ldw,
+                       const float *x, size_t n, size_t cols)
+{
+    size_t t = 0;
+    for (; t + GEMM_MT <= n; t += GEMM_MT)
+        mt(y + t * ldy, ldy, w, ldw, x + t * cols, cols, cols);
+    for (; t < n; t++)
+        m1(y + t * ldy, ldy, w, ldw, x + t * cols, cols, cols);
+}
+
+static void gemm_run(const struct mk_set *s, float *y, const void *w, const float *x, size_t n,
+                     size_t rows, size_t cols)
+{
+    const char *wb = w;
+    size_t ldw = mipr_dtype_row_bytes(s->type, cols), tb = tokens_per_block(cols);
+    for (size_t t0 = 0; t0 < n; t0 += tb) {
+        size_t tn = n - t0 < tb ? n - t0 : tb, r = 0;
+        float *yb = y + t0 * rows;
+        const float *xb = x + t0 * cols;
+        for (; r + 4 <= rows; r += 4)
+            tokens_run(s->mtx4, s->m1x4, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
+        for (; r < rows; r++)
+            tokens_run(s->mtx1, s->m1x1, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
+    }
+}
+
+#define DEFINE_MATMUL(T, DT)                                                                \
+    static void gemv_##T(float *y, const void *w, const float *x, size_t rows, size_t cols) \
+    {                                                                                       \
+        gemv_run(&mk_sets[DT], y, w, x, rows, cols);                                        \
+    }                                                                                       \
+    static void gemm_##T(float *y, const void *w, const float *x, size_t n, size_t rows,    \
+                         size_t cols)                                                       \
+    {                                                                                       \
+        gemm_run(&mk_sets[DT], y, w, x, n, rows, cols);                                     \
+    }
+DEFINE_MATMUL(f32, MIPR_DT_F32)
+DEFINE_MATMUL(f16, MIPR_DT_F16)
+DEFINE_MATMUL(bf16, MIPR_DT_BF16)
+DEFINE_MATMUL(q8_0, MIPR_DT_Q8_0)
+
+/* ---- rows to float (exact, like the generic twin) ---- */
+
+static void row_f32(float *out, const void *w, size_t row, size_t cols)
+{
+    memcpy(out, (const float *)w + row * cols, cols * sizeof *out);
+}
+
+static void row_f16(float *out, const void *w, size_t row, size_t cols)
+{
+    const uint16_t *p = (const uint16_t *)w + row * cols;
+    size_t i = 0;
+    for (; i + 4 <= cols; i += 4)
+        vst1q_f32(out + i, f16x4_to_f32(p + i));
+    for (; i < cols; i++)
+        out[i] = mipr_f16_to_f32(p[i]);
+}
+
+static void row_bf16(float *out, const void *w, size_t row, size_t cols)
+{
+    const uint16_t *p = (const uint16_t *)w + row * cols;
+    size_t i = 0;
+    for (; i + 4 <= cols; i += 4)
+        vst1q_f32(out + i, bf16x4_to_f32(p + i));
+    for (; i < cols; i++)
+        out[i] = mipr_bf16_to_f32(p[i]);
+}
+
+static void row_q8_0(float *out, const void *w, size_t row, size_t cols)
+{
+    const char *p = (const char *)((const mipr_block_q8_0 *)w + row * (cols / MIPR_QK8_0));
+    for (size_t b = 0; b < cols / MIPR_QK8_0; b++) {
+        float32x4_t d = q8_scale(p, b);
+        for (size_t j = 0; j < MIPR_QK8_0; j += 4)
+            vst1q_f32(out + b * MIPR_QK8_0 + j, w4_q8(p, b, j, d));
+    }
+}
+
+/* ---- vector operations ---- */
+
+static float dot_neon(const float *a, const float *b, size_t n)
+{
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) { /* four chains hide the FMA latency */
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 4 <= n; i += 4)
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    if (i < n)
+        s1 = vfmaq_f32(s1, load_tail(a + i, n - i), load_tail(b + i, n - i));
+    return hsum4(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+}
+
+/* Multiply then add, not fused: bit-identical to the generic twin. */
+static void axpy_neon(float *y, float a, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_n_f32(vld1q_f32(x + i), a)));
+    for (; i < n; i++) {
+        float p = a * x[i];
+        y[i] += p;
+    }
+}
+
+static void rmsnorm_neon(float *out, const float *x, const float *w, size_t n, float eps)
+{
+    float ss = dot_neon(x, x, n);
+    ss /= (float)n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) /* w * (ss * x), the generic twin's order */
+        vst1q_f32(out + i, vmulq_f32(vld1q_f32(w + i), vmulq_n_f32(vld1q_f32(x + i), ss)));
+    for (; i < n; i++) {
+        float sx = ss * x[i];
+        out[i] = w[i] * sx;
+    }
+}
+
+/* 1 / v: a division on aarch64; on armv7 (no vector divide) the 8-bit reciprocal estimate
+ * and three Newton steps, within 2 ulp. */
+static inline float32x4_t recip(float32x4_t v)
+{
+#if defined(__aarch64__)
+    return vdivq_f32(vdupq_n_f32(1.0f), v);
+#else
+    float32x4_t r = vrecpeq_f32(v);
+    r = vmulq_f32(r, vrecpsq_f32(v, r));
+    r = vmulq_f32(r, vrecpsq_f32(v, r));
+    return vmulq_f32(r, vrecpsq_f32(v, r));
+#endif
+}
+
+/* exp(x) within 2 ulp: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and Cephes'
+ * degree-5 polynomial for e^r (the same as the AVX2 kernel). Results below 2^-126 flush
+ * to 0 (absolute error < 1.2e-38), above FLT_MAX give +inf, NaN stays NaN. */
+static inline float32x4_t exp_neon(float32x4_t x)
+{
+    const float32x4_t hi = vdupq_n_f32(88.72283935546875f), lo = vdupq_n_f32(-87.33654022216797f);
+    const float32x4_t shift = vdupq_n_f32(12582912.0f); /* 1.5 * 2^23: rounds to an integer */
+    uint32x4_t big = vcgtq_f32(x, hi);
+    float32x4_t xc = vmaxq_f32(vminq_f32(x, hi), lo); /* NaN propagates */
+    float32x4_t n = vsubq_f32(vfmaq_f32(shift, xc, vdupq_n_f32(1.44269504088896341f)), shift);
+    float32x4_t r = vfmsq_f32(xc, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    /* 2^n as 2 * 2^(n-1): n may be 128 just below FLT_MAX; n = -126 gives 0 */
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(126)), 23);
+    float32x4_t y = vmulq_f32(vaddq_f32(p, p), vreinterpretq_f32_s32(e));
+    return vbslq_f32(big, vdupq_n_f32(INFINITY), y);
+}
+
+static float max_neon(const float *x, size_t n)
+{
+    float m = x[0];
+    size_t i = 0;
+    if (n >= 4) {
+        float32x4_t vm = vld1q_f32(x);
+        for (i = 4; i + 4 <= n; i += 4)
+            vm = vmaxq_f32(vm, vld1q_f32(x + i));
+        float t[4];
+        vst1q_f32(t, vm);
+        for (int j = 0; j < 4; j++)
+            m = t[j] > m ? t[j] : m;
+    }
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static void softmax_neon(float *x, size_t n)
+{
+    float32x4_t vmax = vdupq_n_f32(max_neon(x, n)), sum = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t e = exp_neon(vsubq_f32(vld1q_f32(x + i), vmax));
+        vst1q_f32(x + i, e);
+        sum = vaddq_f32(sum, e);
+    }
+    if (i < n) {
+        float t[4] = {0};
+        memcpy(t, x + i, (n - i) * sizeof *x);
+        float32x4_t e = exp_neon(vsubq_f32(vld1q_f32(t), vmax));
+        vst1q_f32(t, e);
+        for (size_t j = n - i; j < 4; j++)
+            t[j] = 0.0f; /* padding lanes must not count */
+        memcpy(x + i, t, (n - i) * sizeof *x);
+        sum = vaddq_f32(sum, vld1q_f32(t));
+    }
+    float s = hsum4(sum);
+    for (i = 0; i < n; i++)
+        x[i] /= s;
+}
+
+/* Pairs (a, b) with (c, s): even lanes a c + (-(b s)), odd lanes b c + a s. Not fused, so
+ * every value is bit-identical to the generic twin. */
+static void rope_head_neon(float *p, size_t pairs, const float *cs)
+{
+    static const uint32_t sign_even[4] = {0x80000000u, 0, 0x80000000u, 0};
+    const uint32x4_t neg_even = vld1q_u32(sign_even);
+    size_t i = 0;
+    for (; i + 2 <= pairs; i += 2) {
+        float32x4_t v = vld1q_f32(p + 2 * i), k = vld1q_f32(cs + 2 * i);
+        float32x4x2_t t = vtrnq_f32(k, k); /* c c c' c', s s s' s' */
+        float32x4_t q = vmulq_f32(vrev64q_f32(v), t.val[1]);
+        q = vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(q), neg_even));
+        vst1q_f32(p + 2 * i, vaddq_f32(vmulq_f32(v, t.val[0]), q));
+    }
+    for (; i < pairs; i++) {
+        float c = cs[2 * i], s = cs[2 * i + 1];
+        float a = p[2 * i], b = p[2 * i + 1];
+        p[2 * i] = a * c - b * s;
+        p[2 * i + 1] = a * s + b * c;
+    }
+}
+
+static void rope_neon(float *v, size_t n_heads, size_t head_size, size_t n_rot, const float *cs)
+{
+    for (size_t h = 0; h < n_heads; h++)
+        rope_head_neon(v + h * head_size, n_rot / 2, cs);
+}
+
+static inline float32x4_t swiglu4(float32x4_t g, float32x4_t u)
+{
+    float32x4_t e = exp_neon(vnegq_f32(g));
+    return vmulq_f32(vmulq_f32(g, recip(vaddq_f32(vdupq_n_f32(1.0f), e))), u);
+}
+
+static void swiglu_neon(float *h, const float *gate, const float *up, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(h + i, swiglu4(vld1q_f32(gate + i), vld1q_f32(up + i)));
+    if (i < n) {
+        float t[4];
+        vst1q_f32(t, swiglu4(load_tail(gate + i, n - i), load_tail(up + i, n - i)));
+        memcpy(h + i, t, (n - i) * sizeof *h);
+    }
+}
+
+const struct mipr_kernels mipr_kernels_neon_table = {
+    .isa = "neon",
+    .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
+    .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0},
+    .row_to_f32 = {row_f32, row_f16, row_bf16, row_q8_0},
+    .dot = dot_neon,
+    .axpy = axpy_neon,
+    .rmsnorm = rmsnorm_neon,
+    .softmax = softmax_neon,
+    .rope = rope_neon,
+    .swiglu = swiglu_neon,
+};

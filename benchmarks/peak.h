@@ -1,0 +1,23 @@
+/* Loops that measure this machine's peak: floating-point multiply-add throughput and
+ * streaming read bandwidth, per instruction set. Each returns a value derived from its work so
+ * the compiler cannot drop it. */
+#ifndef MIPR_BENCH_PEAK_H
+#define MIPR_BENCH_PEAK_H
+
+#include <stddef.h>
+
+/* iters rounds of independent multiply-add chains; flops per round in *flops_per_iter. */
+float mipr_peak_fma_scalar(long iters, double *flops_per_iter);
+/* Sum of n floats (n % 32 == 0), read once. */
+float mipr_peak_read_scalar(const float *x, size_t n);
+
+#if defined(MIPR_BENCH_AVX2)
+float mipr_peak_fma_avx2(long iters, double *flops_per_iter);
+float mipr_peak_read_avx2(const float *x, size_t n);
+#endif
+#if defined(MIPR_BENCH_NEON)
+float mipr_peak_fma_neon(long iters, double *flops_per_iter);
+float mipr_peak_read_neon(const float *x, size_t n);
+#endif
+
+#endif

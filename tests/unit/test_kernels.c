@@ -1,0 +1,369 @@
+/* Every SIMD kernel of every table this CPU runs, against its generic twin; gemm against
+ * gemv bit for bit; and the choice of table (MIPR_ISA).
+ *
+ * Tolerances (eps = FLT_EPSILON):
+ *  - dot products (gemv, gemm, dot), K terms: |simd - ref| <= 2 (K + 2) eps sum|w_i x_i|.
+ *    This is the textbook worst-case bound of recursive summation (K eps sum|w x|) for the
+ *    reference plus the same for the SIMD order, so it never fails by chance, yet one lost or
+ *    doubled term (>= sum/K on these inputs) breaks it.
+ *  - rmsnorm: |simd - ref| <= 2 (n + 8) eps |ref| (sum of squares reassociated).
+ *  - softmax: |simd - ref| <= (2 n + 16) eps ref + 1e-37 (exp within 2 ulp, sum reassociated,
+ *    results below 2^-126 flushed).
+ *  - swiglu: |simd - ref| <= 16 eps |ref| + 1e-37 (exp within 2 ulp, one division).
+ *  - axpy, rope, row_to_f32: one rounding at most, |d| <= eps (|terms|) — the kernels are
+ *    written to be exact (no FMA), this only allows a compiler that contracts the reference.
+ * Sizes 1..67 (Q8_0: 32..160), rows and tokens 1..9, every pointer offset by one element
+ * from the allocation so nothing is aligned. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mipr_arch.h"
+#include "testutil.h"
+
+#define EPS FLT_EPSILON
+#define MAXK 160
+#define MAXR 9
+#define MAXT 9
+
+struct rng {
+    uint64_t s;
+};
+
+static float rnd(struct rng *r, float lo, float hi)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return lo + (hi - lo) * (float)((r->s >> 40) & 0xffffff) / 16777216.0f;
+}
+
+static void fill(struct rng *r, float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = rnd(r, lo, hi);
+}
+
+static int same_bits(float a, float b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* ---- matrix products ---- */
+
+/* A weight matrix in every type, with its exact float values (for the error bound). */
+struct weights {
+    float f[MAXR * MAXK];       /* the values the typed data represents */
+    uint16_t h[MAXR * MAXK + 1]; /* f16 or bf16, one element of offset */
+    mipr_block_q8_0 q[MAXR * MAXK / MIPR_QK8_0 + 1];
+};
+
+/* Fills w with type t data of rows x cols; returns the (unaligned) typed pointer. */
+static const void *make_weights(struct rng *r, struct weights *w, enum mipr_dtype t,
+                                size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    fill(r, w->f, n, -1.0f, 1.0f);
+    switch (t) {
+    case MIPR_DT_F16:
+    case MIPR_DT_BF16:
+        for (size_t i = 0; i < n; i++) {
+            w->h[i + 1] = t == MIPR_DT_F16 ? mipr_f32_to_f16(w->f[i]) : mipr_f32_to_bf16(w->f[i]);
+            w->f[i] = t == MIPR_DT_F16 ? mipr_f16_to_f32(w->h[i + 1]) : mipr_bf16_to_f32(w->h[i + 1]);
+        }
+        return w->h + 1;
+    case MIPR_DT_Q8_0:
+        /* one block of offset keeps the uint16 scale aligned as C requires */
+        mipr_quantize_q8_0(w->q + 1, w->f, n);
+        mipr_kernels_generic()->row_to_f32[t](w->f, w->q + 1, 0, n);
+        return w->q + 1;
+    default:
+        return w->f;
+    }
+}
+
+/* sum |w_i x_i| for the error bound, in double */
+static double abs_dot(const float *w, const float *x, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += fabs((double)w[i] * (double)x[i]);
+    return s;
+}
+
+static int close_dot(float got, float ref, double absdot, size_t k)
+{
+    return fabs((double)got - (double)ref) <= 2.0 * (double)(k + 2) * EPS * absdot;
+}
+
+/* One (type, rows, cols, tokens) case: gemv and gemm against generic, gemm == gemv. */
+static void check_matmul_case(const struct mipr_kernels *k, enum mipr_dtype t, struct rng *r,
+                              size_t rows, size_t cols, size_t n)
+{
+    static struct weights w;
+    float xs[MAXT * MAXK + 1], ref[MAXT * MAXR], yv[MAXR + 1], ym[MAXT * MAXR + 2];
+    const float *x = xs + 1;
+    const void *wt = make_weights(r, &w, t, rows, cols);
+    fill(r, xs, n * cols + 1, -2.0f, 2.0f);
+    mipr_kernels_generic()->gemm[t](ref, wt, x, n, rows, cols);
+    ym[n * rows + 1] = 12345.0f; /* canary past the end */
+    k->gemm[t](ym + 1, wt, x, n, rows, cols);
+    CHECK(ym[n * rows + 1] == 12345.0f);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* row by row first: the result must not depend on how rows are blocked */
+        size_t row_bytes = mipr_dtype_row_bytes(t, cols);
+        for (size_t j = 0; j < rows; j++)
+            k->gemv[t](yv + 1 + j, (const char *)wt + j * row_bytes, x + i * cols, 1, cols);
+        float one[MAXR];
+        memcpy(one, yv + 1, rows * sizeof *one);
+        k->gemv[t](yv + 1, wt, x + i * cols, rows, cols);
+        bad += memcmp(one, yv + 1, rows * sizeof *one) != 0;
+        for (size_t j = 0; j < rows; j++) {
+            double ad = abs_dot(w.f + j * cols, x + i * cols, cols);
+            bad += !close_dot(yv[1 + j], ref[i * rows + j], ad, cols);
+            bad += !same_bits(yv[1 + j], ym[1 + i * rows + j]);
+        }
+    }
+    if (bad)
+        fprintf(stderr, "%s %s rows=%zu cols=%zu n=%zu: %d mismatches\n", k->isa,
+                mipr_dtype_name(t), rows, cols, n, bad);
+    CHECK(bad == 0);
+}
+
+static void check_matmul(const struct mipr_kernels *k, struct rng *r)
+{
+    for (int t = 0; t < MIPR_DT_COUNT; t++) {
+        size_t step = t == MIPR_DT_Q8_0 ? MIPR_QK8_0 : 1;
+        size_t kmax = t == MIPR_DT_Q8_0 ? 5 * MIPR_QK8_0 : 67;
+        for (size_t cols = step; cols <= kmax; cols += step)
+            for (size_t rows = 1; rows <= MAXR; rows++)
+                for (size_t n = 1; n <= MAXT; n++)
+                    check_matmul_case(k, (enum mipr_dtype)t, r, rows, cols, n);
+    }
+}
+
+/* row_to_f32 is exact for every type. */
+static void check_rows(const struct mipr_kernels *k, struct rng *r)
+{
+    static struct weights w;
+    float got[3 * MAXK + 1], ref[3 * MAXK];
+    for (int t = 0; t < MIPR_DT_COUNT; t++) {
+        size_t step = t == MIPR_DT_Q8_0 ? MIPR_QK8_0 : 1;
+        size_t kmax = t == MIPR_DT_Q8_0 ? 5 * MIPR_QK8_0 : 67;
+        for (size_t cols = step; cols <= kmax; cols += step) {
+            const void *wt = make_weights(r, &w, (enum mipr_dtype)t, 3, cols);
+            int bad = 0;
+            for (size_t row = 0; row < 3; row++) {
+                k->row_to_f32[t](got + 1, wt, row, cols);
+                mipr_kernels_generic()->row_to_f32[t](ref, wt, row, cols);
+                for (size_t i = 0; i < cols; i++)
+                    bad += !same_bits(got[1 + i], ref[i]);
+            }
+            CHECK(bad == 0);
+        }
+    }
+}
+
+/* ---- vector operations ---- */
+
+static const size_t big_sizes[] = {255, 1024, 4099};
+
+/* Calls f for n = 1..67 and a few large sizes. */
+static void for_sizes(const struct mipr_kernels *k, struct rng *r,
+                      void (*f)(const struct mipr_kernels *, struct rng *, size_t))
+{
+    for (size_t n = 1; n <= 67; n++)
+        f(k, r, n);
+    for (size_t i = 0; i < sizeof big_sizes / sizeof big_sizes[0]; i++)
+        f(k, r, big_sizes[i]);
+}
+
+#define VMAX 4100
+
+static void check_dot(const struct mipr_kernels *k, struct rng *r, size_t n)
+{
+    static float a[VMAX + 1], b[VMAX + 1];
+    fill(r, a, n + 1, -1.0f, 1.0f);
+    fill(r, b, n + 1, -1.0f, 1.0f);
+    float got = k->dot(a + 1, b + 1, n), ref = mipr_kernels_generic()->dot(a + 1, b + 1, n);
+    CHECK(close_dot(got, ref, abs_dot(a + 1, b + 1, n), n));
+}
+
+static void check_axpy(const struct mipr_kernels *k, struct rng *r, size_t n)
+{
+    static float x[VMAX + 1], y[VMAX + 2], ref[VMAX + 2];
+    fill(r, x, n + 1, -1.0f, 1.0f);
+    fill(r, y, n + 2, -1.0f, 1.0f);
+    memcpy(ref, y, (n + 2) * sizeof *y);
+    float a = rnd(r, -2.0f, 2.0f);
+    k->axpy(y + 1, a, x + 1, n);
+    mipr_kernels_generic()->axpy(ref + 1, a, x + 1, n);
+    int bad = y[n + 1] != ref[n + 1];
+    for (size_t i = 1; i <= n; i++)
+        bad += fabsf(y[i] - ref[i]) > EPS * (fabsf(ref[i]) + fabsf(a * x[i]));
+    CHECK(bad == 0);
+}
+
+static void check_rmsnorm(const struct mipr_kernels *k, struct rng *r, size_t n)
+{
+    static float x[VMAX + 1], w[VMAX + 1], out[VMAX + 1], ref[VMAX];
+    fill(r, x, n + 1, -3.0f, 3.0f);
+    fill(r, w, n + 1, 0.5f, 1.5f);
+    k->rmsnorm(out + 1, x + 1, w + 1, n, 1e-5f);
+    mipr_kernels_generic()->rmsnorm(ref, x + 1, w + 1, n, 1e-5f);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += fabsf(out[1 + i] - ref[i]) > 2.0f * (float)(n + 8) * EPS * fabsf(ref[i]);
+    CHECK(bad == 0);
+}
+
+static void check_softmax(const struct mipr_kernels *k, struct rng *r, size_t n)
+{
+    static float x[VMAX + 1], ref[VMAX];
+    fill(r, x, n + 1, -30.0f, 30.0f);
+    if (n > 2)
+        x[1 + n / 2] = -INFINITY; /* a masked attention score */
+    memcpy(ref, x + 1, n * sizeof *ref);
+    k->softmax(x + 1, n);
+    mipr_kernels_generic()->softmax(ref, n);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += !(fabsf(x[1 + i] - ref[i]) <= (float)(2 * n + 16) * EPS * ref[i] + 1e-37f);
+    if (n > 2)
+        bad += x[1 + n / 2] != 0.0f;
+    CHECK(bad == 0);
+}
+
+static void check_swiglu(const struct mipr_kernels *k, struct rng *r, size_t n)
+{
+    static float g[VMAX + 1], u[VMAX + 1], h[VMAX + 2], ref[VMAX];
+    /* gates wide enough to reach exp's overflow and underflow */
+    fill(r, g, n + 1, n % 2 ? -100.0f : -12.0f, n % 2 ? 100.0f : 12.0f);
+    fill(r, u, n + 1, -2.0f, 2.0f);
+    h[n + 1] = 12345.0f;
+    k->swiglu(h + 1, g + 1, u + 1, n);
+    mipr_kernels_generic()->swiglu(ref, g + 1, u + 1, n);
+    int bad = h[n + 1] != 12345.0f;
+    for (size_t i = 0; i < n; i++)
+        bad += !(fabsf(h[1 + i] - ref[i]) <= 16.0f * EPS * fabsf(ref[i]) + 1e-37f);
+    CHECK(bad == 0);
+}
+
+/* Heads of head_size floats, rotating the first n_rot of each. */
+static void check_rope(const struct mipr_kernels *k, struct rng *r, size_t hs)
+{
+    static float v[3 * 68 + 1], ref[3 * 68], cs[68 + 1];
+    size_t heads = 1 + hs % 3, n_rot = hs % 2 ? hs - 1 : hs; /* odd sizes leave a tail */
+    if (n_rot == 0)
+        return;
+    fill(r, v, heads * hs + 1, -2.0f, 2.0f);
+    for (size_t i = 0; i < n_rot / 2; i++) {
+        float th = rnd(r, -3.14159f, 3.14159f);
+        cs[1 + 2 * i] = cosf(th);
+        cs[2 + 2 * i] = sinf(th);
+    }
+    memcpy(ref, v + 1, heads * hs * sizeof *ref);
+    float orig[3 * 68] = {0};
+    memcpy(orig, ref, sizeof orig);
+    k->rope(v + 1, heads, hs, n_rot, cs + 1);
+    mipr_kernels_generic()->rope(ref, heads, hs, n_rot, cs + 1);
+    int bad = 0;
+    for (size_t i = 0; i < heads * hs; i++) {
+        size_t j = i % hs, mate = j + 1 < hs || j % 2 ? i - j + (j ^ 1) : i; /* pair partner */
+        float bound = 2.0f * EPS * (fabsf(orig[i]) + fabsf(orig[mate]));
+        bad += fabsf(v[1 + i] - ref[i]) > bound;
+    }
+    CHECK(bad == 0);
+}
+
+static void check_table(const struct mipr_kernels *k)
+{
+    struct rng r = {0x9e3779b97f4a7c15u};
+    int before = mipr_test_failures;
+    check_matmul(k, &r);
+    check_rows(k, &r);
+    for_sizes(k, &r, check_dot);
+    for_sizes(k, &r, check_axpy);
+    for_sizes(k, &r, check_rmsnorm);
+    for_sizes(k, &r, check_softmax);
+    for_sizes(k, &r, check_swiglu);
+    for (size_t hs = 1; hs <= 67; hs++)
+        check_rope(k, &r, hs);
+    printf("table %-8s %s\n", k->isa, mipr_test_failures == before ? "ok" : "FAILED");
+}
+
+/* ---- choice of table ---- */
+
+static const char *expected_default(void)
+{
+    if (mipr_kernels_for("avx2"))
+        return "avx2";
+    if (mipr_kernels_for("neon"))
+        return "neon";
+    return "generic";
+}
+
+static void check_select_error(const char *isa, const char *msg)
+{
+    const struct mipr_kernels *t = NULL, *def = NULL;
+    char err[160];
+    CHECK(mipr_kernels_select(NULL, &def, err, sizeof err) == 0);
+    CHECK(mipr_kernels_select(isa, &t, err, sizeof err) == -1);
+    CHECK(t == def); /* falls back to the automatic choice */
+    if (strcmp(err, msg) != 0) {
+        fprintf(stderr, "MIPR_ISA=%s: got \"%s\", expected \"%s\"\n", isa, err, msg);
+        CHECK(0);
+    }
+}
+
+static void check_dispatch(void)
+{
+    const struct mipr_kernels *t = NULL;
+    char err[160];
+    CHECK(mipr_kernels_select("generic", &t, err, sizeof err) == 0 && t == mipr_kernels_generic());
+    CHECK(mipr_kernels_select(NULL, &t, err, sizeof err) == 0);
+    CHECK(strcmp(t->isa, expected_default()) == 0);
+    CHECK(mipr_kernels_select("", &t, err, sizeof err) == 0);
+    CHECK(strcmp(t->isa, expected_default()) == 0);
+    check_select_error("bogus", "MIPR_ISA=bogus: unknown (expected generic, avx2 or neon)");
+    CHECK(mipr_kernels_for("bogus") == NULL);
+    CHECK(mipr_kernels_for("generic") == mipr_kernels_generic());
+#if defined(__x86_64__)
+    check_select_error("neon", "MIPR_ISA=neon: not in this build (aarch64 and armv7 only)");
+    CHECK(mipr_kernels_for("neon") == NULL);
+    if (mipr_kernels_for("avx2"))
+        CHECK(mipr_kernels_select("avx2", &t, err, sizeof err) == 0 && t == mipr_kernels_for("avx2"));
+    else
+        check_select_error("avx2", "MIPR_ISA=avx2: this CPU has no AVX2+FMA+F16C");
+#elif defined(__aarch64__) || defined(__arm__)
+    /* every aarch64 CPU, and qemu's default armv7 CPU, has NEON with FMA: it must be chosen */
+    check_select_error("avx2", "MIPR_ISA=avx2: not in this build (x86-64 only)");
+    CHECK(mipr_kernels_for("neon") != NULL);
+    CHECK(strcmp(expected_default(), "neon") == 0);
+#endif
+    const char *env = getenv("MIPR_ISA");
+    int rc = mipr_kernels_init(err, sizeof err);
+    if (!env || !*env)
+        CHECK(rc == 0 && strcmp(mipr_kernels()->isa, expected_default()) == 0);
+    else if (rc == 0)
+        CHECK(strcmp(mipr_kernels()->isa, env) == 0);
+    else
+        CHECK(strncmp(err, "MIPR_ISA=", 9) == 0 && mipr_kernels() != NULL);
+    printf("default table %s (MIPR_ISA=%s)\n", mipr_kernels()->isa, env ? env : "");
+}
+
+int main(void)
+{
+    static const char *const isas[] = {"avx2", "neon"};
+    check_dispatch();
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        const struct mipr_kernels *k = mipr_kernels_for(isas[i]);
+        if (k)
+            check_table(k);
+        else
+            printf("table %-8s not available here\n", isas[i]);
+    }
+    return mipr_test_finish("kernels");
+}
