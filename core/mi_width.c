@@ -7,7 +7,7 @@
 #include "mipr.h"
 
 /* Multiplier of the robust rule chosen by measurement (docs/MI.md, "tuned width"). */
-#define TUNED_DEFAULT 1.0
+#define TUNED_DEFAULT 2.0
 
 static const char *const names[MIPR_WIDTH_COUNT] = {"silverman", "robust", "knn",
                                                     "percentile", "fixed", "tuned"};

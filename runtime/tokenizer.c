@@ -45,6 +45,7 @@ struct mipr_tokenizer {
     uint32_t *slot_hash;
     uint32_t mask;
     uint32_t max_merge_len; /* longest mergeable piece: longer concatenations cannot match */
+    uint8_t pair_bits[8192]; /* bit x*256+y: some mergeable piece holds bytes x, y in a row */
     int32_t byte_tok[256];
     char byte_str[512]; /* byte b at [2b], NUL at [2b + 1] */
 };
@@ -230,6 +231,19 @@ static void hash_insert(mipr_tokenizer *t, uint32_t id)
     t->slot_hash[i] = h;
 }
 
+static void build_pair_bits(mipr_tokenizer *t)
+{
+    memset(t->pair_bits, 0, sizeof t->pair_bits);
+    for (uint32_t i = 0; i < t->n_vocab; i++) {
+        const tok_entry *e = &t->tok[i];
+        const uint8_t *p = (const uint8_t *)t->arena + e->off;
+        for (uint32_t k = 0; e->mergeable && k + 1 < e->len; k++) {
+            unsigned bit = (unsigned)p[k] << 8 | p[k + 1];
+            t->pair_bits[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+        }
+    }
+}
+
 static mipr_status build_hash(mipr_tokenizer *t, mipr_error *err)
 {
     uint32_t n = 0;
@@ -242,6 +256,7 @@ static mipr_status build_hash(mipr_tokenizer *t, mipr_error *err)
         if (e->mergeable && e->len > t->max_merge_len)
             t->max_merge_len = e->len;
     }
+    build_pair_bits(t);
     uint32_t cap = 16;
     while (cap < 2 * (uint64_t)n)
         cap *= 2;
@@ -375,6 +390,22 @@ static int32_t pair_merge(const mipr_tokenizer *t, int32_t a, int32_t b)
     return id >= 0 && t->tok[id].score > MERGE_MIN_SCORE ? id : -1;
 }
 
+/* True when no merge can ever join a symbol ending like a with one starting like b: a
+ * merged piece is the concatenation of its parts, so it would have to contain the two
+ * bytes that meet here, and no mergeable piece does (or a side never merges). Text splits
+ * at such cuts into segments that merge independently, and since merges within a segment
+ * keep run.c's relative order, merging each segment alone gives run.c's result. Typical
+ * text has a cut every few bytes, which keeps the heap tiny and in cache. */
+static int is_cut(const mipr_tokenizer *t, int32_t a, int32_t b)
+{
+    const tok_entry *ea = &t->tok[a], *eb = &t->tok[b];
+    if (!ea->mergeable || !eb->mergeable)
+        return 1;
+    unsigned x = (uint8_t)t->arena[ea->off + ea->len - 1], y = (uint8_t)t->arena[eb->off];
+    unsigned bit = x << 8 | y;
+    return !(t->pair_bits[bit >> 3] >> (bit & 7) & 1);
+}
+
 /* run.c's algorithm, in place: the fallback when the fast path cannot get memory. Quadratic,
  * but it continues exactly from any state the fast path reached. */
 static size_t merge_quadratic(const mipr_tokenizer *t, int32_t *ids, size_t n)
@@ -399,11 +430,11 @@ static size_t merge_quadratic(const mipr_tokenizer *t, int32_t *ids, size_t n)
     }
 }
 
-/* The fast path: symbols in a doubly linked list over their original positions, candidate
- * pairs in a binary heap ordered like run.c's scan (score desc, then leftmost). A pair's
- * entry is valid while stamp[left] is unchanged: any change to the left symbol, its right
- * neighbour, or that neighbour's id bumps it. Survivors keep their original position, so
- * "leftmost" is "smallest position". */
+/* The fast path: symbols in a doubly linked list over their positions in the segment,
+ * candidate pairs in a binary heap ordered like run.c's scan (score desc, then leftmost).
+ * A pair's entry is valid while stamp[left] is unchanged: any change to the left symbol,
+ * its right neighbour, or that neighbour's id bumps it. Survivors keep their position, so
+ * "leftmost" is "smallest position". Arrays are reused from segment to segment. */
 typedef struct bpe_cand {
     float score;
     uint32_t pos;
@@ -414,7 +445,8 @@ typedef struct bpe_cand {
 typedef struct bpe {
     const mipr_tokenizer *t;
     int32_t *ids;
-    uint32_t *prev, *next, *stamp;
+    uint32_t *prev, *next, *stamp; /* one block of 3 * n_sym */
+    size_t n_sym;
     bpe_cand *heap;
     size_t n_heap, cap;
 } bpe;
@@ -472,22 +504,32 @@ static int make_cand(const bpe *s, uint32_t pos, bpe_cand *c)
     return 1;
 }
 
+static int heap_reserve(bpe *s, size_t need)
+{
+    if (need <= s->cap)
+        return 1;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2 / sizeof *s->heap)
+            return 0;
+        cap *= 2;
+    }
+    bpe_cand *h = realloc(s->heap, cap * sizeof *h);
+    if (!h)
+        return 0;
+    s->heap = h;
+    s->cap = cap;
+    return 1;
+}
+
 /* Returns 0 when the heap cannot grow. */
 static int push_cand(bpe *s, uint32_t pos)
 {
     bpe_cand c;
     if (!make_cand(s, pos, &c))
         return 1;
-    if (s->n_heap == s->cap) {
-        if (s->cap > SIZE_MAX / 2 / sizeof *s->heap)
-            return 0;
-        size_t cap = s->cap * 2;
-        bpe_cand *h = realloc(s->heap, cap * sizeof *h);
-        if (!h)
-            return 0;
-        s->heap = h;
-        s->cap = cap;
-    }
+    if (!heap_reserve(s, s->n_heap + 1))
+        return 0;
     s->heap[s->n_heap] = c;
     sift_up(s, s->n_heap++);
     return 1;
@@ -508,30 +550,32 @@ static int apply_merge(bpe *s, const bpe_cand *c)
     return (p == NONE || push_cand(s, p)) && push_cand(s, l);
 }
 
-static void bpe_release(bpe *s)
+static int sym_reserve(bpe *s, size_t n)
 {
-    free(s->prev);
-    free(s->heap);
+    if (n <= s->n_sym)
+        return 1;
+    size_t cap = s->n_sym ? s->n_sym : 64;
+    while (cap < n)
+        cap = cap > SIZE_MAX / 2 ? n : cap * 2;
+    if (cap > SIZE_MAX / (3 * sizeof *s->prev))
+        return 0;
+    uint32_t *p = realloc(s->prev, 3 * cap * sizeof *p);
+    if (!p)
+        return 0;
+    s->prev = p;
+    s->next = p + cap;
+    s->stamp = p + 2 * cap;
+    s->n_sym = cap;
+    return 1;
 }
 
-/* Returns 0 (nothing held) when memory is short. */
-static int bpe_init(bpe *s, const mipr_tokenizer *t, int32_t *ids, uint32_t n)
+/* Links the n symbols of a segment and queues their pairs; 0 when memory is short. */
+static int bpe_start(bpe *s, int32_t *ids, uint32_t n)
 {
-    memset(s, 0, sizeof *s);
-    size_t count = n; /* only a 32-bit size_t can overflow below */
-    if (count > SIZE_MAX / (3 * sizeof *s->prev) || count > SIZE_MAX / sizeof *s->heap)
+    if (!sym_reserve(s, n) || !heap_reserve(s, n))
         return 0;
-    s->t = t;
     s->ids = ids;
-    s->prev = malloc(3 * (size_t)n * sizeof *s->prev);
-    s->cap = n;
-    s->heap = malloc(s->cap * sizeof *s->heap);
-    if (!s->prev || !s->heap) {
-        bpe_release(s);
-        return 0;
-    }
-    s->next = s->prev + n;
-    s->stamp = s->next + n;
+    s->n_heap = 0;
     for (uint32_t i = 0; i < n; i++) {
         s->prev[i] = i == 0 ? NONE : i - 1;
         s->next[i] = i + 1 == n ? NONE : i + 1;
@@ -553,24 +597,41 @@ static size_t bpe_compact(const bpe *s)
     return n;
 }
 
-static size_t merge_symbols(const mipr_tokenizer *t, int32_t *ids, size_t n)
+/* Merges one segment in place; returns its new length. */
+static size_t merge_segment(bpe *s, int32_t *ids, size_t n)
 {
     if (n < 2)
         return n;
-    bpe s;
-    if (n >= NONE || !bpe_init(&s, t, ids, (uint32_t)n))
-        return merge_quadratic(t, ids, n);
+    if (n >= NONE || !bpe_start(s, ids, (uint32_t)n))
+        return merge_quadratic(s->t, ids, n);
     int ok = 1;
-    while (ok && s.n_heap > 0) {
-        bpe_cand c = s.heap[0];
-        s.heap[0] = s.heap[--s.n_heap];
-        sift_down(&s, 0);
-        if (s.stamp[c.pos] == c.stamp)
-            ok = apply_merge(&s, &c);
+    while (ok && s->n_heap > 0) {
+        bpe_cand c = s->heap[0];
+        s->heap[0] = s->heap[--s->n_heap];
+        sift_down(s, 0);
+        if (s->stamp[c.pos] == c.stamp)
+            ok = apply_merge(s, &c);
     }
-    n = bpe_compact(&s);
-    bpe_release(&s);
-    return ok ? n : merge_quadratic(t, ids, n);
+    n = bpe_compact(s);
+    return ok ? n : merge_quadratic(s->t, ids, n);
+}
+
+static size_t merge_symbols(const mipr_tokenizer *t, int32_t *ids, size_t n)
+{
+    bpe s;
+    memset(&s, 0, sizeof s);
+    s.t = t;
+    size_t w = 0;
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && !is_cut(t, ids[b - 1], ids[b]);)
+            b++;
+        size_t m = merge_segment(&s, ids + a, b - a);
+        memmove(ids + w, ids + a, m * sizeof *ids);
+        w += m;
+    }
+    free(s.prev);
+    free(s.heap);
+    return w;
 }
 
 size_t mipr_tokenizer_encode(const mipr_tokenizer *t, const char *text, size_t len, int add_bos,
