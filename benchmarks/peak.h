@@ -11,13 +11,14 @@ float mipr_peak_fma_scalar(long iters, double *flops_per_iter);
 /* Sum of n floats (n % 32 == 0), read once. */
 float mipr_peak_read_scalar(const float *x, size_t n);
 
-#if defined(MIPR_BENCH_AVX2)
+/* Built only where the ISA is (MIPR_BENCH_AVX2, MIPR_BENCH_NEON); call only when
+ * mipr_kernels_for() said the CPU runs it. */
 float mipr_peak_fma_avx2(long iters, double *flops_per_iter);
 float mipr_peak_read_avx2(const float *x, size_t n);
-#endif
-#if defined(MIPR_BENCH_NEON)
 float mipr_peak_fma_neon(long iters, double *flops_per_iter);
 float mipr_peak_read_neon(const float *x, size_t n);
-#endif
+
+/* Best single-thread GFLOP/s over the ISAs this CPU runs (peak_best.c); *isa names it. */
+double mipr_peak_fma_best(int quick, const char **isa);
 
 #endif

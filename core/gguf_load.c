@@ -553,7 +553,7 @@ static mipr_status tok_fill(mipr_tokenizer *t, const mipr_gguf *g, const tok_arr
     for (uint32_t id = 0; id < a->n && st == MIPR_OK; id++) {
         mipr_gguf_str s;
         double score = 0.0;
-        enum mipr_token_type type;
+        enum mipr_token_type type = MIPR_TOK_NORMAL;
         mipr_gguf_arr_str(g, (uint64_t)a->tokens, id, &s);
         if (s.len + 1 > cap) {
             size_t ncap = (size_t)s.len + 64;
@@ -612,7 +612,7 @@ static mipr_status tok_finish(mipr_tokenizer *t, const mipr_gguf *g, uint32_t n,
 
 mipr_status mipr_gguf_load_tokenizer(mipr_tokenizer **out, const mipr_gguf *g, mipr_error *err)
 {
-    tok_arrays a;
+    tok_arrays a = {-1, -1, -1, 0};
     mipr_tokenizer *t = NULL;
     *out = NULL;
     mipr_status st = tok_find_arrays(g, &a, err);

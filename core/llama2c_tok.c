@@ -92,9 +92,9 @@ static mipr_status read_tokens(mipr_tokenizer *t, tok_reader *r, uint32_t n_voca
                                mipr_error *err)
 {
     for (uint32_t i = 0; i < n_vocab; i++) {
-        float score;
-        const char *piece;
-        size_t len;
+        float score = 0.0f;
+        const char *piece = NULL;
+        size_t len = 0;
         mipr_status st = read_token(r, i, n_vocab, &score, &piece, &len, err);
         if (st != MIPR_OK)
             return st;

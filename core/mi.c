@@ -14,7 +14,7 @@
 #include "mipr.h"
 
 #define SB 32u  /* samples per tile side */
-#define NB 128u /* neurons per GEMM block */
+#define NB 64u /* neurons per GEMM block */
 
 double mipr_mi2_pair(const float *x, const float *y, size_t n, double sx, double sy)
 {

@@ -278,6 +278,113 @@ mipr_status mipr_find_redundant(const float *samples, uint32_t d, uint32_t n,
                                 mipr_error *err);
 void mipr_redundancy_free(mipr_redundancy *r);
 
+/* ---- evaluation on token ids, against a reference model -------------------------------- */
+
+typedef struct mipr_eval_result {
+    uint64_t tokens;           /* predictions scored */
+    double nll_sum, mean_nll, perplexity;
+    double kl_sum, mean_kl;    /* KL(reference || model) in nats per token; 0 without one */
+} mipr_eval_result;
+
+/* Scores ids (a token stream without BOS) in windows of `window` tokens each starting with
+ * bos, like perplexity's stream mode. With a reference model (same vocabulary), also the
+ * mean KL divergence of the model's next-token distribution from the reference's. */
+mipr_status mipr_eval_tokens(const mipr_model *m, const mipr_model *reference,
+                             const int32_t *ids, size_t n, uint32_t window, int32_t bos,
+                             mipr_pool *pool, mipr_eval_result *res, mipr_error *err);
+
+/* ---- structured pruning of FFN neurons (docs/PRUNING.md) -------------------------------- */
+
+enum mipr_criterion {
+    MIPR_CRIT_MI,         /* the paper: redundant (high-MI) pairs lose their less important member */
+    MIPR_CRIT_MAGNITUDE,  /* |gate_j| |up_j| |down_:,j| */
+    MIPR_CRIT_ACTIVATION, /* |z_j| over the calibration tokens */
+    MIPR_CRIT_WANDA_SP,   /* |z_j| |down_:,j| */
+    MIPR_CRIT_FLAP,       /* Var(z_j) |down_:,j|^2 */
+    MIPR_CRIT_RANDOM,     /* uniform, seeded */
+    MIPR_CRIT_COUNT
+};
+
+const char *mipr_criterion_name(enum mipr_criterion c);
+int mipr_criterion_parse(const char *s, enum mipr_criterion *out);
+
+typedef struct mipr_prune_opts {
+    enum mipr_criterion criterion;
+    double ratio;           /* share of the prunable layers' FFN neurons removed, in (0, 1) */
+    int adaptive;           /* scores standardised per layer, ranked across layers (FLAP) */
+    uint32_t align;         /* kept widths are multiples of this (1, 8, 16, 32); 0: 1 */
+    uint32_t min_width;     /* no layer keeps fewer (0: align) */
+    uint32_t first_layer, last_layer; /* layers pruned, inclusive; last < first: all */
+    const uint8_t *keep_whole;        /* n_layers flags of layers left alone, or NULL */
+    uint64_t seed;
+    /* the mi criterion */
+    double mi_threshold;    /* on normalised MI (0: default 0.5) */
+    mipr_width width;
+    uint32_t clusters;
+    mipr_pool *pool;
+    /* compensation */
+    int bias;               /* fold E[z] of removed neurons into an ffn_down bias (FLAP) */
+    int least_squares;      /* mi: fold the LS reconstruction of a removed neuron from its
+                             * redundant partner into the partner's ffn_down column */
+} mipr_prune_opts;
+
+typedef struct mipr_prune_plan {
+    uint32_t n_layers;
+    uint32_t *width;        /* kept per layer */
+    uint8_t **keep;         /* per layer: d_ff flags */
+    double **score;         /* per layer: the criterion's scores (higher = keep) */
+    uint32_t **partner;     /* per layer (mi only): the redundant partner of a neuron, or
+                             * UINT32_MAX */
+    uint32_t *redundant;    /* mi: neurons found redundant per layer */
+} mipr_prune_plan;
+
+/* Scores every neuron and decides which ones each layer keeps. */
+mipr_status mipr_prune_plan_make(const mipr_model *m, const mipr_calib *c,
+                                 const mipr_prune_opts *o, mipr_prune_plan *plan,
+                                 mipr_error *err);
+void mipr_prune_plan_free(mipr_prune_plan *p);
+/* The pruned model. Its FFN tensors are new; the others are borrowed from m, which must
+ * outlive it. Compensation (o->bias, o->least_squares) uses the calibration record. */
+mipr_status mipr_prune_apply(const mipr_model *m, const mipr_calib *c, const mipr_prune_plan *p,
+                             const mipr_prune_opts *o, mipr_model **out, mipr_error *err);
+
+/* Prunes with o and scores the result against the unpruned model on held-out token ids
+ * (KL and perplexity); the pruned model is freed. */
+typedef struct mipr_heldout {
+    const int32_t *ids;
+    size_t n;
+    uint32_t window;
+    int32_t bos;
+} mipr_heldout;
+
+mipr_status mipr_prune_trial(const mipr_model *m, const mipr_calib *c, const mipr_prune_opts *o,
+                             const mipr_heldout *h, mipr_eval_result *res, mipr_error *err);
+
+/* ---- the size-aware policy (--criterion auto) ---------------------------------------------- */
+
+/* Models up to this many parameters get a tournament of criteria; larger ones take the
+ * cheapest criterion the evidence supports (docs/PRUNING.md, "policy"). */
+#define MIPR_POLICY_TOURNAMENT_MAX_PARAMS 2000000000ull
+
+typedef struct mipr_policy_candidate {
+    enum mipr_criterion criterion;
+    int adaptive;
+    double kl, perplexity;
+} mipr_policy_candidate;
+
+typedef struct mipr_policy {
+    enum mipr_criterion criterion;
+    int adaptive, bias;
+    char reason[1024];
+    uint32_t n_candidates;
+    mipr_policy_candidate candidates[16];
+} mipr_policy;
+
+/* Decides criterion and allocation for m at base->ratio (other fields of base are kept). */
+mipr_status mipr_policy_decide(const mipr_model *m, const mipr_calib *c,
+                               const mipr_prune_opts *base, const mipr_heldout *h,
+                               mipr_policy *out, mipr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mipr.h"
+#include "windows.h"
 
 #define PPL_BATCH 64u
 
@@ -51,24 +52,20 @@ static mipr_status score_window(scorer *s, const int32_t *ids, uint32_t n, mipr_
 static mipr_status run_stream(scorer *s, const char *text, size_t len, const mipr_ppl_opts *o,
                               mipr_error *err)
 {
-    int32_t *ids = malloc((len + 2) * sizeof *ids);
+    mipr_windows ws;
+    mipr_status st = mipr_windows_init(&ws, s->tok, text, len, o->window, err);
+    if (st)
+        return st;
     int32_t *win = malloc((size_t)o->window * sizeof *win);
-    mipr_status st = MIPR_OK;
-    if (!ids || !win)
-        st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for %zu tokens", len + 2);
-    size_t n = st ? 0 : mipr_tokenizer_encode(s->tok, text, len, 0, ids);
-    size_t per = o->window - 1, total = (n + per - 1) / per;
-    if (o->max_windows && total > o->max_windows)
-        total = o->max_windows;
+    if (!win)
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for a window");
+    size_t total = o->max_windows && ws.count > o->max_windows ? o->max_windows : ws.count;
     for (size_t w = 0; st == MIPR_OK && w < total; w++) {
-        size_t take = n - w * per < per ? n - w * per : per;
-        win[0] = mipr_tokenizer_bos(s->tok);
-        memcpy(win + 1, ids + w * per, take * sizeof *ids);
-        st = score_window(s, win, (uint32_t)take + 1, err);
+        st = score_window(s, win, mipr_windows_get(&ws, w, win), err);
         if (o->progress)
             o->progress(o->progress_ctx, w + 1, total);
     }
-    free(ids);
+    mipr_windows_free(&ws);
     free(win);
     return st;
 }

@@ -261,6 +261,8 @@ static void ffn_block(mipr_engine *e, uint32_t l, uint32_t n, uint32_t pos)
         e->observer(e->observer_ctx, l, pos, n, L->d_ff, e->hb);
     matmul(e, e->xb, &L->ffn_down, e->hb, n);
     add_rows(e->x, e->xb, (size_t)n * hp->dim);
+    for (uint32_t t = 0; L->ffn_down_b.data && t < n; t++)
+        add_rows(e->x + (size_t)t * hp->dim, L->ffn_down_b.data, hp->dim);
 }
 
 static void classify(mipr_engine *e, float *logits, uint32_t first, uint32_t n)

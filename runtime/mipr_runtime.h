@@ -78,6 +78,8 @@ typedef struct mipr_layer {
     uint32_t d_ff; /* this layer's FFN width: pruning makes it differ between layers */
     mipr_tensor attn_norm, wq, wk, wv, wo;
     mipr_tensor ffn_norm, ffn_gate, ffn_up, ffn_down; /* gate, up: d_ff x dim; down: dim x d_ff */
+    mipr_tensor ffn_down_b; /* optional F32 output bias of the FFN (data NULL when absent):
+                             * pruning's bias compensation puts E[z] of removed neurons here */
 } mipr_layer;
 
 typedef struct mipr_model {

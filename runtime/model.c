@@ -142,6 +142,9 @@ static mipr_status check_layer(const mipr_model *m, int l, const char *what, mip
         (st = check_tensor(&L->ffn_up, "ffn_up", l, L->d_ff, hp->dim, 0, what, err)) ||
         (st = check_tensor(&L->ffn_down, "ffn_down", l, hp->dim, L->d_ff, 0, what, err)))
         return st;
+    if (L->ffn_down_b.data &&
+        (st = check_tensor(&L->ffn_down_b, "ffn_down.bias", l, 1, hp->dim, 1, what, err)))
+        return st;
     return MIPR_OK;
 }
 
@@ -176,7 +179,7 @@ uint64_t mipr_model_n_params(const mipr_model *m)
         const mipr_layer *L = &m->layers[l];
         n += numel(&L->attn_norm) + numel(&L->wq) + numel(&L->wk) + numel(&L->wv) +
              numel(&L->wo) + numel(&L->ffn_norm) + numel(&L->ffn_gate) + numel(&L->ffn_up) +
-             numel(&L->ffn_down);
+             numel(&L->ffn_down) + (L->ffn_down_b.data ? numel(&L->ffn_down_b) : 0);
     }
     return n;
 }

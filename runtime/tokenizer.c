@@ -290,6 +290,7 @@ mipr_status mipr_tokenizer_finish(mipr_tokenizer *t, int32_t bos, int32_t eos, i
 {
     if (!t)
         return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: NULL");
+    t->finished = 0; /* until the tables below are complete */
     mipr_status st;
     if ((st = check_special(t, "BOS", bos, &t->bos, err)) != MIPR_OK ||
         (st = check_special(t, "EOS", eos, &t->eos, err)) != MIPR_OK ||

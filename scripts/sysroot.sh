@@ -51,12 +51,20 @@ apt_opts=(-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
           -o "Dir::Etc::PreferencesParts=$work/preferences.d"
           -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
 
+# A mirror caught mid-sync fails one index (seen on bookworm-security); the packages may
+# still be found in the others, so after three tries go on and let the download decide.
 for try in 1 2 3; do
   if apt-get "${apt_opts[@]}" update -qq; then break; fi
-  if [[ $try == 3 ]]; then echo "sysroot.sh: apt-get update failed" >&2; exit 1; fi
-  sleep 5
+  if [[ $try == 3 ]]; then
+    echo "sysroot.sh: apt-get update had errors; trying the indexes it did fetch" >&2
+  else
+    sleep 5
+  fi
 done
-(cd "$work/debs" && apt-get "${apt_opts[@]}" download -qq "${pkgs[@]/%/:$arch}")
+if ! (cd "$work/debs" && apt-get "${apt_opts[@]}" download -qq "${pkgs[@]/%/:$arch}"); then
+  echo "sysroot.sh: could not download ${pkgs[*]} for $arch" >&2
+  exit 1
+fi
 for deb in "$work/debs"/*.deb; do
   dpkg-deb -x "$deb" "$dest"
 done

@@ -19,7 +19,7 @@ expect() {
   local got=$?
   if [ "$got" != "$code" ]; then
     fail "'$*' exited $got, expected $code; stderr: $(head -c 400 "$T/err")"
-  elif [ -n "$pat" ] && ! grep -qE "$pat" "$T/err"; then
+  elif [ -n "$pat" ] && ! grep -qE -e "$pat" "$T/err"; then
     fail "'$*' stderr does not match /$pat/: $(head -c 400 "$T/err")"
   fi
 }

@@ -52,6 +52,7 @@ int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 
 #endif

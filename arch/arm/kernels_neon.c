@@ -286,17 +286,43 @@ static void tokens_run(mk_fn mt, mk_fn m1, float *y, size_t ldy, const char *w, 
         m1(y + t * ldy, ldy, w, ldw, x + t * cols, cols, cols);
 }
 
+static void row_f16(float *out, const void *w, size_t row, size_t cols);
+static void row_bf16(float *out, const void *w, size_t row, size_t cols);
+static void row_q8_0(float *out, const void *w, size_t row, size_t cols);
+
+/* Other weight types are widened once per block of four rows into a float panel, and the f32
+ * microkernels run over it: the weights are the same exact floats gemv makes on the fly, so
+ * the sums are too, and the conversion is paid once per token block instead of per token.
+ * Wider rows than the panel (kept on the stack) take the on-the-fly microkernels. */
+#define PANEL_COLS 2048
+
+static const char *widen_rows(float *panel, enum mipr_dtype t, const void *w, size_t r,
+                              size_t cols)
+{
+    static void (*const widen[MIPR_DT_COUNT])(float *, const void *, size_t, size_t) = {
+        NULL, row_f16, row_bf16, row_q8_0};
+    for (size_t i = 0; i < 4; i++)
+        widen[t](panel + i * cols, w, r + i, cols);
+    return (const char *)panel;
+}
+
 static void gemm_run(const struct mk_set *s, float *y, const void *w, const float *x, size_t n,
                      size_t rows, size_t cols)
 {
+    float panel[4 * PANEL_COLS];
+    int widen = s->type != MIPR_DT_F32 && cols <= PANEL_COLS;
+    const struct mk_set *f = widen ? &mk_sets[MIPR_DT_F32] : s;
     const char *wb = w;
     size_t ldw = mipr_dtype_row_bytes(s->type, cols), tb = tokens_per_block(cols);
     for (size_t t0 = 0; t0 < n; t0 += tb) {
         size_t tn = n - t0 < tb ? n - t0 : tb, r = 0;
         float *yb = y + t0 * rows;
         const float *xb = x + t0 * cols;
-        for (; r + 4 <= rows; r += 4)
-            tokens_run(s->mtx4, s->m1x4, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
+        for (; r + 4 <= rows; r += 4) {
+            const char *wr = widen ? widen_rows(panel, s->type, w, r, cols) : wb + r * ldw;
+            tokens_run(f->mtx4, f->m1x4, yb + r, rows, wr, widen ? cols * sizeof(float) : ldw,
+                       xb, tn, cols);
+        }
         for (; r < rows; r++)
             tokens_run(s->mtx1, s->m1x1, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
     }
@@ -527,6 +553,30 @@ static void swiglu_neon(float *h, const float *gate, const float *up, size_t n)
     }
 }
 
+/* exp(-(xi - xj)^2 inv) for one xi against 4 xj: the MI estimator's inner loop. */
+static inline float32x4_t gauss4(float32x4_t xi, float32x4_t xj, float32x4_t ninv)
+{
+    float32x4_t d = vsubq_f32(xi, xj);
+    return exp_neon(vmulq_f32(vmulq_f32(d, d), ninv));
+}
+
+static void gauss_block_neon(float *out, const float *xi, size_t ni, const float *xj,
+                             size_t nj, float inv)
+{
+    float32x4_t ninv = vdupq_n_f32(-inv);
+    for (size_t u = 0; u < ni; u++, out += nj) {
+        float32x4_t a = vdupq_n_f32(xi[u]);
+        size_t v = 0;
+        for (; v + 4 <= nj; v += 4)
+            vst1q_f32(out + v, gauss4(a, vld1q_f32(xj + v), ninv));
+        if (v < nj) {
+            float t[4];
+            vst1q_f32(t, gauss4(a, load_tail(xj + v, nj - v), ninv));
+            memcpy(out + v, t, (nj - v) * sizeof *out);
+        }
+    }
+}
+
 const struct mipr_kernels mipr_kernels_neon_table = {
     .isa = "neon",
     .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
@@ -538,4 +588,5 @@ const struct mipr_kernels mipr_kernels_neon_table = {
     .softmax = softmax_neon,
     .rope = rope_neon,
     .swiglu = swiglu_neon,
+    .gauss_block = gauss_block_neon,
 };

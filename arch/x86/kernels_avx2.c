@@ -260,17 +260,43 @@ static void tokens_run(mk_fn m3, mk_fn m1, float *y, size_t ldy, const char *w, 
         m1(y + t * ldy, ldy, w, ldw, x + t * cols, cols, cols);
 }
 
+static void row_f16(float *out, const void *w, size_t row, size_t cols);
+static void row_bf16(float *out, const void *w, size_t row, size_t cols);
+static void row_q8_0(float *out, const void *w, size_t row, size_t cols);
+
+/* Other weight types are widened once per block of four rows into a float panel, and the f32
+ * microkernels run over it: the weights are the same exact floats gemv makes on the fly, so
+ * the sums are too, and the conversion is paid once per token block instead of per token.
+ * Wider rows than the panel (kept on the stack) take the on-the-fly microkernels. */
+#define PANEL_COLS 2048
+
+static const char *widen_rows(float *panel, enum mipr_dtype t, const void *w, size_t r,
+                              size_t cols)
+{
+    static void (*const widen[MIPR_DT_COUNT])(float *, const void *, size_t, size_t) = {
+        NULL, row_f16, row_bf16, row_q8_0};
+    for (size_t i = 0; i < 4; i++)
+        widen[t](panel + i * cols, w, r + i, cols);
+    return (const char *)panel;
+}
+
 static void gemm_run(const struct mk_set *s, float *y, const void *w, const float *x, size_t n,
                      size_t rows, size_t cols)
 {
+    float panel[4 * PANEL_COLS];
+    int widen = s->type != MIPR_DT_F32 && cols <= PANEL_COLS;
+    const struct mk_set *f = widen ? &mk_sets[MIPR_DT_F32] : s;
     const char *wb = w;
     size_t ldw = mipr_dtype_row_bytes(s->type, cols), tb = tokens_per_block(cols);
     for (size_t t0 = 0; t0 < n; t0 += tb) {
         size_t tn = n - t0 < tb ? n - t0 : tb, r = 0;
         float *yb = y + t0 * rows;
         const float *xb = x + t0 * cols;
-        for (; r + 4 <= rows; r += 4)
-            tokens_run(s->m3x4, s->m1x4, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
+        for (; r + 4 <= rows; r += 4) {
+            const char *wr = widen ? widen_rows(panel, s->type, w, r, cols) : wb + r * ldw;
+            tokens_run(f->m3x4, f->m1x4, yb + r, rows, wr, widen ? cols * sizeof(float) : ldw,
+                       xb, tn, cols);
+        }
         for (; r < rows; r++)
             tokens_run(s->m3x1, s->m1x1, yb + r, rows, wb + r * ldw, ldw, xb, tn, cols);
     }
@@ -503,6 +529,29 @@ static void swiglu_avx2(float *h, const float *gate, const float *up, size_t n)
     }
 }
 
+/* exp(-(xi - xj)^2 inv) for one xi against 8 xj: the MI estimator's inner loop. */
+static inline __m256 gauss8(__m256 xi, __m256 xj, __m256 ninv)
+{
+    __m256 d = _mm256_sub_ps(xi, xj);
+    return exp_avx2(_mm256_mul_ps(_mm256_mul_ps(d, d), ninv));
+}
+
+static void gauss_block_avx2(float *out, const float *xi, size_t ni, const float *xj,
+                             size_t nj, float inv)
+{
+    __m256 ninv = _mm256_set1_ps(-inv);
+    for (size_t u = 0; u < ni; u++, out += nj) {
+        __m256 a = _mm256_set1_ps(xi[u]);
+        size_t v = 0;
+        for (; v + 8 <= nj; v += 8)
+            _mm256_storeu_ps(out + v, gauss8(a, _mm256_loadu_ps(xj + v), ninv));
+        if (v < nj) {
+            __m256i m = tail_mask(nj - v);
+            _mm256_maskstore_ps(out + v, m, gauss8(a, _mm256_maskload_ps(xj + v, m), ninv));
+        }
+    }
+}
+
 const struct mipr_kernels mipr_kernels_avx2_table = {
     .isa = "avx2",
     .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
@@ -514,4 +563,5 @@ const struct mipr_kernels mipr_kernels_avx2_table = {
     .softmax = softmax_avx2,
     .rope = rope_avx2,
     .swiglu = swiglu_avx2,
+    .gauss_block = gauss_block_avx2,
 };

@@ -16,6 +16,6 @@ cmp -s "$T/s1" "$T/s2" || fail "same seed gave different text"
 [ -s "$T/s1" ] || fail "sampled text is empty"
 
 # a prompt is printed, then continued
-"$MIPR" generate "$D/babyllama-tok105/model5000.bin" -z "$D/babyllama-tok105/tok105.bin" -p "Once upon a time" -t 0 -n 40 >"$T/c" 2>/dev/null || fail "babyllama generate"
+"$MIPR" generate "$D/babyllama-tok105/model5000.bin" -z "$D/babyllama-tok105/tok105.bin" -p "Once upon a time" -t 0 -n 80 >"$T/c" 2>/dev/null || fail "babyllama generate"
 grep -q "^Once upon a time, there was a little girl" "$T/c" || fail "babyllama text: $(cat "$T/c")"
 finish

@@ -167,7 +167,7 @@ static void test_all_pairs(void)
     CHECK(fabs(mipr_mi_normalized(&m, 5, 5) - 1.0) < 1e-6);
     mipr_pool *pool;
     CHECK_OK(mipr_pool_new(&pool, 2, &err), &err);
-    mipr_mi_matrix m2, approx;
+    mipr_mi_matrix m2;
     o.pool = pool;
     CHECK_OK(mipr_mi_all_pairs(s, D, N, &o, &m2, &err), &err);
     CHECK(memcmp(m.mi, m2.mi, sizeof(float) * D * D) == 0);

@@ -1,0 +1,692 @@
+/* The .mcal calibration file (docs/CALIB_FORMAT.md): a CRC-protected fixed header, then
+ * sections, each a CRC-protected 32-byte header and one zstd frame carrying its own content
+ * checksum.
+ *
+ * Reading never trusts a size: every section is located and checked (bounds, checksum, the
+ * size the header implies, the frame's declared content size) before anything is allocated,
+ * so a hostile file can make the reader allocate little more than its own size. Values are
+ * encoded byte by byte, so the format is little-endian on any host. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "mipr.h"
+
+#define MAGIC "MIPRCAL\0"
+#define VERSION 1u
+#define FIXED_SIZE 48u  /* magic .. seed; d_ff[] and the names follow */
+#define SEC_SIZE 32u    /* section header */
+#define NAME_MAX_LEN 255u
+/* No real activation data compresses this well; a frame that claims to must be hostile. */
+#define MAX_RATIO 1024u
+
+enum { TAG_POS = 0x534F5053u, TAG_STAT = 0x54415453u, TAG_SAMP = 0x504D4153u }; /* SPOS ... */
+
+/* ---- little-endian bytes and CRC-32 -------------------------------------------------------- */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static uint64_t f64_bits(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static double bits_f64(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+static uint32_t f32_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static float bits_f32(uint32_t u)
+{
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* CRC-32 as zlib computes it (reflected, polynomial 0xEDB88320). The table lives with the
+ * reader or writer that uses it: no global state. */
+typedef struct crc_table {
+    uint32_t t[256];
+} crc_table;
+
+static void crc_init(crc_table *c)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t v = i;
+        for (int k = 0; k < 8; k++)
+            v = v & 1 ? (v >> 1) ^ 0xEDB88320u : v >> 1;
+        c->t[i] = v;
+    }
+}
+
+/* crc: 0 to start, or the result of a previous call to continue. */
+static uint32_t crc_update(const crc_table *c, uint32_t crc, const uint8_t *p, size_t n)
+{
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++)
+        crc = c->t[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- section layouts ----------------------------------------------------------------------- */
+
+static int known_tag(uint32_t tag)
+{
+    return tag == TAG_POS || tag == TAG_STAT || tag == TAG_SAMP;
+}
+
+static const char *tag_name(uint32_t tag)
+{
+    return tag == TAG_POS ? "SPOS" : tag == TAG_STAT ? "STAT" : tag == TAG_SAMP ? "SAMP" : "?";
+}
+
+/* Bytes of a section's decompressed content; 0 for unknown tags. */
+static uint64_t raw_size_of(uint32_t tag, uint32_t d_ff, uint32_t n_samples)
+{
+    switch (tag) {
+    case TAG_POS: return 8 * (uint64_t)n_samples;
+    case TAG_STAT: return 8 + 40 * (uint64_t)d_ff;
+    case TAG_SAMP: return 4 * (uint64_t)d_ff * n_samples;
+    default: return 0;
+    }
+}
+
+/* STAT: u64 count, then mean, m2, sum_abs, sum_sq (f64 arrays), then min, max (f32 arrays). */
+static void encode_stats(uint8_t *p, const mipr_calib_layer *L)
+{
+    const double *arr[4] = {L->mean, L->m2, L->sum_abs, L->sum_sq};
+    size_t n = L->d_ff;
+    put_u64(p, L->count);
+    p += 8;
+    for (int a = 0; a < 4; a++, p += 8 * n)
+        for (size_t j = 0; j < n; j++)
+            put_u64(p + 8 * j, f64_bits(arr[a][j]));
+    for (size_t j = 0; j < n; j++) {
+        put_u32(p + 4 * j, f32_bits(L->min[j]));
+        put_u32(p + 4 * (n + j), f32_bits(L->max[j]));
+    }
+}
+
+static void decode_stats(mipr_calib_layer *L, const uint8_t *p)
+{
+    double *arr[4] = {L->mean, L->m2, L->sum_abs, L->sum_sq};
+    size_t n = L->d_ff;
+    L->count = get_u64(p);
+    p += 8;
+    for (int a = 0; a < 4; a++, p += 8 * n)
+        for (size_t j = 0; j < n; j++)
+            arr[a][j] = bits_f64(get_u64(p + 8 * j));
+    for (size_t j = 0; j < n; j++) {
+        L->min[j] = bits_f32(get_u32(p + 4 * j));
+        L->max[j] = bits_f32(get_u32(p + 4 * (n + j)));
+    }
+}
+
+/* SAMP: the floats split into 4 byte planes (all lowest bytes, then the next, ...). The
+ * sign/exponent bytes are highly predictable and the low mantissa bytes are noise; apart,
+ * zstd codes each plane with its own statistics (docs/CALIB_FORMAT.md has the numbers). */
+static void encode_planes(uint8_t *p, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = f32_bits(x[i]);
+        for (size_t b = 0; b < 4; b++)
+            p[b * n + i] = (uint8_t)(u >> (8 * b));
+    }
+}
+
+static void decode_planes(float *x, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = 0;
+        for (size_t b = 0; b < 4; b++)
+            u |= (uint32_t)p[b * n + i] << (8 * b);
+        x[i] = bits_f32(u);
+    }
+}
+
+static void encode_pos(uint8_t *p, const uint64_t *pos, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++)
+        put_u64(p + 8 * (size_t)k, pos[k]);
+}
+
+/* ---- writing ------------------------------------------------------------------------------- */
+
+typedef struct writer {
+    mipr_outfile out;
+    ZSTD_CCtx *z;
+    crc_table crc;
+    uint8_t *raw, *dst;
+    size_t raw_cap, dst_cap;
+} writer;
+
+static mipr_status reserve(uint8_t **buf, size_t *cap, size_t n, mipr_error *err)
+{
+    if (n <= *cap)
+        return MIPR_OK;
+    uint8_t *p = realloc(*buf, n);
+    if (!p)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for %zu bytes", n);
+    *buf = p;
+    *cap = n;
+    return MIPR_OK;
+}
+
+/* Compresses w->raw[0..raw) into w->dst as one frame. parts > 1 ends a zstd block at each
+ * part boundary, so that each byte plane of the samples gets its own entropy tables rather
+ * than sharing one when the planes fit in a single 128 KiB block. */
+static mipr_status compress(writer *w, size_t raw, size_t parts, size_t *stored,
+                            mipr_error *err)
+{
+    size_t cap = ZSTD_compressBound(raw) + 64 * parts; /* + block headers of the flushes */
+    mipr_status st = reserve(&w->dst, &w->dst_cap, cap, err);
+    if (st)
+        return st;
+    ZSTD_CCtx_reset(w->z, ZSTD_reset_session_only);
+    ZSTD_CCtx_setPledgedSrcSize(w->z, raw); /* puts the content size in the frame header */
+    ZSTD_outBuffer out = {w->dst, cap, 0};
+    size_t per = raw / parts, left = 0;
+    for (size_t k = 0; k < parts; k++) {
+        ZSTD_inBuffer in = {w->raw + k * per, k + 1 < parts ? per : raw - k * per, 0};
+        ZSTD_EndDirective end = k + 1 < parts ? ZSTD_e_flush : ZSTD_e_end;
+        do
+            left = ZSTD_compressStream2(w->z, &out, &in, end);
+        while (!ZSTD_isError(left) && left != 0 && out.pos < out.size);
+        if (ZSTD_isError(left) || left != 0)
+            return mipr_error_set(err, MIPR_ERR_IO, "%s: zstd compression failed: %s",
+                                  w->out.final_path,
+                                  ZSTD_isError(left) ? ZSTD_getErrorName(left) : "no room");
+    }
+    *stored = out.pos;
+    return MIPR_OK;
+}
+
+/* Compresses w->raw[0..raw) and appends the section. */
+static mipr_status write_section(writer *w, uint32_t tag, uint32_t layer, size_t raw,
+                                 mipr_error *err)
+{
+    size_t stored = 0;
+    mipr_status st = compress(w, raw, tag == TAG_SAMP && raw ? 4 : 1, &stored, err);
+    if (st)
+        return st;
+    uint8_t h[SEC_SIZE] = {0};
+    put_u32(h, tag);
+    put_u32(h + 4, layer);
+    put_u64(h + 8, raw);
+    put_u64(h + 16, stored);
+    uint32_t crc = crc_update(&w->crc, crc_update(&w->crc, 0, h, 28), w->dst, stored);
+    put_u32(h + 28, crc);
+    st = mipr_outfile_write(&w->out, h, sizeof h, err);
+    return st ? st : mipr_outfile_write(&w->out, w->dst, stored, err);
+}
+
+static mipr_status write_header(writer *w, const mipr_calib *c, mipr_error *err)
+{
+    size_t ml = strlen(c->model), tl = strlen(c->text);
+    size_t n = FIXED_SIZE + 4 * (size_t)c->n_layers + 4 + ml + 4 + tl + 4;
+    mipr_status st = reserve(&w->raw, &w->raw_cap, n, err);
+    if (st)
+        return st;
+    uint8_t *p = w->raw;
+    memset(p, 0, FIXED_SIZE);
+    memcpy(p, MAGIC, 8);
+    put_u32(p + 8, VERSION);
+    put_u32(p + 12, c->n_layers);
+    put_u32(p + 16, c->dim);
+    put_u32(p + 20, c->window);
+    put_u32(p + 24, c->n_samples);
+    put_u64(p + 32, c->tokens);
+    put_u64(p + 40, c->seed);
+    p += FIXED_SIZE;
+    for (uint32_t l = 0; l < c->n_layers; l++, p += 4)
+        put_u32(p, c->layers[l].d_ff);
+    put_u32(p, (uint32_t)ml);
+    memcpy(p + 4, c->model, ml);
+    p += 4 + ml;
+    put_u32(p, (uint32_t)tl);
+    memcpy(p + 4, c->text, tl);
+    put_u32(p + 4 + tl, crc_update(&w->crc, 0, w->raw, n - 4));
+    return mipr_outfile_write(&w->out, w->raw, n, err);
+}
+
+static mipr_status write_layer(writer *w, const mipr_calib *c, uint32_t l, mipr_error *err)
+{
+    const mipr_calib_layer *L = &c->layers[l];
+    size_t raw = (size_t)raw_size_of(TAG_STAT, L->d_ff, c->n_samples);
+    mipr_status st = reserve(&w->raw, &w->raw_cap, raw, err);
+    if (st)
+        return st;
+    encode_stats(w->raw, L);
+    if ((st = write_section(w, TAG_STAT, l, raw, err)))
+        return st;
+    raw = (size_t)raw_size_of(TAG_SAMP, L->d_ff, c->n_samples);
+    if ((st = reserve(&w->raw, &w->raw_cap, raw, err)))
+        return st;
+    if (raw)
+        encode_planes(w->raw, L->samples, raw / 4);
+    return write_section(w, TAG_SAMP, l, raw, err);
+}
+
+static mipr_status write_all(writer *w, const mipr_calib *c, mipr_error *err)
+{
+    mipr_status st = write_header(w, c, err);
+    size_t raw = (size_t)raw_size_of(TAG_POS, 0, c->n_samples);
+    if (st == MIPR_OK)
+        st = reserve(&w->raw, &w->raw_cap, raw, err);
+    if (st == MIPR_OK) {
+        if (raw)
+            encode_pos(w->raw, c->sample_pos, c->n_samples);
+        st = write_section(w, TAG_POS, 0, raw, err);
+    }
+    for (uint32_t l = 0; st == MIPR_OK && l < c->n_layers; l++)
+        st = write_layer(w, c, l, err);
+    return st;
+}
+
+/* The record must be one mipr_calib_new could have made, with names that fit the format. */
+static mipr_status check_record(const mipr_calib *c, const char *path, mipr_error *err)
+{
+    int ok = c->n_layers >= 1 && c->n_layers <= MIPR_MAX_LAYERS && c->layers &&
+             (c->n_samples == 0 || c->sample_pos) && memchr(c->model, 0, sizeof c->model) &&
+             memchr(c->text, 0, sizeof c->text);
+    for (uint32_t l = 0; ok && l < c->n_layers; l++) {
+        const mipr_calib_layer *L = &c->layers[l];
+        ok = L->d_ff >= 1 && L->d_ff <= MIPR_MAX_FF && L->mean && L->m2 && L->sum_abs &&
+             L->sum_sq && L->min && L->max && (c->n_samples == 0 || L->samples);
+    }
+    if (!ok)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: the calibration record is incomplete",
+                              path);
+    return MIPR_OK;
+}
+
+static mipr_status writer_setup(writer *w, int level, const char *path, mipr_error *err)
+{
+    if (level == 0)
+        level = ZSTD_CLEVEL_DEFAULT;
+    if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
+        return mipr_error_set(err, MIPR_ERR_ARG, "zstd level %d outside %d..%d", level,
+                              ZSTD_minCLevel(), ZSTD_maxCLevel());
+    crc_init(&w->crc);
+    w->z = ZSTD_createCCtx();
+    if (!w->z)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for zstd", path);
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(w->z, ZSTD_c_compressionLevel, level)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(w->z, ZSTD_c_checksumFlag, 1)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(w->z, ZSTD_c_contentSizeFlag, 1)))
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: zstd rejected level %d", path, level);
+    return MIPR_OK;
+}
+
+mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err)
+{
+    writer w = {0};
+    mipr_status st = check_record(c, path, err);
+    if (st == MIPR_OK)
+        st = writer_setup(&w, level, path, err);
+    if (st == MIPR_OK && (st = mipr_outfile_open(&w.out, path, err)) == MIPR_OK) {
+        st = write_all(&w, c, err);
+        if (st == MIPR_OK)
+            st = mipr_outfile_commit(&w.out, err);
+        else
+            mipr_outfile_abort(&w.out);
+    }
+    ZSTD_freeCCtx(w.z);
+    free(w.raw);
+    free(w.dst);
+    return st;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+typedef struct section {
+    uint64_t off;    /* of the frame in the file */
+    uint64_t raw, stored;
+    int seen;
+} section;
+
+typedef struct reader {
+    const char *path;
+    const uint8_t *data;
+    size_t size;
+    crc_table crc;
+    /* from the header */
+    uint32_t n_layers, dim, window, n_samples;
+    uint64_t tokens, seed;
+    uint32_t *d_ff;
+    const uint8_t *model, *text;
+    uint32_t model_len, text_len;
+    size_t header_size;
+    /* sections by slot: 0 positions, 1 + 2l stats of layer l, 2 + 2l samples of layer l */
+    section *sec;
+    size_t n_sec;
+    mipr_error *err;
+} reader;
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+static mipr_status fail_at(const reader *r, mipr_status st, const char *where, uint64_t off,
+                           const char *fmt, ...) PRINTF_LIKE(5, 6);
+
+/* "FILE: WHERE at offset OFF: what went wrong". */
+static mipr_status fail_at(const reader *r, mipr_status st, const char *where, uint64_t off,
+                           const char *fmt, ...)
+{
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return mipr_error_set(r->err, st, "%s: %s at offset %llu: %s", r->path, where,
+                          (unsigned long long)off, what);
+}
+
+#define HDR_FAIL(r, off, ...) fail_at(r, MIPR_ERR_FORMAT, "header", off, __VA_ARGS__)
+
+static void slot_id(size_t slot, uint32_t *tag, uint32_t *layer)
+{
+    *tag = slot == 0 ? TAG_POS : (slot - 1) % 2 == 0 ? TAG_STAT : TAG_SAMP;
+    *layer = slot == 0 ? 0 : (uint32_t)((slot - 1) / 2);
+}
+
+static mipr_status sec_fail(const reader *r, uint32_t tag, uint32_t layer, uint64_t off,
+                            const char *what)
+{
+    char where[64];
+    snprintf(where, sizeof where, "section %s (layer %u)", tag_name(tag), layer);
+    if (!known_tag(tag))
+        snprintf(where, sizeof where, "section 0x%08x", tag);
+    return fail_at(r, MIPR_ERR_FORMAT, where, off, "%s", what);
+}
+
+/* A length-prefixed name of at most NAME_MAX_LEN bytes without NUL. */
+static mipr_status read_name(reader *r, size_t *off, const uint8_t **s, uint32_t *len)
+{
+    if (r->size - *off < 4)
+        return HDR_FAIL(r, *off, "file ends inside the header");
+    *len = get_u32(r->data + *off);
+    if (*len > NAME_MAX_LEN)
+        return HDR_FAIL(r, *off, "name of %u bytes (at most %u)", *len, NAME_MAX_LEN);
+    if (r->size - *off - 4 < *len)
+        return HDR_FAIL(r, *off, "file ends inside the header");
+    *s = r->data + *off + 4;
+    *off += 4 + (size_t)*len;
+    return MIPR_OK;
+}
+
+static mipr_status read_widths(reader *r)
+{
+    if ((r->size - FIXED_SIZE) / 4 < r->n_layers)
+        return HDR_FAIL(r, FIXED_SIZE, "file ends inside the header");
+    r->d_ff = malloc(r->n_layers * sizeof *r->d_ff);
+    if (!r->d_ff)
+        return mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory", r->path);
+    for (uint32_t l = 0; l < r->n_layers; l++) {
+        r->d_ff[l] = get_u32(r->data + FIXED_SIZE + 4 * (size_t)l);
+        if (r->d_ff[l] == 0 || r->d_ff[l] > MIPR_MAX_FF)
+            return HDR_FAIL(r, FIXED_SIZE + 4 * (size_t)l, "layer %u width %u outside 1..%u",
+                            l, r->d_ff[l], MIPR_MAX_FF);
+    }
+    return MIPR_OK;
+}
+
+/* Magic, version, the layer count and every length: what locates the rest of the header. */
+static mipr_status read_layout(reader *r)
+{
+    const uint8_t *p = r->data;
+    if (r->size < FIXED_SIZE)
+        return HDR_FAIL(r, 0, "the file is %zu bytes, too short for a calibration file",
+                        r->size);
+    if (memcmp(p, MAGIC, 8) != 0)
+        return HDR_FAIL(r, 0, "not a mipr calibration file (bad magic)");
+    uint32_t version = get_u32(p + 8);
+    if (version != VERSION)
+        return fail_at(r, version > VERSION ? MIPR_ERR_UNSUPPORTED : MIPR_ERR_FORMAT, "header",
+                       8, "version %u, this build reads version %u", version, VERSION);
+    r->n_layers = get_u32(p + 12);
+    if (r->n_layers == 0 || r->n_layers > MIPR_MAX_LAYERS)
+        return HDR_FAIL(r, 12, "%u layers outside 1..%u", r->n_layers, MIPR_MAX_LAYERS);
+    mipr_status st = read_widths(r);
+    size_t off = FIXED_SIZE + 4 * (size_t)r->n_layers;
+    if (st == MIPR_OK)
+        st = read_name(r, &off, &r->model, &r->model_len);
+    if (st == MIPR_OK)
+        st = read_name(r, &off, &r->text, &r->text_len);
+    if (st == MIPR_OK && r->size - off < 4)
+        st = HDR_FAIL(r, off, "file ends inside the header");
+    r->header_size = off + 4;
+    return st;
+}
+
+/* Every header value against the others (after the checksum has vouched for the bytes). */
+static mipr_status read_values(reader *r)
+{
+    const uint8_t *p = r->data;
+    size_t crc_off = r->header_size - 4;
+    if (crc_update(&r->crc, 0, p, crc_off) != get_u32(p + crc_off))
+        return HDR_FAIL(r, crc_off, "header checksum mismatch (the file is damaged)");
+    r->dim = get_u32(p + 16);
+    r->window = get_u32(p + 20);
+    r->n_samples = get_u32(p + 24);
+    r->tokens = get_u64(p + 32);
+    r->seed = get_u64(p + 40);
+    if (get_u32(p + 28) != 0)
+        return HDR_FAIL(r, 28, "reserved field is not zero");
+    if (r->dim == 0 || r->dim > MIPR_MAX_DIM)
+        return HDR_FAIL(r, 16, "width %u outside 1..%u", r->dim, MIPR_MAX_DIM);
+    if (r->window < 2 || r->window > MIPR_MAX_SEQ)
+        return HDR_FAIL(r, 20, "window %u outside 2..%u", r->window, MIPR_MAX_SEQ);
+    if (r->n_samples > r->tokens)
+        return HDR_FAIL(r, 24, "%u samples of only %llu tokens", r->n_samples,
+                        (unsigned long long)r->tokens);
+    if (memchr(r->model, 0, r->model_len) || memchr(r->text, 0, r->text_len))
+        return HDR_FAIL(r, FIXED_SIZE, "a name holds a NUL byte");
+    return MIPR_OK;
+}
+
+/* Index in r->sec of a known section whose layer has been checked. */
+static size_t slot_of(uint32_t tag, uint32_t layer)
+{
+    return tag == TAG_POS ? 0 : 1 + 2 * (size_t)layer + (tag == TAG_SAMP);
+}
+
+/* Everything about a known section that can be checked without decompressing it. */
+static mipr_status check_section(reader *r, uint32_t tag, uint32_t layer, uint64_t raw,
+                                 uint64_t off, uint64_t stored)
+{
+    const uint8_t *frame = r->data + off;
+    uint64_t at = off - SEC_SIZE;
+    if (tag == TAG_POS ? layer != 0 : layer >= r->n_layers)
+        return sec_fail(r, tag, layer, at, "no such layer in this file");
+    section *s = &r->sec[slot_of(tag, layer)];
+    uint64_t want = raw_size_of(tag, tag == TAG_POS ? 0 : r->d_ff[layer], r->n_samples);
+    if (s->seen)
+        return sec_fail(r, tag, layer, at, "the section appears twice");
+    if (raw != want || (uint64_t)(size_t)want != want)
+        return sec_fail(r, tag, layer, at, "its size does not match the header's shapes");
+    if (raw / MAX_RATIO > stored + 64)
+        return sec_fail(r, tag, layer, at, "implausible compression ratio");
+    if (ZSTD_findFrameCompressedSize(frame, stored) != stored)
+        return sec_fail(r, tag, layer, at, "the data is not exactly one zstd frame");
+    if (ZSTD_getFrameContentSize(frame, stored) != raw)
+        return sec_fail(r, tag, layer, at, "the zstd frame's content size differs");
+    *s = (section){off, raw, stored, 1};
+    return MIPR_OK;
+}
+
+/* Locates and checks every section; unknown tags are skipped (their checksum still holds). */
+static mipr_status walk_sections(reader *r)
+{
+    r->n_sec = 1 + 2 * (size_t)r->n_layers;
+    if (!(r->sec = calloc(r->n_sec, sizeof *r->sec)))
+        return mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory", r->path);
+    for (size_t off = r->header_size; off < r->size;) {
+        const uint8_t *h = r->data + off;
+        if (r->size - off < SEC_SIZE)
+            return fail_at(r, MIPR_ERR_FORMAT, "section", off, "file ends inside a header");
+        uint32_t tag = get_u32(h), layer = get_u32(h + 4);
+        uint64_t raw = get_u64(h + 8), stored = get_u64(h + 16);
+        if (stored > r->size - off - SEC_SIZE)
+            return sec_fail(r, tag, layer, off, "its data runs past the end of the file");
+        uint32_t crc = crc_update(&r->crc, crc_update(&r->crc, 0, h, 28), h + SEC_SIZE, stored);
+        if (crc != get_u32(h + 28))
+            return sec_fail(r, tag, layer, off, "checksum mismatch (the file is damaged)");
+        if (known_tag(tag)) {
+            mipr_status st = get_u32(h + 24) != 0
+                                 ? sec_fail(r, tag, layer, off, "reserved field is not zero")
+                                 : check_section(r, tag, layer, raw, off + SEC_SIZE, stored);
+            if (st)
+                return st;
+        }
+        off += SEC_SIZE + stored;
+    }
+    for (size_t i = 0; i < r->n_sec; i++)
+        if (!r->sec[i].seen) {
+            uint32_t tag, layer;
+            slot_id(i, &tag, &layer);
+            return sec_fail(r, tag, layer, r->size, "missing (the file is truncated?)");
+        }
+    return MIPR_OK;
+}
+
+/* What the checksums cannot vouch for: values consistent with the header. */
+static mipr_status check_content(const reader *r, const mipr_calib *c)
+{
+    for (uint32_t k = 0; k < c->n_samples; k++)
+        if (c->sample_pos[k] >= c->tokens || (k && c->sample_pos[k] <= c->sample_pos[k - 1]))
+            return sec_fail(r, TAG_POS, 0, r->sec[0].off - SEC_SIZE,
+                            "positions are not ascending token indices");
+    for (uint32_t l = 0; l < c->n_layers; l++)
+        if (c->layers[l].count != c->tokens)
+            return sec_fail(r, TAG_STAT, l, r->sec[1 + 2 * l].off - SEC_SIZE,
+                            "token count differs from the header's");
+    return MIPR_OK;
+}
+
+static void decode_section(mipr_calib *c, size_t slot, const uint8_t *raw, size_t n)
+{
+    uint32_t tag, layer;
+    slot_id(slot, &tag, &layer);
+    if (tag == TAG_POS)
+        for (uint32_t k = 0; k < c->n_samples; k++)
+            c->sample_pos[k] = get_u64(raw + 8 * (size_t)k);
+    else if (tag == TAG_STAT)
+        decode_stats(&c->layers[layer], raw);
+    else if (n)
+        decode_planes(c->layers[layer].samples, raw, n / 4);
+}
+
+static mipr_status decode_sections(const reader *r, mipr_calib *c)
+{
+    size_t max = 1;
+    for (size_t i = 0; i < r->n_sec; i++)
+        max = r->sec[i].raw > max ? (size_t)r->sec[i].raw : max;
+    uint8_t *buf = malloc(max);
+    ZSTD_DCtx *z = ZSTD_createDCtx();
+    mipr_status st = MIPR_OK;
+    if (!buf || !z)
+        st = mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory for %zu bytes", r->path,
+                            max);
+    for (size_t i = 0; st == MIPR_OK && i < r->n_sec; i++) {
+        const section *s = &r->sec[i];
+        size_t got = ZSTD_decompressDCtx(z, buf, max, r->data + s->off, (size_t)s->stored);
+        if (ZSTD_isError(got) || got != s->raw) {
+            uint32_t tag, layer;
+            slot_id(i, &tag, &layer);
+            st = sec_fail(r, tag, layer, s->off - SEC_SIZE,
+                          ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
+        } else {
+            decode_section(c, i, buf, got);
+        }
+    }
+    ZSTD_freeDCtx(z);
+    free(buf);
+    return st ? st : check_content(r, c);
+}
+
+static void fill_header(mipr_calib *c, const reader *r)
+{
+    c->dim = r->dim;
+    c->window = r->window;
+    c->tokens = r->tokens;
+    c->seed = r->seed;
+    memcpy(c->model, r->model, r->model_len);
+    c->model[r->model_len] = 0;
+    memcpy(c->text, r->text, r->text_len);
+    c->text[r->text_len] = 0;
+}
+
+static mipr_status read_all(reader *r, mipr_calib **out)
+{
+    mipr_status st = read_layout(r);
+    if (st == MIPR_OK)
+        st = read_values(r);
+    if (st == MIPR_OK)
+        st = walk_sections(r);
+    if (st)
+        return st;
+    mipr_error e = {0};
+    if ((st = mipr_calib_new(out, r->n_layers, r->d_ff, r->n_samples, &e)))
+        return mipr_error_set(r->err, st, "%s: %s", r->path, e.msg);
+    fill_header(*out, r);
+    return decode_sections(r, *out);
+}
+
+mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err)
+{
+    *out = NULL;
+    mipr_mapped_file f;
+    mipr_status st = mipr_file_map(&f, path, err);
+    if (st)
+        return st;
+    reader r = {.path = path, .data = f.data, .size = f.size, .err = err};
+    crc_init(&r.crc);
+    mipr_calib *c = NULL;
+    st = read_all(&r, &c);
+    free(r.d_ff);
+    free(r.sec);
+    mipr_file_unmap(&f);
+    if (st) {
+        mipr_calib_free(c);
+        return st;
+    }
+    *out = c;
+    return MIPR_OK;
+}

@@ -1,0 +1,167 @@
+/* mipr calibrate: what every FFN neuron of a model does on a text, saved for pruning. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static const char usage_text[] =
+    "usage: mipr calibrate MODEL [-z TOKENIZER] --text FILE -o CALIB [--tokens N]\n"
+    "                      [--window W] [--samples N] [--seed S] [--threads N] [--level L]\n\n"
+    "Runs FILE through MODEL and records every FFN neuron's intermediate activation (the\n"
+    "input of ffn_down) in every layer: count, mean, variance, mean |x|, mean x^2, min and\n"
+    "max over all calibration tokens, plus the activations of N tokens drawn uniformly at\n"
+    "random (the samples the mutual-information estimator reads). The record is written to\n"
+    "CALIB (.mcal, docs/CALIB_FORMAT.md), atomically.\n\n"
+    "The text is one token stream cut into windows of W tokens, each starting with BOS, as\n"
+    "mipr perplexity does; the calibration tokens are the text tokens (BOS positions are run\n"
+    "but not recorded).\n\n"
+    "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
+    "      --text FILE       the calibration text (UTF-8)\n"
+    "  -o, --output CALIB    the file to write\n"
+    "      --tokens N        use only the first N tokens of the text (default: all)\n"
+    "      --window W        tokens per window, BOS included (default: 256, at most the\n"
+    "                        model's context length)\n"
+    "      --samples N       tokens whose activations are kept (default: 512)\n"
+    "      --seed S          seed for choosing the sample tokens (default: 0)\n"
+    "      --threads N       worker threads (default: one per core)\n"
+    "      --level L         zstd level, 1..22 (default: 3)\n";
+
+static const cli_opt opts[] = {
+    {"tokenizer", 'z', 1}, {"text", 0, 1},    {"output", 'o', 1}, {"tokens", 0, 1},
+    {"window", 'w', 1},    {"samples", 0, 1}, {"seed", 0, 1},     {"threads", 0, 1},
+    {"level", 0, 1},       {NULL, 0, 0},
+};
+
+typedef struct {
+    const char *model, *tokenizer, *text, *output;
+    uint64_t tokens, seed;
+    uint32_t window, samples, threads, level;
+} calib_args;
+
+static int parse_opt(const cli_parser *p, int k, const char *v, calib_args *a)
+{
+    switch (k) {
+    case 0: a->tokenizer = v; return 1;
+    case 1: a->text = v; return 1;
+    case 2: a->output = v; return 1;
+    case 3: return cli_u64(p, "--tokens", v, &a->tokens);
+    case 4: return cli_u32(p, "--window", v, 2, MIPR_MAX_SEQ, &a->window);
+    case 5: return cli_u32(p, "--samples", v, 1, UINT32_MAX, &a->samples);
+    case 6: return cli_u64(p, "--seed", v, &a->seed);
+    case 7: return cli_u32(p, "--threads", v, 1, 1024, &a->threads);
+    case 8: return cli_u32(p, "--level", v, 1, 22, &a->level);
+    }
+    return 0;
+}
+
+static int parse(int argc, char **argv, calib_args *a)
+{
+    cli_parser p = {argc, 1, argv, "mipr calibrate", usage_text, opts};
+    const char *v;
+    int k;
+    while ((k = cli_next(&p, &v)) != CLI_END) {
+        if (k == CLI_HELP)
+            return EXIT_OK;
+        if (k == CLI_ERROR)
+            return EXIT_USAGE;
+        if (k == CLI_POSITIONAL) {
+            if (a->model)
+                return cli_usage_error(&p, "unexpected argument '%s'", v);
+            a->model = v;
+        } else if (!parse_opt(&p, k, v, a)) {
+            return EXIT_USAGE;
+        }
+    }
+    if (!a->model)
+        return cli_usage_error(&p, "missing MODEL");
+    if (!a->text)
+        return cli_usage_error(&p, "missing --text FILE");
+    if (!a->output)
+        return cli_usage_error(&p, "missing -o CALIB");
+    return -1;
+}
+
+/* The window depends on the model, so it is checked once the model is loaded. */
+static int set_window(calib_args *a, const mipr_model *m)
+{
+    uint32_t ctx = m->hp.seq_len;
+    if (!a->window) {
+        a->window = ctx < 256 ? ctx : 256;
+        return 1;
+    }
+    if (a->window <= ctx)
+        return 1;
+    fprintf(stderr, "mipr calibrate: --window %u exceeds the model's context of %u tokens\n",
+            a->window, ctx);
+    return 0;
+}
+
+static void summary(const calib_args *a, const mipr_calib *c, double secs)
+{
+    struct stat st;
+    long long size = stat(a->output, &st) == 0 ? (long long)st.st_size : -1;
+    fprintf(stderr,
+            "calibrated %llu tokens (window %u) over %u layers, %u samples each\n"
+            "%.2f s, %.0f tokens/s; wrote %s (%lld bytes)\n",
+            (unsigned long long)c->tokens, c->window, c->n_layers, c->n_samples, secs,
+            (double)c->tokens / (secs + 1e-9), a->output, size);
+}
+
+/* Fails before the (long) run when the output cannot be created; leaves nothing behind. */
+static int output_writable(const char *path, mipr_error *err)
+{
+    mipr_outfile o;
+    if (mipr_outfile_open(&o, path, err) != MIPR_OK)
+        return 0;
+    mipr_outfile_abort(&o);
+    return 1;
+}
+
+static int run(calib_args *a, mipr_pool *pool, const mipr_model *m, const mipr_tokenizer *tok,
+               const char *text, size_t len, mipr_error *err)
+{
+    mipr_calib_opts o = {.max_tokens = a->tokens, .window = a->window,
+                         .n_samples = a->samples, .seed = a->seed, .model_name = a->model,
+                         .text_name = a->text, .progress = cli_progress,
+                         .progress_ctx = "calibrate", .pool = pool};
+    mipr_calib *c = NULL;
+    double t0 = cli_now();
+    int ok = mipr_calibrate(&c, m, tok, text, len, &o, err) == MIPR_OK &&
+             mipr_calib_save(c, a->output, (int)a->level, err) == MIPR_OK;
+    if (ok)
+        summary(a, c, cli_now() - t0);
+    mipr_calib_free(c);
+    return ok ? EXIT_OK : EXIT_FAIL;
+}
+
+int cmd_calibrate(int argc, char **argv)
+{
+    calib_args a = {.samples = 512};
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    mipr_error err = {0};
+    mipr_model *m = NULL;
+    mipr_tokenizer *tok = NULL;
+    mipr_pool *pool = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    rc = EXIT_FAIL;
+    if (output_writable(a.output, &err) && mipr_pool_new(&pool, a.threads, &err) == MIPR_OK &&
+        mipr_load(&m, &tok, a.model, a.tokenizer, &err) == MIPR_OK &&
+        (text = cli_read_text(a.text, &len, &err)) != NULL) {
+        rc = set_window(&a, m) ? run(&a, pool, m, tok, text, len, &err) : EXIT_USAGE;
+        if (rc == EXIT_FAIL)
+            cli_fail(&err);
+    } else {
+        cli_fail(&err);
+    }
+    free(text);
+    mipr_tokenizer_free(tok);
+    mipr_model_free(m);
+    mipr_pool_free(pool);
+    return rc;
+}
