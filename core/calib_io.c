@@ -316,8 +316,26 @@ static mipr_status write_all(writer *w, const mipr_calib *c, mipr_error *err)
     return st;
 }
 
-/* The record must be one mipr_calib_new could have made, with names that fit the format. */
-static mipr_status check_record(const mipr_calib *c, const char *path, mipr_error *err)
+/* Sample positions strictly ascending below tokens, and every layer's count equal to
+ * tokens: what the checksums cannot vouch for, checked on both sides. */
+static int positions_ok(const mipr_calib *c)
+{
+    for (uint32_t k = 0; k < c->n_samples; k++)
+        if (c->sample_pos[k] >= c->tokens || (k && c->sample_pos[k] <= c->sample_pos[k - 1]))
+            return 0;
+    return 1;
+}
+
+/* First layer whose count differs from tokens, or n_layers. */
+static uint32_t bad_count(const mipr_calib *c)
+{
+    uint32_t l = 0;
+    while (l < c->n_layers && c->layers[l].count == c->tokens)
+        l++;
+    return l;
+}
+
+static int shapes_ok(const mipr_calib *c)
 {
     int ok = c->n_layers >= 1 && c->n_layers <= MIPR_MAX_LAYERS && c->layers &&
              (c->n_samples == 0 || c->sample_pos) && memchr(c->model, 0, sizeof c->model) &&
@@ -327,9 +345,24 @@ static mipr_status check_record(const mipr_calib *c, const char *path, mipr_erro
         ok = L->d_ff >= 1 && L->d_ff <= MIPR_MAX_FF && L->mean && L->m2 && L->sum_abs &&
              L->sum_sq && L->min && L->max && (c->n_samples == 0 || L->samples);
     }
-    if (!ok)
-        return mipr_error_set(err, MIPR_ERR_ARG, "%s: the calibration record is incomplete",
-                              path);
+    return ok;
+}
+
+/* The writer refuses what the reader would refuse. */
+static mipr_status check_record(const mipr_calib *c, const char *path, mipr_error *err)
+{
+    const char *why = NULL;
+    if (!shapes_ok(c))
+        why = "its shapes or arrays are incomplete";
+    else if (c->dim == 0 || c->dim > MIPR_MAX_DIM || c->window < 2 || c->window > MIPR_MAX_SEQ)
+        why = "its width or window is out of range";
+    else if (c->n_samples > c->tokens || !positions_ok(c))
+        why = "its sample positions are not ascending token indices";
+    else if (bad_count(c) < c->n_layers)
+        why = "a layer's count differs from its token count";
+    if (why)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: cannot save the calibration record: %s",
+                              path, why);
     return MIPR_OK;
 }
 
@@ -586,17 +619,15 @@ static mipr_status walk_sections(reader *r)
     return MIPR_OK;
 }
 
-/* What the checksums cannot vouch for: values consistent with the header. */
 static mipr_status check_content(const reader *r, const mipr_calib *c)
 {
-    for (uint32_t k = 0; k < c->n_samples; k++)
-        if (c->sample_pos[k] >= c->tokens || (k && c->sample_pos[k] <= c->sample_pos[k - 1]))
-            return sec_fail(r, TAG_POS, 0, r->sec[0].off - SEC_SIZE,
-                            "positions are not ascending token indices");
-    for (uint32_t l = 0; l < c->n_layers; l++)
-        if (c->layers[l].count != c->tokens)
-            return sec_fail(r, TAG_STAT, l, r->sec[1 + 2 * l].off - SEC_SIZE,
-                            "token count differs from the header's");
+    uint32_t l = bad_count(c);
+    if (!positions_ok(c))
+        return sec_fail(r, TAG_POS, 0, r->sec[0].off - SEC_SIZE,
+                        "positions are not ascending token indices");
+    if (l < c->n_layers)
+        return sec_fail(r, TAG_STAT, l, r->sec[1 + 2 * (size_t)l].off - SEC_SIZE,
+                        "token count differs from the header's");
     return MIPR_OK;
 }
 

@@ -363,7 +363,10 @@ static mipr_status bind_layer(loader *L, uint32_t l)
         if (st != MIPR_OK)
             return st;
     }
-    return MIPR_OK;
+    /* optional: the output bias pruning's compensation writes */
+    char bias[64];
+    snprintf(bias, sizeof bias, "blk.%" PRIu32 ".ffn_down.bias", l);
+    return mipr_gguf_find_tensor(L->g, bias) ? bind_norm(L, bias, &ly->ffn_down_b) : MIPR_OK;
 }
 
 static mipr_status bind_tensors(loader *L)

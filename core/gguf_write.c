@@ -289,7 +289,11 @@ static mipr_status plan_layer(plan *p, const char *path, const mipr_model *m, ui
         if (st != MIPR_OK)
             return st;
     }
-    return MIPR_OK;
+    if (!ly->ffn_down_b.data)
+        return MIPR_OK;
+    char bias[64];
+    snprintf(bias, sizeof bias, "blk.%" PRIu32 ".ffn_down.bias", l);
+    return add_tensor(p, path, bias, &ly->ffn_down_b, 1, opts, err);
 }
 
 /* Same order as llama.cpp's converters write: embeddings, output, then layer by layer. */
@@ -297,7 +301,7 @@ static mipr_status make_plan(plan *p, const char *path, const mipr_model *m,
                              const mipr_gguf_write_opts *opts, mipr_error *err)
 {
     memset(p, 0, sizeof *p);
-    p->t = calloc(3 + 9 * (size_t)m->hp.n_layers, sizeof *p->t);
+    p->t = calloc(3 + 10 * (size_t)m->hp.n_layers, sizeof *p->t);
     if (!p->t)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", path);
     mipr_status st = add_tensor(p, path, "token_embd.weight", &m->tok_embd, 0, opts, err);

@@ -171,6 +171,10 @@ typedef struct mipr_calib {
     char model[256], text[256]; /* names as given, for the record */
     uint64_t *sample_pos;  /* n_samples global token indices, ascending */
     mipr_calib_layer *layers;
+    /* Held-out tokens: the stream's last tokens, never run for the statistics, kept so
+     * pruning can score candidates (KL from the unpruned model) without the text. */
+    int32_t *heldout;
+    uint32_t n_heldout;
 } mipr_calib;
 
 typedef struct mipr_calib_opts {
@@ -182,6 +186,7 @@ typedef struct mipr_calib_opts {
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
     mipr_pool *pool;
+    uint32_t heldout;      /* tokens set aside at the end of the text (0: none) */
 } mipr_calib_opts;
 
 /* Runs the text through the engine in windows (as perplexity's stream mode does) and

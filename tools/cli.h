@@ -3,6 +3,7 @@
 #define MIPR_TOOLS_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mipr.h"
 
@@ -43,6 +44,8 @@ int cli_float(const cli_parser *p, const char *opt, const char *s, float min, fl
 int cli_fail(const mipr_error *err);
 /* Reads a whole text file (NUL-terminated); returns NULL with err set. */
 char *cli_read_text(const char *path, size_t *len, mipr_error *err);
+/* Writes s as a JSON string literal (quotes and escapes included). */
+void cli_json_str(FILE *f, const char *s);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 /* Progress on stderr, only when it is a terminal: "\rLABEL done/total". */
@@ -54,5 +57,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

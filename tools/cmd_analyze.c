@@ -137,7 +137,8 @@ static int by_float(const void *x, const void *y)
 static int summarise(layer_report *r, pair_val *v, uint64_t n, uint32_t top)
 {
     qsort(v, n, sizeof *v, by_nmi_desc);
-    static const double at[6] = {1.0, 0.9, 0.5, 0.1, 0.01, 0.0}; /* descending order */
+    /* v is in descending order: max, p99, p90, median, p10, min */
+    static const double at[6] = {0.0, 0.01, 0.1, 0.5, 0.9, 1.0};
     double sum = 0.0;
     for (uint64_t i = 0; i < n; i++)
         sum += v[i].nmi;

@@ -447,6 +447,47 @@ static void test_no_samples(const fixture *f)
     mipr_calib_free(c);
 }
 
+/* A record built by hand: shapes checked, special floats kept bit for bit, and the writer
+ * refusing what the reader would refuse. */
+static void test_handmade(void)
+{
+    mipr_error err = {0};
+    uint32_t d_ff[2] = {3, 5}, zero = 0;
+    mipr_calib *c = NULL, *back = NULL;
+    CHECK(mipr_calib_new(&c, 0, d_ff, 2, &err) == MIPR_ERR_ARG && c == NULL);
+    CHECK(mipr_calib_new(&c, 1, &zero, 2, &err) == MIPR_ERR_ARG && c == NULL);
+    CHECK_OK(mipr_calib_new(&c, 2, d_ff, 2, &err), &err);
+    CHECK(c->layers[1].d_ff == 5 && c->layers[1].mean[4] == 0 && c->layers[1].samples[9] == 0);
+    const char *path = mipr_test_tmp("handmade.mcal");
+    CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG); /* width and window unset */
+    c->dim = 8;
+    c->window = 16;
+    c->tokens = 10;
+    c->sample_pos[0] = 2;
+    c->sample_pos[1] = 9;
+    static const float odd[] = {-0.0f, 1e-45f, INFINITY, -INFINITY, NAN, 3.5f};
+    for (uint32_t l = 0; l < 2; l++) {
+        c->layers[l].count = 10;
+        for (uint32_t j = 0; j < 2 * d_ff[l]; j++)
+            c->layers[l].samples[j] = odd[j % 6];
+        c->layers[l].min[0] = NAN;
+        c->layers[l].m2[1] = -0.0;
+    }
+    CHECK_OK(mipr_calib_save(c, path, 0, &err), &err);
+    CHECK_OK(mipr_calib_load(&back, path, &err), &err);
+    CHECK(records_equal(c, back));
+    mipr_calib_free(back);
+    c->sample_pos[1] = 2;
+    CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG);
+    c->sample_pos[1] = 10;
+    CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG);
+    c->sample_pos[1] = 9;
+    c->layers[1].count = 11;
+    CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG && strstr(err.msg, path));
+    remove(path);
+    mipr_calib_free(c);
+}
+
 /* Positions spread over the whole text, not bunched at its start. */
 static void check_spread(const mipr_calib *c)
 {
@@ -474,6 +515,7 @@ int main(void)
     test_determinism(&f);
     test_too_short(&f);
     test_no_samples(&f);
+    test_handmade();
     free(f.text);
     mipr_tokenizer_free(f.tok);
     mipr_model_free(f.m);

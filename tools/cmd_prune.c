@@ -1,0 +1,185 @@
+/* mipr prune: from a model and its calibration record to a smaller GGUF, in one command. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "prune_report.h"
+
+static const char usage_text[] =
+    "usage: mipr prune MODEL [-z TOKENIZER] --calib FILE --ratio R -o OUT.gguf [options]\n\n"
+    "Removes a share R of the FFN neurons (whole neurons: rows of ffn_gate and ffn_up, columns\n"
+    "of ffn_down) chosen by a criterion, and writes the smaller model as GGUF: architecture\n"
+    "llama when every layer keeps the same width, deci (per-layer widths, which llama.cpp\n"
+    "also runs) otherwise. A report (stderr, and JSON with --report) gives the per-layer\n"
+    "widths, the criterion and why, parameters, perplexity and KL divergence before and after\n"
+    "on the held-out calibration tokens (and on --eval-text), time and peak memory.\n\n"
+    "  -z, --tokenizer FILE   llama2.c tokenizer.bin (see mipr generate --help)\n"
+    "      --calib FILE       calibration record of this model (mipr calibrate)\n"
+    "      --ratio R          share of FFN neurons removed, in (0, 1)\n"
+    "  -o, --output FILE      the pruned GGUF\n"
+    "      --criterion C      auto (default), mi, magnitude, activation, wanda-sp, flap, random\n"
+    "      --allocation A     uniform or adaptive widths (default: the policy's, else uniform)\n"
+    "      --align N          kept widths are multiples of N: 1, 8, 16, 32 (default 1)\n"
+    "      --min-width N      no layer keeps fewer neurons (default: the alignment)\n"
+    "      --layers A-B       prune only layers A..B (default: all)\n"
+    "      --keep-layers L,.. leave these layers whole\n"
+    "      --seed S           seed of randomised criteria (default 0)\n"
+    "      --seeds K          randomised criteria (mi, random): try seeds S..S+K-1, keep the\n"
+    "                         one with the lowest KL on held-out tokens (default 3)\n"
+    "      --mi-threshold T   normalised MI above which a pair is redundant (default 0.5)\n"
+    "      --width RULE       MI kernel width rule (default tuned; see mipr analyze --help)\n"
+    "      --clusters K       mi: k-means the neurons first, draw pairs inside clusters\n"
+    "      --bias             fold the mean output of removed neurons into an ffn_down bias\n"
+    "      --compensate       mi: fold each removed neuron's least-squares reconstruction\n"
+    "                         from its redundant partner into the partner's ffn_down column\n"
+    "      --type T           weights of the output: f32 (default), f16, bf16, q8_0\n"
+    "      --eval-text FILE   also report perplexity and KL on this text\n"
+    "      --window W         evaluation window (default: the calibration window)\n"
+    "      --report FILE      write the report as JSON\n"
+    "      --threads N        worker threads (default: one per core)\n";
+
+static const cli_opt opts[] = {
+    {"tokenizer", 'z', 1}, {"calib", 0, 1},        {"ratio", 0, 1},     {"output", 'o', 1},
+    {"criterion", 0, 1},   {"allocation", 0, 1},   {"align", 0, 1},     {"min-width", 0, 1},
+    {"layers", 0, 1},      {"keep-layers", 0, 1},  {"seed", 0, 1},      {"seeds", 0, 1},
+    {"mi-threshold", 0, 1}, {"width", 0, 1},       {"clusters", 0, 1},  {"bias", 0, 0},
+    {"compensate", 0, 0},  {"type", 0, 1},         {"eval-text", 0, 1}, {"window", 0, 1},
+    {"report", 0, 1},      {"threads", 0, 1},      {NULL, 0, 0},
+};
+
+static int parse_layers(const cli_parser *p, const char *v, prune_args *a)
+{
+    char *end;
+    long lo = strtol(v, &end, 10), hi;
+    if (end == v || *end != '-' || (hi = strtol(end + 1, &end, 10), *end) || lo < 0 || hi < lo)
+        return cli_usage_error(p, "--layers expects A-B with 0 <= A <= B, got '%s'", v), 0;
+    a->o.first_layer = (uint32_t)lo, a->o.last_layer = (uint32_t)hi;
+    return 1;
+}
+
+static int parse_keep(const cli_parser *p, const char *v, prune_args *a)
+{
+    a->keep_list = v;
+    for (const char *s = v; *s; s++)
+        if (!(*s >= '0' && *s <= '9') && *s != ',')
+            return cli_usage_error(p, "--keep-layers expects numbers like 0,5,11, got '%s'", v), 0;
+    return 1;
+}
+
+static int parse_choice(const cli_parser *p, int k, const char *v, prune_args *a)
+{
+    switch (k) {
+    case 4:
+        a->auto_criterion = strcmp(v, "auto") == 0;
+        if (!a->auto_criterion && !mipr_criterion_parse(v, &a->o.criterion))
+            return cli_usage_error(p, "--criterion: unknown '%s'", v), 0;
+        return 1;
+    case 5:
+        if (strcmp(v, "uniform") && strcmp(v, "adaptive"))
+            return cli_usage_error(p, "--allocation expects uniform or adaptive"), 0;
+        a->allocation = strcmp(v, "adaptive") == 0 ? 2 : 1;
+        return 1;
+    case 13:
+        return mipr_width_parse(v, &a->o.width) ? 1
+                                                : (cli_usage_error(p, "--width: bad rule '%s'", v), 0);
+    default:
+        for (int t = 0; t < MIPR_DT_COUNT; t++)
+            if (strcmp(v, mipr_dtype_name((enum mipr_dtype)t)) == 0)
+                return a->type = (enum mipr_dtype)t, 1;
+        return cli_usage_error(p, "--type expects f32, f16, bf16 or q8_0, got '%s'", v), 0;
+    }
+}
+
+static int parse_opt(cli_parser *p, int k, const char *v, prune_args *a)
+{
+    float f;
+    switch (k) {
+    case 0: a->tokenizer = v; return 1;
+    case 1: a->calib = v; return 1;
+    case 2:
+        if (!cli_float(p, "--ratio", v, 0.0f, 1.0f, &f))
+            return 0;
+        if (f <= 0.0f || f >= 1.0f)
+            return cli_usage_error(p, "--ratio must be strictly between 0 and 1, got %s", v), 0;
+        a->o.ratio = f;
+        return 1;
+    case 3: a->output = v; return 1;
+    case 6: return cli_u32(p, "--align", v, 1, 32, &a->o.align);
+    case 7: return cli_u32(p, "--min-width", v, 1, MIPR_MAX_FF, &a->o.min_width);
+    case 8: return parse_layers(p, v, a);
+    case 9: return parse_keep(p, v, a);
+    case 10: return cli_u64(p, "--seed", v, &a->o.seed);
+    case 11: return cli_u32(p, "--seeds", v, 1, 100, &a->seeds);
+    case 12:
+        if (!cli_float(p, "--mi-threshold", v, 0.0f, 1.0f, &f))
+            return 0;
+        a->o.mi_threshold = f;
+        return 1;
+    case 14: return cli_u32(p, "--clusters", v, 0, 4096, &a->o.clusters);
+    case 15: a->o.bias = 1; return 1;
+    case 16: a->o.least_squares = 1; return 1;
+    case 18: a->eval_text = v; return 1;
+    case 19: return cli_u32(p, "--window", v, 2, MIPR_MAX_SEQ, &a->window);
+    case 20: a->report = v; return 1;
+    case 21: return cli_u32(p, "--threads", v, 1, 1024, &a->threads);
+    default: return parse_choice(p, k, v, a);
+    }
+}
+
+/* The output must be writable before hours of work start. */
+static int output_writable(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= sizeof dir)
+        return 0;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return access(n ? dir : ".", W_OK) == 0;
+}
+
+static int parse(int argc, char **argv, prune_args *a)
+{
+    cli_parser p = {argc, 1, argv, "mipr prune", usage_text, opts};
+    const char *v;
+    int k;
+    while ((k = cli_next(&p, &v)) != CLI_END) {
+        if (k == CLI_HELP)
+            return EXIT_OK;
+        if (k == CLI_ERROR)
+            return EXIT_USAGE;
+        if (k == CLI_POSITIONAL && a->model)
+            return cli_usage_error(&p, "unexpected argument '%s'", v);
+        if (k == CLI_POSITIONAL)
+            a->model = v;
+        else if (!parse_opt(&p, k, v, a))
+            return EXIT_USAGE;
+    }
+    if (!a->model || !a->calib || a->o.ratio == 0.0 || !a->output)
+        return cli_usage_error(&p, "missing %s", !a->model ? "MODEL" : !a->calib ? "--calib FILE"
+                                                  : a->o.ratio == 0.0 ? "--ratio R"
+                                                                      : "-o OUT.gguf");
+    if (a->o.align != 1 && a->o.align != 8 && a->o.align != 16 && a->o.align != 32)
+        return cli_usage_error(&p, "--align expects 1, 8, 16 or 32");
+    if (!output_writable(a->output))
+        return fprintf(stderr, "mipr: %s: the output's folder is missing or not writable\n",
+                       a->output), EXIT_FAIL;
+    return -1;
+}
+
+int cmd_prune(int argc, char **argv)
+{
+    prune_args a = {.auto_criterion = 1, .seeds = 3, .type = MIPR_DT_F32};
+    a.o.width = (mipr_width){MIPR_WIDTH_TUNED, 0};
+    a.o.align = 1;
+    a.o.last_layer = 0, a.o.first_layer = 1; /* all layers */
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    return prune_run(&a);
+}

@@ -1,0 +1,178 @@
+/* The steps of mipr prune: load, decide (policy, seeds), prune, evaluate, write, report. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prune_report.h"
+
+static void step(const char *what)
+{
+    fprintf(stderr, "prune: %s\n", what);
+}
+
+static mipr_status load(prune_args *a, prune_state *s, mipr_error *err)
+{
+    double t0 = cli_now();
+    mipr_status st = mipr_pool_new(&s->pool, a->threads, err);
+    if (st || (st = mipr_load(&s->m, &s->tok, a->model, a->tokenizer, err)) ||
+        (st = mipr_calib_load(&s->c, a->calib, err)))
+        return st;
+    uint32_t L = s->m->hp.n_layers;
+    if (a->o.last_layer >= a->o.first_layer && a->o.last_layer >= L)
+        return mipr_error_set(err, MIPR_ERR_ARG, "--layers %u-%u: %s has layers 0..%u",
+                              a->o.first_layer, a->o.last_layer, a->model, L - 1);
+    if (!(s->keep_whole = calloc(L, 1)))
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    for (const char *p = a->keep_list; p && *p; p += *p == ',') {
+        char *end;
+        unsigned long l = strtoul(p, &end, 10);
+        if (end == p || l >= L)
+            return mipr_error_set(err, MIPR_ERR_ARG, "--keep-layers: %s has layers 0..%u",
+                                  a->model, L - 1);
+        s->keep_whole[l] = 1;
+        p = end;
+    }
+    a->o.keep_whole = s->keep_whole;
+    a->o.pool = s->pool;
+    s->t_load = cli_now() - t0;
+    return MIPR_OK;
+}
+
+static mipr_status heldout(const prune_args *a, prune_state *s, mipr_error *err)
+{
+    if (s->c->n_heldout < 2)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s has no held-out tokens to score the "
+                              "pruned model: calibrate again with --heldout N", a->calib);
+    uint32_t w = a->window ? a->window : s->c->window;
+    s->h = (mipr_heldout){s->c->heldout, s->c->n_heldout, w < s->m->hp.seq_len ? w : s->m->hp.seq_len,
+                          mipr_tokenizer_bos(s->tok)};
+    if (a->eval_text) {
+        size_t len;
+        char *text = cli_read_text(a->eval_text, &len, err);
+        if (!text)
+            return err->status;
+        s->text_ids = malloc((len + 2) * sizeof *s->text_ids);
+        if (s->text_ids)
+            s->n_text = mipr_tokenizer_encode(s->tok, text, len, 0, s->text_ids);
+        free(text);
+        if (!s->text_ids || s->n_text == 0)
+            return mipr_error_set(err, MIPR_ERR_ARG, "%s: no tokens to evaluate", a->eval_text);
+    }
+    return MIPR_OK;
+}
+
+/* Randomised criteria: several seeds, the lowest KL on held-out tokens wins. */
+static mipr_status pick_seed(prune_args *a, prune_state *s, mipr_error *err)
+{
+    uint64_t base = a->o.seed;
+    int randomised = a->o.criterion == MIPR_CRIT_MI || a->o.criterion == MIPR_CRIT_RANDOM;
+    s->n_seeds = randomised ? a->seeds : 1;
+    double best = 1e300;
+    for (uint32_t i = 0; i < s->n_seeds && randomised; i++) {
+        mipr_eval_result r;
+        a->o.seed = base + i;
+        mipr_status st = mipr_prune_trial(s->m, s->c, &a->o, &s->h, &r, err);
+        if (st)
+            return st;
+        s->seed[i] = base + i, s->seed_kl[i] = r.mean_kl;
+        fprintf(stderr, "prune: seed %llu: KL %.6f\n", (unsigned long long)(base + i), r.mean_kl);
+        if (r.mean_kl < best)
+            best = r.mean_kl, s->chosen_seed = base + i;
+    }
+    a->o.seed = randomised ? s->chosen_seed : base;
+    s->chosen_seed = a->o.seed;
+    return MIPR_OK;
+}
+
+static mipr_status decide(prune_args *a, prune_state *s, mipr_error *err)
+{
+    double t0 = cli_now();
+    a->o.adaptive = a->allocation == 2;
+    if (a->auto_criterion) {
+        step("policy: choosing the criterion");
+        mipr_status st = mipr_policy_decide(s->m, s->c, &a->o, &s->h, &s->policy, err);
+        if (st)
+            return st;
+        s->used_policy = 1;
+        a->o.criterion = s->policy.criterion;
+        a->o.adaptive = a->allocation ? a->allocation == 2 : s->policy.adaptive;
+        a->o.bias = a->o.bias || s->policy.bias;
+        fprintf(stderr, "prune: policy: %s\n", s->policy.reason);
+    }
+    mipr_status st = pick_seed(a, s, err);
+    s->t_decide = cli_now() - t0;
+    return st;
+}
+
+static mipr_status prune_eval(prune_args *a, prune_state *s, mipr_error *err)
+{
+    double t0 = cli_now();
+    step("pruning");
+    mipr_status st = mipr_prune_plan_make(s->m, s->c, &a->o, &s->plan, err);
+    if (st || (st = mipr_prune_apply(s->m, s->c, &s->plan, &a->o, &s->pruned, err)))
+        return st;
+    s->t_prune = cli_now() - t0;
+    step("evaluating before and after");
+    const mipr_heldout *h = &s->h;
+    if ((st = mipr_eval_tokens(s->m, NULL, h->ids, h->n, h->window, h->bos, s->pool, &s->before,
+                               err)) ||
+        (st = mipr_eval_tokens(s->pruned, s->m, h->ids, h->n, h->window, h->bos, s->pool,
+                               &s->after, err)))
+        return st;
+    if (s->text_ids &&
+        ((st = mipr_eval_tokens(s->m, NULL, s->text_ids, s->n_text, h->window, h->bos, s->pool,
+                                &s->text_before, err)) ||
+         (st = mipr_eval_tokens(s->pruned, s->m, s->text_ids, s->n_text, h->window, h->bos,
+                                s->pool, &s->text_after, err))))
+        return st;
+    s->t_eval = cli_now() - t0 - s->t_prune;
+    return MIPR_OK;
+}
+
+static void on_fallback(void *ctx, const char *tensor, enum mipr_dtype wanted,
+                        enum mipr_dtype used)
+{
+    (void)ctx;
+    fprintf(stderr, "prune: note: %s stays %s (its rows can't be %s)\n", tensor,
+            mipr_dtype_name(used), mipr_dtype_name(wanted));
+}
+
+static void release(prune_state *s)
+{
+    mipr_prune_plan_free(&s->plan);
+    mipr_model_free(s->pruned);
+    mipr_model_free(s->m);
+    mipr_tokenizer_free(s->tok);
+    mipr_calib_free(s->c);
+    mipr_pool_free(s->pool);
+    free(s->keep_whole);
+    free(s->text_ids);
+}
+
+int prune_run(prune_args *a)
+{
+    static prune_state s;
+    mipr_error err = {0};
+    mipr_status st = load(a, &s, &err);
+    if (st == MIPR_OK)
+        st = heldout(a, &s, &err);
+    if (st == MIPR_OK)
+        st = decide(a, &s, &err);
+    if (st == MIPR_OK)
+        st = prune_eval(a, &s, &err);
+    if (st == MIPR_OK) {
+        double t0 = cli_now();
+        mipr_gguf_write_opts wo = {a->type, on_fallback, NULL};
+        st = mipr_gguf_write(a->output, s.pruned, s.tok, &wo, &err);
+        s.t_write = cli_now() - t0;
+    }
+    if (st == MIPR_OK) {
+        prune_report_text(a, &s);
+        if (a->report)
+            st = prune_report_json(a, &s, &err);
+    }
+    if (st)
+        cli_fail(&err);
+    release(&s);
+    return st ? EXIT_FAIL : EXIT_OK;
+}
