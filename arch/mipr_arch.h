@@ -65,6 +65,13 @@ struct mipr_kernels {
      * Tolerance against the generic twin: 2e-6 relative per element. */
     void (*gauss_block)(float *out, const float *xi, size_t ni, const float *xj, size_t nj,
                         float inv);
+    /* Attention of one head over n cached positions (rows `stride` floats apart):
+     * scores: out[t] = (q . k_t) / div;  mix: out[i] = sum_t a[t] v_t[i] (out overwritten).
+     * One call per head instead of one per position: heads are often 8-64 floats. */
+    void (*attn_scores)(float *out, const float *q, const float *k, size_t stride, size_t n,
+                        size_t hs, float div);
+    void (*attn_mix)(float *out, const float *a, const float *v, size_t stride, size_t n,
+                     size_t hs);
 };
 
 /* The table in use. The first call (of this or mipr_kernels_init, thread-safe) chooses it once:

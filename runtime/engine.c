@@ -183,13 +183,9 @@ static void attend_head(const mipr_engine *e, float *att, float *out, const floa
     float scale = sqrtf((float)hs);
     const float *qh = q + (size_t)h * hs;
     size_t koff = (size_t)(h / group) * hs;
-    for (uint32_t t = 0; t <= pos; t++)
-        att[t] = e->k->dot(qh, kc + (size_t)t * e->kv_dim + koff, hs) / scale;
+    e->k->attn_scores(att, qh, kc + koff, e->kv_dim, pos + 1, hs, scale);
     e->k->softmax(att, pos + 1);
-    float *oh = out + (size_t)h * hs;
-    memset(oh, 0, hs * sizeof *oh);
-    for (uint32_t t = 0; t <= pos; t++)
-        e->k->axpy(oh, att[t], vc + (size_t)t * e->kv_dim + koff, hs);
+    e->k->attn_mix(out + (size_t)h * hs, att, vc + koff, e->kv_dim, pos + 1, hs);
 }
 
 typedef struct {

@@ -21,7 +21,7 @@ static const char usage_text[] =
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
     "      --text FILE       the calibration text (UTF-8)\n"
     "  -o, --output CALIB    the file to write\n"
-    "      --tokens N        use only the first N tokens of the text (default: all)\n"
+    "      --tokens N        use only the first N tokens of the text (default, or 0: all)\n"
     "      --window W        tokens per window, BOS included (default: 256, at most the\n"
     "                        model's context length)\n"
     "      --samples N       tokens whose activations are kept (default: 512)\n"

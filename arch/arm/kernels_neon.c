@@ -577,6 +577,30 @@ static void gauss_block_neon(float *out, const float *xi, size_t ni, const float
     }
 }
 
+static void attn_scores_neon(float *out, const float *q, const float *k, size_t stride,
+                             size_t n, size_t hs, float div)
+{
+    for (size_t t = 0; t < n; t++)
+        out[t] = dot_neon(q, k + t * stride, hs) / div;
+}
+
+/* Per element the generic order (out += a v, multiply then add), so results are exact. */
+static void attn_mix_neon(float *out, const float *a, const float *v, size_t stride, size_t n,
+                          size_t hs)
+{
+    for (size_t i = 0; i < hs; i += 4) {
+        size_t w = hs - i < 4 ? hs - i : 4;
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (size_t t = 0; t < n; t++) {
+            float32x4_t x = w == 4 ? vld1q_f32(v + t * stride + i) : load_tail(v + t * stride + i, w);
+            acc = vaddq_f32(acc, vmulq_f32(vdupq_n_f32(a[t]), x));
+        }
+        float tmp[4];
+        vst1q_f32(tmp, acc);
+        memcpy(out + i, tmp, w * sizeof *out);
+    }
+}
+
 const struct mipr_kernels mipr_kernels_neon_table = {
     .isa = "neon",
     .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
@@ -589,4 +613,6 @@ const struct mipr_kernels mipr_kernels_neon_table = {
     .rope = rope_neon,
     .swiglu = swiglu_neon,
     .gauss_block = gauss_block_neon,
+    .attn_scores = attn_scores_neon,
+    .attn_mix = attn_mix_neon,
 };

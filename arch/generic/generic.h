@@ -14,4 +14,9 @@ void mipr_swiglu_generic(float *h, const float *gate, const float *up, size_t n)
 void mipr_gauss_block_generic(float *out, const float *xi, size_t ni, const float *xj,
                               size_t nj, float inv);
 
+void mipr_attn_scores_generic(float *out, const float *q, const float *k, size_t stride,
+                              size_t n, size_t hs, float div);
+void mipr_attn_mix_generic(float *out, const float *a, const float *v, size_t stride, size_t n,
+                           size_t hs);
+
 #endif

@@ -173,6 +173,22 @@ void mipr_gauss_block_generic(float *out, const float *xi, size_t ni, const floa
         }
 }
 
+void mipr_attn_scores_generic(float *out, const float *q, const float *k, size_t stride,
+                              size_t n, size_t hs, float div)
+{
+    for (size_t t = 0; t < n; t++)
+        out[t] = dot_f32(q, k + t * stride, hs) / div;
+}
+
+void mipr_attn_mix_generic(float *out, const float *a, const float *v, size_t stride, size_t n,
+                           size_t hs)
+{
+    for (size_t i = 0; i < hs; i++)
+        out[i] = 0.0f;
+    for (size_t t = 0; t < n; t++)
+        mipr_axpy_generic(out, a[t], v + t * stride, hs);
+}
+
 const struct mipr_kernels *mipr_kernels_generic(void)
 {
     static const struct mipr_kernels table = {
@@ -187,6 +203,8 @@ const struct mipr_kernels *mipr_kernels_generic(void)
         .rope = mipr_rope_generic,
         .swiglu = mipr_swiglu_generic,
         .gauss_block = mipr_gauss_block_generic,
+        .attn_scores = mipr_attn_scores_generic,
+        .attn_mix = mipr_attn_mix_generic,
     };
     return &table;
 }

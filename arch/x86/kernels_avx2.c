@@ -552,6 +552,49 @@ static void gauss_block_avx2(float *out, const float *xi, size_t ni, const float
     }
 }
 
+/* Eight positions at a time: eight accumulators, reduced together by hsum8x8. */
+static void attn_scores_avx2(float *out, const float *q, const float *k, size_t stride,
+                             size_t n, size_t hs, float div)
+{
+    __m256 vdiv = _mm256_set1_ps(div);
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8) {
+        __m256 acc[8];
+        for (int r = 0; r < 8; r++)
+            acc[r] = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= hs; i += 8) {
+            __m256 vq = _mm256_loadu_ps(q + i);
+            for (int r = 0; r < 8; r++)
+                acc[r] = _mm256_fmadd_ps(vq, _mm256_loadu_ps(k + (t + r) * stride + i), acc[r]);
+        }
+        if (i < hs) {
+            __m256i m = tail_mask(hs - i);
+            __m256 vq = _mm256_maskload_ps(q + i, m);
+            for (int r = 0; r < 8; r++)
+                acc[r] = _mm256_fmadd_ps(vq, _mm256_maskload_ps(k + (t + r) * stride + i, m),
+                                         acc[r]);
+        }
+        _mm256_storeu_ps(out + t, _mm256_div_ps(hsum8x8(acc), vdiv));
+    }
+    for (; t < n; t++)
+        out[t] = dot_avx2(q, k + t * stride, hs) / div;
+}
+
+/* Per element the generic order (out += a v, multiply then add), so results are exact. */
+static void attn_mix_avx2(float *out, const float *a, const float *v, size_t stride, size_t n,
+                          size_t hs)
+{
+    for (size_t i = 0; i < hs; i += 8) {
+        __m256i m = tail_mask(hs - i < 8 ? hs - i : 8);
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t t = 0; t < n; t++)
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(a[t]),
+                                                   _mm256_maskload_ps(v + t * stride + i, m)));
+        _mm256_maskstore_ps(out + i, m, acc);
+    }
+}
+
 const struct mipr_kernels mipr_kernels_avx2_table = {
     .isa = "avx2",
     .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
@@ -564,4 +607,6 @@ const struct mipr_kernels mipr_kernels_avx2_table = {
     .rope = rope_avx2,
     .swiglu = swiglu_avx2,
     .gauss_block = gauss_block_avx2,
+    .attn_scores = attn_scores_avx2,
+    .attn_mix = attn_mix_avx2,
 };

@@ -14,6 +14,8 @@
  *    silu is under 2e-36 |u|: armv7 NEON flushes such results (and every denormal) to 0.
  *  - gauss_block: |simd - ref| <= 8 eps ref + 1e-37 (exp within 2 ulp of an argument that
  *    is itself rounded once or twice).
+ *  - attn_scores: the dot-product bound above, per position, then one division.
+ *  - attn_mix: bit-exact (each element sums a[t] v_t[i] in t order, multiply then add).
  *  - axpy, rope, row_to_f32: one rounding at most, |d| <= eps (|terms|) — the kernels are
  *    written to be exact (no FMA), this only allows a compiler that contracts the reference.
  * Sizes 1..67 (Q8_0: 32..160) plus rows wider than the SIMD gemm's 2048-float panel, rows
@@ -278,6 +280,31 @@ static void check_gauss(const struct mipr_kernels *k, struct rng *r, size_t n)
     CHECK(bad == 0);
 }
 
+/* Attention of one head of hs floats over n positions of a strided cache. */
+static void check_attn(const struct mipr_kernels *k, struct rng *r, size_t hs)
+{
+    enum { N = 21, STRIDE = 70 };
+    static float q[68 + 1], kv[N * STRIDE + 1], out[68 + 1], ref[68], a[N + 1];
+    fill(r, q, hs + 1, -1.0f, 1.0f);
+    fill(r, kv, N * STRIDE + 1, -1.0f, 1.0f);
+    fill(r, a, N + 1, 0.0f, 1.0f);
+    for (size_t n = 1; n <= N; n += 4) {
+        k->attn_scores(out, q + 1, kv + 1, STRIDE, n, hs, 2.5f);
+        mipr_kernels_generic()->attn_scores(ref, q + 1, kv + 1, STRIDE, n, hs, 2.5f);
+        int bad = 0;
+        for (size_t t = 0; t < n; t++) {
+            double mag = 0.0;
+            for (size_t i = 0; i < hs; i++)
+                mag += fabs((double)q[1 + i] * kv[1 + t * STRIDE + i]);
+            bad += !(fabs((double)out[t] - ref[t]) <= 2.0 * (hs + 2) * EPS * mag / 2.5 + 1e-30);
+        }
+        k->attn_mix(out, a + 1, kv + 1, STRIDE, n, hs);
+        mipr_kernels_generic()->attn_mix(ref, a + 1, kv + 1, STRIDE, n, hs);
+        bad += memcmp(out, ref, hs * sizeof *out) != 0;
+        CHECK(bad == 0);
+    }
+}
+
 /* Heads of head_size floats, rotating the first n_rot of each. */
 static void check_rope(const struct mipr_kernels *k, struct rng *r, size_t hs)
 {
@@ -317,6 +344,8 @@ static void check_table(const struct mipr_kernels *k)
     for_sizes(k, &r, check_softmax);
     for_sizes(k, &r, check_swiglu);
     for_sizes(k, &r, check_gauss);
+    for (size_t hs = 1; hs <= 67; hs++)
+        check_attn(k, &r, hs);
     for (size_t hs = 1; hs <= 67; hs++)
         check_rope(k, &r, hs);
     printf("table %-8s %s\n", k->isa, mipr_test_failures == before ? "ok" : "FAILED");
