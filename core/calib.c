@@ -76,6 +76,7 @@ void mipr_calib_free(mipr_calib *c)
             layer_release(&c->layers[l]);
     free(c->layers);
     free(c->sample_pos);
+    free(c->heldout);
     free(c);
 }
 
@@ -366,6 +367,22 @@ static void set_header(mipr_calib *c, const mipr_model *m, const mipr_windows *w
     choose_samples(c->sample_pos, c->n_samples, c->tokens, c->seed);
 }
 
+/* The stream's last `n` tokens, set aside before calibration sees the stream. */
+static mipr_status hold_out(mipr_windows *ws, uint32_t n, int32_t **held, mipr_error *err)
+{
+    *held = NULL;
+    if (n == 0)
+        return MIPR_OK;
+    if (n >= ws->n / 2)
+        return mipr_error_set(err, MIPR_ERR_ARG, "calibration text too short: %zu tokens, and %u "
+                              "are asked to be held out (at most half)", ws->n, n);
+    if (!(*held = malloc(n * sizeof **held)))
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    memcpy(*held, ws->ids + ws->n - n, n * sizeof **held);
+    mipr_windows_limit(ws, ws->n - n);
+    return MIPR_OK;
+}
+
 mipr_status mipr_calibrate(mipr_calib **out, const mipr_model *m, const mipr_tokenizer *tok,
                            const char *text, size_t len, const mipr_calib_opts *opts,
                            mipr_error *err)
@@ -378,20 +395,24 @@ mipr_status mipr_calibrate(mipr_calib **out, const mipr_model *m, const mipr_tok
     mipr_status st = mipr_windows_init(&ws, tok, text, len, opts->window, err);
     if (st)
         return st;
-    mipr_windows_limit(&ws, opts->max_tokens);
+    int32_t *held = NULL;
     mipr_calib *c = NULL;
-    if (ws.n == 0)
+    st = hold_out(&ws, opts->heldout, &held, err);
+    mipr_windows_limit(&ws, opts->max_tokens);
+    if (st == MIPR_OK && ws.n == 0)
         st = mipr_error_set(err, MIPR_ERR_ARG, "the calibration text holds no token");
-    else if (opts->n_samples > ws.n)
+    else if (st == MIPR_OK && opts->n_samples > ws.n)
         st = mipr_error_set(err, MIPR_ERR_ARG,
                             "calibration text too short: %zu tokens, asked for %u samples",
                             ws.n, opts->n_samples);
-    else
+    else if (st == MIPR_OK)
         st = new_for_model(&c, m, opts->n_samples, err);
     if (st == MIPR_OK) {
         set_header(c, m, &ws, opts);
+        c->heldout = held, c->n_heldout = opts->heldout, held = NULL;
         st = run_engine(c, m, &ws, opts, err);
     }
+    free(held);
     mipr_windows_free(&ws);
     if (st) {
         mipr_calib_free(c);

@@ -22,7 +22,10 @@
 /* No real activation data compresses this well; a frame that claims to must be hostile. */
 #define MAX_RATIO 1024u
 
-enum { TAG_POS = 0x534F5053u, TAG_STAT = 0x54415453u, TAG_SAMP = 0x504D4153u }; /* SPOS ... */
+enum { TAG_POS = 0x534F5053u, TAG_STAT = 0x54415453u, TAG_SAMP = 0x504D4153u,
+       TAG_HOLD = 0x444C4F48u }; /* SPOS ... ; HOLD is optional */
+/* HOLD's layer field holds its token count instead of a layer. */
+#define MAX_HELDOUT (1u << 22)
 
 /* ---- little-endian bytes and CRC-32 -------------------------------------------------------- */
 
@@ -105,12 +108,16 @@ static uint32_t crc_update(const crc_table *c, uint32_t crc, const uint8_t *p, s
 
 static int known_tag(uint32_t tag)
 {
-    return tag == TAG_POS || tag == TAG_STAT || tag == TAG_SAMP;
+    return tag == TAG_POS || tag == TAG_STAT || tag == TAG_SAMP || tag == TAG_HOLD;
 }
 
 static const char *tag_name(uint32_t tag)
 {
-    return tag == TAG_POS ? "SPOS" : tag == TAG_STAT ? "STAT" : tag == TAG_SAMP ? "SAMP" : "?";
+    return tag == TAG_POS    ? "SPOS"
+           : tag == TAG_STAT ? "STAT"
+           : tag == TAG_SAMP ? "SAMP"
+           : tag == TAG_HOLD ? "HOLD"
+                             : "?";
 }
 
 /* Bytes of a section's decompressed content; 0 for unknown tags. */
@@ -120,6 +127,7 @@ static uint64_t raw_size_of(uint32_t tag, uint32_t d_ff, uint32_t n_samples)
     case TAG_POS: return 8 * (uint64_t)n_samples;
     case TAG_STAT: return 8 + 40 * (uint64_t)d_ff;
     case TAG_SAMP: return 4 * (uint64_t)d_ff * n_samples;
+    case TAG_HOLD: return 4 * (uint64_t)d_ff; /* d_ff: the token count */
     default: return 0;
     }
 }
@@ -313,6 +321,12 @@ static mipr_status write_all(writer *w, const mipr_calib *c, mipr_error *err)
     }
     for (uint32_t l = 0; st == MIPR_OK && l < c->n_layers; l++)
         st = write_layer(w, c, l, err);
+    raw = 4 * (size_t)c->n_heldout;
+    if (st == MIPR_OK && raw && (st = reserve(&w->raw, &w->raw_cap, raw, err)) == MIPR_OK) {
+        for (uint32_t i = 0; i < c->n_heldout; i++)
+            put_u32(w->raw + 4 * (size_t)i, (uint32_t)c->heldout[i]);
+        st = write_section(w, TAG_HOLD, c->n_heldout, raw, err);
+    }
     return st;
 }
 
@@ -453,10 +467,11 @@ static mipr_status fail_at(const reader *r, mipr_status st, const char *where, u
 
 #define HDR_FAIL(r, off, ...) fail_at(r, MIPR_ERR_FORMAT, "header", off, __VA_ARGS__)
 
-static void slot_id(size_t slot, uint32_t *tag, uint32_t *layer)
+/* Slots: SPOS, then STAT and SAMP per layer, then the optional HOLD. */
+static void slot_id(size_t slot, size_t n_sec, uint32_t *tag, uint32_t *layer)
 {
-    *tag = slot == 0 ? TAG_POS : (slot - 1) % 2 == 0 ? TAG_STAT : TAG_SAMP;
-    *layer = slot == 0 ? 0 : (uint32_t)((slot - 1) / 2);
+    *tag = slot == 0 ? TAG_POS : slot == n_sec - 1 ? TAG_HOLD : (slot - 1) % 2 == 0 ? TAG_STAT : TAG_SAMP;
+    *layer = slot == 0 || slot == n_sec - 1 ? 0 : (uint32_t)((slot - 1) / 2);
 }
 
 static mipr_status sec_fail(const reader *r, uint32_t tag, uint32_t layer, uint64_t off,
@@ -555,8 +570,10 @@ static mipr_status read_values(reader *r)
 }
 
 /* Index in r->sec of a known section whose layer has been checked. */
-static size_t slot_of(uint32_t tag, uint32_t layer)
+static size_t slot_of(const reader *r, uint32_t tag, uint32_t layer)
 {
+    if (tag == TAG_HOLD)
+        return r->n_sec - 1;
     return tag == TAG_POS ? 0 : 1 + 2 * (size_t)layer + (tag == TAG_SAMP);
 }
 
@@ -566,10 +583,13 @@ static mipr_status check_section(reader *r, uint32_t tag, uint32_t layer, uint64
 {
     const uint8_t *frame = r->data + off;
     uint64_t at = off - SEC_SIZE;
-    if (tag == TAG_POS ? layer != 0 : layer >= r->n_layers)
-        return sec_fail(r, tag, layer, at, "no such layer in this file");
-    section *s = &r->sec[slot_of(tag, layer)];
-    uint64_t want = raw_size_of(tag, tag == TAG_POS ? 0 : r->d_ff[layer], r->n_samples);
+    if (tag == TAG_HOLD ? layer == 0 || layer > MAX_HELDOUT
+                        : tag == TAG_POS ? layer != 0 : layer >= r->n_layers)
+        return sec_fail(r, tag, layer, at, tag == TAG_HOLD ? "held-out token count out of range"
+                                                           : "no such layer in this file");
+    section *s = &r->sec[slot_of(r, tag, layer)];
+    uint32_t d = tag == TAG_POS ? 0 : tag == TAG_HOLD ? layer : r->d_ff[layer];
+    uint64_t want = raw_size_of(tag, d, r->n_samples);
     if (s->seen)
         return sec_fail(r, tag, layer, at, "the section appears twice");
     if (raw != want || (uint64_t)(size_t)want != want)
@@ -587,7 +607,7 @@ static mipr_status check_section(reader *r, uint32_t tag, uint32_t layer, uint64
 /* Locates and checks every section; unknown tags are skipped (their checksum still holds). */
 static mipr_status walk_sections(reader *r)
 {
-    r->n_sec = 1 + 2 * (size_t)r->n_layers;
+    r->n_sec = 2 + 2 * (size_t)r->n_layers;
     if (!(r->sec = calloc(r->n_sec, sizeof *r->sec)))
         return mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory", r->path);
     for (size_t off = r->header_size; off < r->size;) {
@@ -610,10 +630,10 @@ static mipr_status walk_sections(reader *r)
         }
         off += SEC_SIZE + stored;
     }
-    for (size_t i = 0; i < r->n_sec; i++)
+    for (size_t i = 0; i + 1 < r->n_sec; i++) /* all but the optional HOLD */
         if (!r->sec[i].seen) {
             uint32_t tag, layer;
-            slot_id(i, &tag, &layer);
+            slot_id(i, r->n_sec, &tag, &layer);
             return sec_fail(r, tag, layer, r->size, "missing (the file is truncated?)");
         }
     return MIPR_OK;
@@ -631,17 +651,24 @@ static mipr_status check_content(const reader *r, const mipr_calib *c)
     return MIPR_OK;
 }
 
-static void decode_section(mipr_calib *c, size_t slot, const uint8_t *raw, size_t n)
+static int decode_section(mipr_calib *c, size_t slot, size_t n_sec, const uint8_t *raw, size_t n)
 {
     uint32_t tag, layer;
-    slot_id(slot, &tag, &layer);
-    if (tag == TAG_POS)
+    slot_id(slot, n_sec, &tag, &layer);
+    if (tag == TAG_HOLD) {
+        if (!(c->heldout = malloc(n)))
+            return 0;
+        c->n_heldout = (uint32_t)(n / 4);
+        for (uint32_t i = 0; i < c->n_heldout; i++)
+            c->heldout[i] = (int32_t)get_u32(raw + 4 * (size_t)i);
+    } else if (tag == TAG_POS)
         for (uint32_t k = 0; k < c->n_samples; k++)
             c->sample_pos[k] = get_u64(raw + 8 * (size_t)k);
     else if (tag == TAG_STAT)
         decode_stats(&c->layers[layer], raw);
     else if (n)
         decode_planes(c->layers[layer].samples, raw, n / 4);
+    return 1;
 }
 
 static mipr_status decode_sections(const reader *r, mipr_calib *c)
@@ -657,14 +684,16 @@ static mipr_status decode_sections(const reader *r, mipr_calib *c)
                             max);
     for (size_t i = 0; st == MIPR_OK && i < r->n_sec; i++) {
         const section *s = &r->sec[i];
+        if (!s->seen)
+            continue;
         size_t got = ZSTD_decompressDCtx(z, buf, max, r->data + s->off, (size_t)s->stored);
         if (ZSTD_isError(got) || got != s->raw) {
             uint32_t tag, layer;
-            slot_id(i, &tag, &layer);
+            slot_id(i, r->n_sec, &tag, &layer);
             st = sec_fail(r, tag, layer, s->off - SEC_SIZE,
                           ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
-        } else {
-            decode_section(c, i, buf, got);
+        } else if (!decode_section(c, i, r->n_sec, buf, got)) {
+            st = mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory", r->path);
         }
     }
     ZSTD_freeDCtx(z);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the main job on the bundled default model (stories260K):
-# information about the model, then a story generated from a prompt.
+# calibrate on TinyStories training text, prune 30 % of the FFN neurons with the size-aware
+# policy, compare size and perplexity before and after, and tell a story with the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,6 +9,18 @@ cmake --preset host >/dev/null
 cmake --build --preset host
 D="${MIPR_TEST_DATA:-../shared/data}"
 M="$D/stories260K/stories260K.bin"; Z="$D/stories260K/tok512.bin"
-./build/host/tools/mipr info "$M" -z "$Z"
-echo
-./build/host/tools/mipr generate "$M" -z "$Z" -p "Once upon a time" -t 0 -n 200
+OUT="${MIPR_DEMO_OUT:-build/demo}"
+mipr=./build/host/tools/mipr
+mkdir -p "$OUT"
+
+echo "== 1. calibrate: FFN activations of stories260K on TinyStories training text"
+$mipr calibrate "$M" -z "$Z" --text "$D/text/tinystories/tinystories_train_head.txt" \
+  --tokens 60000 --samples 512 -o "$OUT/stories260K.mcal"
+echo "== 2. prune 30 % of the FFN neurons (--criterion auto: the size-aware policy decides)"
+$mipr prune "$M" -z "$Z" --calib "$OUT/stories260K.mcal" --ratio 0.3 \
+  --eval-text "$D/text/tinystories/validation_100.txt" \
+  -o "$OUT/stories260K-pruned.gguf" --report "$OUT/prune-report.json"
+echo "== 3. sizes"
+ls -l "$M" "$OUT/stories260K-pruned.gguf" | awk '{print $5, $9}'
+echo "== 4. a story from the pruned model"
+$mipr generate "$OUT/stories260K-pruned.gguf" -p "Once upon a time" -t 0 -n 200

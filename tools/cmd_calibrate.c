@@ -9,7 +9,8 @@
 
 static const char usage_text[] =
     "usage: mipr calibrate MODEL [-z TOKENIZER] --text FILE -o CALIB [--tokens N]\n"
-    "                      [--window W] [--samples N] [--seed S] [--threads N] [--level L]\n\n"
+    "                      [--window W] [--samples N] [--heldout N] [--seed S] [--threads N]\n"
+    "                      [--level L]\n\n"
     "Runs FILE through MODEL and records every FFN neuron's intermediate activation (the\n"
     "input of ffn_down) in every layer: count, mean, variance, mean |x|, mean x^2, min and\n"
     "max over all calibration tokens, plus the activations of N tokens drawn uniformly at\n"
@@ -17,7 +18,8 @@ static const char usage_text[] =
     "CALIB (.mcal, docs/CALIB_FORMAT.md), atomically.\n\n"
     "The text is one token stream cut into windows of W tokens, each starting with BOS, as\n"
     "mipr perplexity does; the calibration tokens are the text tokens (BOS positions are run\n"
-    "but not recorded).\n\n"
+    "but not recorded). The last tokens of the text (--heldout) are not calibrated on: they\n"
+    "are stored in the record so that mipr prune can score pruned models on unseen text.\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
     "      --text FILE       the calibration text (UTF-8)\n"
     "  -o, --output CALIB    the file to write\n"
@@ -25,6 +27,7 @@ static const char usage_text[] =
     "      --window W        tokens per window, BOS included (default: 256, at most the\n"
     "                        model's context length)\n"
     "      --samples N       tokens whose activations are kept (default: 512)\n"
+    "      --heldout N       tokens held out at the end of the text (default: 2048; 0: none)\n"
     "      --seed S          seed for choosing the sample tokens (default: 0)\n"
     "      --threads N       worker threads (default: one per core)\n"
     "      --level L         zstd level, 1..22 (default: 3)\n";
@@ -32,13 +35,13 @@ static const char usage_text[] =
 static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"text", 0, 1},    {"output", 'o', 1}, {"tokens", 0, 1},
     {"window", 'w', 1},    {"samples", 0, 1}, {"seed", 0, 1},     {"threads", 0, 1},
-    {"level", 0, 1},       {NULL, 0, 0},
+    {"level", 0, 1},       {"heldout", 0, 1}, {NULL, 0, 0},
 };
 
 typedef struct {
     const char *model, *tokenizer, *text, *output;
     uint64_t tokens, seed;
-    uint32_t window, samples, threads, level;
+    uint32_t window, samples, threads, level, heldout;
 } calib_args;
 
 static int parse_opt(const cli_parser *p, int k, const char *v, calib_args *a)
@@ -53,6 +56,7 @@ static int parse_opt(const cli_parser *p, int k, const char *v, calib_args *a)
     case 6: return cli_u64(p, "--seed", v, &a->seed);
     case 7: return cli_u32(p, "--threads", v, 1, 1024, &a->threads);
     case 8: return cli_u32(p, "--level", v, 1, 22, &a->level);
+    case 9: return cli_u32(p, "--heldout", v, 0, 1u << 22, &a->heldout);
     }
     return 0;
 }
@@ -104,9 +108,9 @@ static void summary(const calib_args *a, const mipr_calib *c, double secs)
     struct stat st;
     long long size = stat(a->output, &st) == 0 ? (long long)st.st_size : -1;
     fprintf(stderr,
-            "calibrated %llu tokens (window %u) over %u layers, %u samples each\n"
+            "calibrated %llu tokens (window %u) over %u layers, %u samples each, %u held out\n"
             "%.2f s, %.0f tokens/s; wrote %s (%lld bytes)\n",
-            (unsigned long long)c->tokens, c->window, c->n_layers, c->n_samples, secs,
+            (unsigned long long)c->tokens, c->window, c->n_layers, c->n_samples, c->n_heldout, secs,
             (double)c->tokens / (secs + 1e-9), a->output, size);
 }
 
@@ -126,7 +130,7 @@ static int run(calib_args *a, mipr_pool *pool, const mipr_model *m, const mipr_t
     mipr_calib_opts o = {.max_tokens = a->tokens, .window = a->window,
                          .n_samples = a->samples, .seed = a->seed, .model_name = a->model,
                          .text_name = a->text, .progress = cli_progress,
-                         .progress_ctx = "calibrate", .pool = pool};
+                         .progress_ctx = "calibrate", .pool = pool, .heldout = a->heldout};
     mipr_calib *c = NULL;
     double t0 = cli_now();
     int ok = mipr_calibrate(&c, m, tok, text, len, &o, err) == MIPR_OK &&
@@ -139,7 +143,7 @@ static int run(calib_args *a, mipr_pool *pool, const mipr_model *m, const mipr_t
 
 int cmd_calibrate(int argc, char **argv)
 {
-    calib_args a = {.samples = 512};
+    calib_args a = {.samples = 512, .heldout = 2048};
     int rc = parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
