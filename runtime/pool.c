@@ -16,6 +16,14 @@ struct mipr_pool {
 #endif
 };
 
+/* MIPR_THREADS, when set to a positive number, is the default thread count. */
+static uint32_t default_threads(void)
+{
+    const char *env = getenv("MIPR_THREADS");
+    long n = env ? strtol(env, NULL, 10) : 0;
+    return n > 0 && n <= 1024 ? (uint32_t)n : mipr_cpu_count();
+}
+
 uint32_t mipr_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -26,7 +34,7 @@ mipr_status mipr_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err)
 {
     *out = NULL;
     if (threads == 0)
-        threads = mipr_cpu_count();
+        threads = default_threads();
     if (threads > 1024)
         return mipr_error_set(err, MIPR_ERR_ARG, "%u threads is more than 1024", threads);
     mipr_pool *p = calloc(1, sizeof *p);
