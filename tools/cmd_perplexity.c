@@ -7,7 +7,7 @@
 
 static const char usage_text[] =
     "usage: mipr perplexity MODEL [-z TOKENIZER] --text FILE [--window W] [--doc-sep STRING]\n"
-    "                       [--max-windows N] [--json] [--threads N]\n\n"
+    "                       [--max-windows N] [--reference MODEL] [--json] [--threads N]\n\n"
     "Scores every token of FILE with MODEL and reports tokens scored, bytes scored (bytes of\n"
     "the decoded pieces), mean negative log-likelihood (nats), perplexity and bits per byte.\n\n"
     "Without --doc-sep the text is one token stream cut into non-overlapping windows of W\n"
@@ -20,17 +20,20 @@ static const char usage_text[] =
     "                        model's context length)\n"
     "      --doc-sep STRING  score documents separately (escapes \\n and \\t understood)\n"
     "      --max-windows N   stop after N windows or documents (default: all)\n"
+    "      --reference MODEL also the KL divergence KL(reference || MODEL) per token, over\n"
+    "                        the same windows (stream mode; e.g. the unpruned model; it\n"
+    "                        must share the tokenizer)\n"
     "      --json            print the result as one JSON object on stdout\n"
     "      --threads N       worker threads (default: one per core)\n";
 
 static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"text", 0, 1},        {"window", 'w', 1},
     {"doc-sep", 0, 1},     {"max-windows", 0, 1}, {"json", 0, 0},
-    {"threads", 0, 1},     {NULL, 0, 0},
+    {"threads", 0, 1},     {"reference", 0, 1},   {NULL, 0, 0},
 };
 
 typedef struct {
-    const char *model, *tokenizer, *text;
+    const char *model, *tokenizer, *text, *reference;
     char *doc_sep;
     uint32_t window, max_windows, threads;
     int json;
@@ -82,6 +85,7 @@ static int parse(int argc, char **argv, ppl_args *a)
         case 4: ok = cli_u32(&p, "--max-windows", v, 1, UINT32_MAX, &a->max_windows); break;
         case 5: a->json = 1; break;
         case 6: ok = cli_u32(&p, "--threads", v, 1, 1024, &a->threads); break;
+        case 7: a->reference = v; break;
         }
         if (!ok)
             return EXIT_USAGE;
@@ -90,18 +94,26 @@ static int parse(int argc, char **argv, ppl_args *a)
         return cli_usage_error(&p, "missing MODEL");
     if (!a->text)
         return cli_usage_error(&p, "missing --text FILE");
+    if (a->reference && a->doc_sep)
+        return cli_usage_error(&p, "--reference works in stream mode only (no --doc-sep)");
     return -1;
 }
 
-static void report(const ppl_args *a, const mipr_ppl_result *r, double secs)
+static void report(const ppl_args *a, const mipr_ppl_result *r, double kl, double secs)
 {
     if (a->json) {
-        printf("{\"model\": \"%s\", \"text\": \"%s\", \"mode\": \"%s\", \"window\": %u, "
-               "\"windows\": %llu, \"tokens\": %llu, \"bytes\": %llu, \"mean_nll\": %.6f, "
-               "\"perplexity\": %.6f, \"bits_per_byte\": %.6f, \"seconds\": %.3f}\n",
-               a->model, a->text, a->doc_sep ? "documents" : "stream", a->window,
+        printf("{\"model\": ");
+        cli_json_str(stdout, a->model);
+        printf(", \"text\": ");
+        cli_json_str(stdout, a->text);
+        printf(", \"mode\": \"%s\", \"window\": %u, \"windows\": %llu, \"tokens\": %llu, "
+               "\"bytes\": %llu, \"mean_nll\": %.6f, \"perplexity\": %.6f, "
+               "\"bits_per_byte\": %.6f, ", a->doc_sep ? "documents" : "stream", a->window,
                (unsigned long long)r->windows, (unsigned long long)r->tokens,
-               (unsigned long long)r->bytes, r->mean_nll, r->perplexity, r->bits_per_byte, secs);
+               (unsigned long long)r->bytes, r->mean_nll, r->perplexity, r->bits_per_byte);
+        if (a->reference)
+            printf("\"kl\": %.8f, ", kl);
+        printf("\"seconds\": %.3f}\n", secs);
         return;
     }
     printf("windows        %llu (%s, %u tokens each at most)\n", (unsigned long long)r->windows,
@@ -110,7 +122,31 @@ static void report(const ppl_args *a, const mipr_ppl_result *r, double secs)
            "perplexity     %.4f\nbits per byte  %.4f\n",
            (unsigned long long)r->tokens, (unsigned long long)r->bytes, r->mean_nll,
            r->perplexity, r->bits_per_byte);
+    if (a->reference)
+        printf("KL             %.6f nats/token from %s\n", kl, a->reference);
     fprintf(stderr, "%.2f s, %.0f tokens/s\n", secs, (double)r->tokens / (secs + 1e-9));
+}
+
+/* KL(reference || m) over the stream windows perplexity scored. */
+static mipr_status reference_kl(const ppl_args *a, const mipr_model *m, const mipr_tokenizer *tok,
+                                const char *text, size_t len, mipr_pool *pool, double *kl,
+                                mipr_error *err)
+{
+    mipr_model *ref = NULL;
+    int32_t *ids = malloc((len + 2) * sizeof *ids);
+    mipr_eval_result r;
+    mipr_status st = ids ? mipr_load(&ref, NULL, a->reference, NULL, err)
+                         : mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    if (st == MIPR_OK) {
+        size_t n = mipr_tokenizer_encode(tok, text, len, 0, ids);
+        size_t cap = a->max_windows ? (size_t)a->max_windows * (a->window - 1) : n;
+        st = mipr_eval_tokens(m, ref, ids, n < cap ? n : cap, a->window, mipr_tokenizer_bos(tok),
+                              pool, &r, err);
+        *kl = r.mean_kl;
+    }
+    mipr_model_free(ref);
+    free(ids);
+    return st;
 }
 
 int cmd_perplexity(int argc, char **argv)
@@ -136,8 +172,10 @@ int cmd_perplexity(int argc, char **argv)
             a.window = m->hp.seq_len < 512 ? m->hp.seq_len : 512;
         mipr_ppl_opts o = {a.window, a.doc_sep, a.max_windows, cli_progress, "perplexity", pool};
         double t0 = cli_now();
-        if (mipr_perplexity(m, tok, text, len, &o, &r, &err) == MIPR_OK) {
-            report(&a, &r, cli_now() - t0);
+        double kl = 0.0;
+        if (mipr_perplexity(m, tok, text, len, &o, &r, &err) == MIPR_OK &&
+            (!a.reference || reference_kl(&a, m, tok, text, len, pool, &kl, &err) == MIPR_OK)) {
+            report(&a, &r, kl, cli_now() - t0);
             rc = EXIT_OK;
         }
     }

@@ -27,6 +27,20 @@ for f in a b; do
     --bias -o "$T/$f.gguf" 2>"$T/$f.err" || fail "prune flap: $(cat "$T/$f.err")"
 done
 cmp -s "$T/a.gguf" "$T/b.gguf" || fail "prune is not deterministic"
+# the written deci model, read back by mipr perplexity, gives the report's numbers
+VAL="$T/val.txt"; head -c 15000 "$D/text/tinystories/validation_100.txt" >"$VAL"
+"$MIPR" prune "$M" -z "$Z" --calib "$T/c.mcal" --ratio 0.25 --criterion flap --allocation adaptive \
+  --bias --eval-text "$VAL" --window 128 -o "$T/e.gguf" --report "$T/e.json" 2>/dev/null || fail "prune --eval-text"
+"$MIPR" perplexity "$T/e.gguf" --text "$VAL" --window 128 --reference "$M" --json >"$T/e.ppl" 2>/dev/null \
+  || fail "perplexity of the pruned deci model"
+python3 - "$T/e.json" "$T/e.ppl" <<'PY' || fail "perplexity differs from the report"
+import json, sys
+rep = json.load(open(sys.argv[1]))["eval_text"]; ppl = json.load(open(sys.argv[2]))
+assert rep["tokens"] == ppl["tokens"], (rep, ppl)
+assert abs(rep["perplexity_after"] - ppl["perplexity"]) < 1e-5 * ppl["perplexity"], (rep, ppl)
+assert abs(rep["kl_after"] - ppl["kl"]) < 1e-6, (rep, ppl)
+print("report", rep, "perplexity", ppl["perplexity"], "kl", ppl["kl"])
+PY
 grep -q "(deci" "$T/a.err" || fail "adaptive widths did not give deci: $(tail -3 "$T/a.err")"
 "$MIPR" info "$T/a.gguf" >"$T/info" || fail "info on deci"
 grep -q "ffn widths" "$T/info" || fail "info: $(cat "$T/info")"
