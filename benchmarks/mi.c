@@ -1,10 +1,12 @@
 /* bench_mi [--d D] [--n N] [--threads T] [--approx F] [--json FILE]
+ *          [--model M [--tokenizer Z] --text FILE]
  *
  * Exact all-pairs alpha = 2 MI for one layer (default: SmolLM2-135M's FFN, d = 1536
  * neurons, n = 512 samples), on heavy-tailed synthetic activations (speed does not depend
  * on the values). Reports wall time, effective GFLOP/s and their share of this machine's
  * FMA peak (single-thread peak measured in the same run, times the threads), peak resident
- * memory, and the approximate path's speed-up and error against the exact result. */
+ * memory, and the approximate path's speed-up and error against the exact result. With
+ * --model and --text, also calibration throughput (tokens/s) on that real model. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +21,7 @@
 typedef struct {
     uint32_t d, n, threads;
     double approx;
-    const char *json;
+    const char *json, *model, *tokenizer, *text;
 } options;
 
 static double now(void)
@@ -50,6 +52,9 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--threads")) o->threads = (uint32_t)atoi(v);
         else if (!strcmp(a, "--approx")) o->approx = atof(v);
         else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "--text")) o->text = v;
         else return fprintf(stderr, "bench_mi: unknown option %s\n", a), -1;
         i++;
     }
@@ -74,9 +79,33 @@ static float *synthetic(uint32_t d, uint32_t n)
     return s;
 }
 
+/* Calibration tokens/s on a real model (50k tokens, 512 samples); 0 when not asked. */
+static double calibration_tps(const options *o, mipr_pool *pool, mipr_error *err)
+{
+    mipr_model *m = NULL;
+    mipr_tokenizer *tok = NULL;
+    mipr_mapped_file f = {0};
+    mipr_calib *c = NULL;
+    double tps = 0.0;
+    if (!o->model || !o->text)
+        return 0.0;
+    if (mipr_load(&m, &tok, o->model, o->tokenizer, err) == MIPR_OK &&
+        mipr_file_map(&f, o->text, err) == MIPR_OK) {
+        mipr_calib_opts co = {.max_tokens = 50000, .window = 256, .n_samples = 512, .pool = pool};
+        double t0 = now();
+        if (mipr_calibrate(&c, m, tok, (const char *)f.data, f.size, &co, err) == MIPR_OK)
+            tps = (double)c->tokens / (now() - t0);
+    }
+    mipr_calib_free(c);
+    mipr_file_unmap(&f);
+    mipr_tokenizer_free(tok);
+    mipr_model_free(m);
+    return tps;
+}
+
 int main(int argc, char **argv)
 {
-    options o = {1536, 512, 2, 0.125, NULL};
+    options o = {1536, 512, 2, 0.125, NULL, NULL, NULL, NULL};
     if (parse(argc, argv, &o))
         return 2;
     const char *isa;
@@ -114,6 +143,11 @@ int main(int argc, char **argv)
     printf("  memory     peak RSS %.1f MiB (%.1f MiB before the call)\n", rss, rss0);
     printf("  approx     %.3f s with %.1f%% of sample pairs: %.1fx faster, |error| mean %.4f "
            "max %.4f bits\n", t_approx, 100 * o.approx, t_exact / t_approx, mean_err, max_err);
+    double tps = calibration_tps(&o, pool, &err);
+    if (o.model && tps == 0.0)
+        return fprintf(stderr, "bench_mi: calibration: %s\n", err.msg), 1;
+    if (o.model)
+        printf("  calibrate  %.0f tokens/s on %s (window 256, 512 samples)\n", tps, o.model);
     if (o.json) {
         FILE *f = fopen(o.json, "w");
         if (!f)
@@ -121,9 +155,10 @@ int main(int argc, char **argv)
         fprintf(f, "{\"d\": %u, \"n\": %u, \"threads\": %u, \"isa\": \"%s\", \"seconds\": %.6f, "
                    "\"gflops\": %.3f, \"fma_peak_gflops\": %.3f, \"peak_ratio\": %.4f, "
                    "\"peak_rss_mib\": %.2f, \"approx\": {\"fraction\": %g, \"seconds\": %.6f, "
-                   "\"speedup\": %.3f, \"mean_abs_error\": %.6f, \"max_abs_error\": %.6f}}\n",
+                   "\"speedup\": %.3f, \"mean_abs_error\": %.6f, \"max_abs_error\": %.6f}, "
+                   "\"calibration_tokens_per_s\": %.1f}\n",
                 o.d, o.n, o.threads, mipr_kernels()->isa, t_exact, gf, peak, gf / peak, rss,
-                o.approx, t_approx, t_exact / t_approx, mean_err, max_err);
+                o.approx, t_approx, t_exact / t_approx, mean_err, max_err, tps);
         fclose(f);
     }
     mipr_mi_matrix_free(&exact), mipr_mi_matrix_free(&approx);

@@ -222,6 +222,30 @@ static void test_observer(void)
     mipr_model_free(m);
 }
 
+/* A llama2.c checkpoint with its own classifier (negative vocab_size, classifier after the
+ * freq_cis tables): made from stories260K by appending a copy of the embedding. */
+static void test_unshared_classifier(void)
+{
+    mipr_error err = {0};
+    size_t len;
+    char *bin = mipr_test_read_file(mipr_test_data("stories260K/stories260K.bin"), &len);
+    const char *path = mipr_test_tmp("unshared.bin");
+    FILE *f = fopen(path, "wb");
+    int32_t vocab = -512;
+    memcpy(bin + 20, &vocab, 4);
+    CHECK(f && fwrite(bin, 1, len, f) == len && fwrite(bin + 28, 4, 512 * 64, f) == 512 * 64);
+    fclose(f);
+    mipr_model *shared, *own;
+    load(&shared, NULL, "stories260K/stories260K.bin", NULL);
+    CHECK_OK(mipr_load(&own, NULL, path, NULL, &err), &err);
+    CHECK(shared->tied_output && !own->tied_output && own->output.data != own->tok_embd.data);
+    float *a = logits_of(shared, sample_ids, 20, 8), *b = logits_of(own, sample_ids, 20, 8);
+    CHECK(memcmp(a, b, (size_t)20 * 512 * sizeof *a) == 0);
+    free(a), free(b), free(bin);
+    mipr_model_free(shared), mipr_model_free(own);
+    remove(path);
+}
+
 int main(void)
 {
     char *json = mipr_test_read_file(mipr_test_data("oracles/oracles.json"), NULL);
@@ -234,6 +258,8 @@ int main(void)
     test_formats_agree();
     test_babyllama();
     test_observer();
+    test_unshared_classifier();
+    printf("kernels: %s\n", mipr_kernels()->isa);
     free(json);
     return mipr_test_finish("engine");
 }
