@@ -58,14 +58,15 @@ static void tile_g(void *ctx, size_t t)
     }
 }
 
-/* Phase 2 of a tile: J blocks (r <= q) handed out round-robin, each task with its own
- * output buffer. */
+/* Phase 2 of a tile: J blocks (r <= q), each task with its own output buffer. */
 static void tile_j(void *ctx, size_t t)
 {
     mi_ctx *c = ctx;
     size_t p = (size_t)c->ni * c->nj, pairs = (size_t)c->nblk * (c->nblk + 1) / 2;
     float *tmp = c->tmp + t * NB * NB;
-    for (size_t b = t; b < pairs; b += c->tasks) {
+    /* contiguous runs of block pairs share their row block: it stays in this core's cache */
+    size_t per = (pairs + c->tasks - 1) / c->tasks;
+    for (size_t b = t * per; b < pairs && b < (t + 1) * per; b++) {
         size_t r = 0, rem = b; /* b-th block pair (r, q) with r <= q, row-major */
         while (rem >= c->nblk - r)
             rem -= c->nblk - r, r++;
