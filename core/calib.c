@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib_internal.h"
 #include "mipr.h"
 #include "windows.h"
 
@@ -77,6 +78,7 @@ void mipr_calib_free(mipr_calib *c)
     free(c->layers);
     free(c->sample_pos);
     free(c->heldout);
+    mipr_calib_file_free(c->file_);
     free(c);
 }
 
@@ -102,6 +104,12 @@ static mipr_status check_shapes(uint32_t n_layers, const uint32_t *d_ff, uint32_
 mipr_status mipr_calib_new(mipr_calib **out, uint32_t n_layers, const uint32_t *d_ff,
                            uint32_t n_samples, mipr_error *err)
 {
+    return mipr_calib_new_shapes(out, n_layers, d_ff, n_samples, 1, err);
+}
+
+mipr_status mipr_calib_new_shapes(mipr_calib **out, uint32_t n_layers, const uint32_t *d_ff,
+                                  uint32_t n_samples, int with_samples, mipr_error *err)
+{
     *out = NULL;
     mipr_status st = check_shapes(n_layers, d_ff, n_samples, err);
     if (st)
@@ -117,7 +125,7 @@ mipr_status mipr_calib_new(mipr_calib **out, uint32_t n_layers, const uint32_t *
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for %u sample positions",
                             n_samples);
     for (uint32_t l = 0; st == MIPR_OK && l < n_layers; l++)
-        st = layer_alloc(&c->layers[l], d_ff[l], n_samples, err);
+        st = layer_alloc(&c->layers[l], d_ff[l], with_samples ? n_samples : 0, err);
     if (st) {
         mipr_calib_free(c);
         return st;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "calib_internal.h"
 #include "mipr.h"
 
 #define MAGIC "MIPRCAL\0"
@@ -440,8 +441,25 @@ typedef struct reader {
     /* sections by slot: 0 positions, 1 + 2l stats of layer l, 2 + 2l samples of layer l */
     section *sec;
     size_t n_sec;
+    int with_samples; /* 0: leave SAMP sections in the file (mipr_calib_open) */
     mipr_error *err;
 } reader;
+
+/* Where each layer's samples are, for records opened without them. */
+struct mipr_calib_file_ {
+    char *path;
+    uint64_t size;
+    section *samp; /* n_layers */
+};
+
+void mipr_calib_file_free(struct mipr_calib_file_ *f)
+{
+    if (f) {
+        free(f->path);
+        free(f->samp);
+        free(f);
+    }
+}
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -684,7 +702,8 @@ static mipr_status decode_sections(const reader *r, mipr_calib *c)
                             max);
     for (size_t i = 0; st == MIPR_OK && i < r->n_sec; i++) {
         const section *s = &r->sec[i];
-        if (!s->seen)
+        int samples = i > 0 && i + 1 < r->n_sec && (i - 1) % 2 == 1;
+        if (!s->seen || (samples && !r->with_samples))
             continue;
         size_t got = ZSTD_decompressDCtx(z, buf, max, r->data + s->off, (size_t)s->stored);
         if (ZSTD_isError(got) || got != s->raw) {
@@ -713,6 +732,23 @@ static void fill_header(mipr_calib *c, const reader *r)
     c->text[r->text_len] = 0;
 }
 
+static mipr_status remember_samples(const reader *r, mipr_calib *c)
+{
+    struct mipr_calib_file_ *f = calloc(1, sizeof *f);
+    if (f) {
+        f->path = malloc(strlen(r->path) + 1);
+        f->samp = calloc(r->n_layers, sizeof *f->samp);
+    }
+    c->file_ = f;
+    if (!f || !f->path || !f->samp)
+        return mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory", r->path);
+    memcpy(f->path, r->path, strlen(r->path) + 1);
+    f->size = r->size;
+    for (uint32_t l = 0; l < r->n_layers; l++)
+        f->samp[l] = r->sec[2 + 2 * (size_t)l];
+    return MIPR_OK;
+}
+
 static mipr_status read_all(reader *r, mipr_calib **out)
 {
     mipr_status st = read_layout(r);
@@ -723,20 +759,24 @@ static mipr_status read_all(reader *r, mipr_calib **out)
     if (st)
         return st;
     mipr_error e = {0};
-    if ((st = mipr_calib_new(out, r->n_layers, r->d_ff, r->n_samples, &e)))
+    if ((st = mipr_calib_new_shapes(out, r->n_layers, r->d_ff, r->n_samples, r->with_samples,
+                                    &e)))
         return mipr_error_set(r->err, st, "%s: %s", r->path, e.msg);
     fill_header(*out, r);
+    if (!r->with_samples && (st = remember_samples(r, *out)))
+        return st;
     return decode_sections(r, *out);
 }
 
-mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err)
+static mipr_status load(mipr_calib **out, const char *path, int with_samples, mipr_error *err)
 {
     *out = NULL;
     mipr_mapped_file f;
     mipr_status st = mipr_file_map(&f, path, err);
     if (st)
         return st;
-    reader r = {.path = path, .data = f.data, .size = f.size, .err = err};
+    reader r = {.path = path, .data = f.data, .size = f.size, .with_samples = with_samples,
+                .err = err};
     crc_init(&r.crc);
     mipr_calib *c = NULL;
     st = read_all(&r, &c);
@@ -748,5 +788,73 @@ mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err)
         return st;
     }
     *out = c;
+    return MIPR_OK;
+}
+
+mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err)
+{
+    return load(out, path, 1, err);
+}
+
+mipr_status mipr_calib_open(mipr_calib **out, const char *path, mipr_error *err)
+{
+    return load(out, path, 0, err);
+}
+
+/* One SAMP section read again from a file that was validated when opened: its size and the
+ * section's CRC must still match. */
+static mipr_status read_samples(const mipr_calib *c, uint32_t l, const mipr_mapped_file *f,
+                                float *out, mipr_error *err)
+{
+    const struct mipr_calib_file_ *cf = c->file_;
+    const section *s = &cf->samp[l];
+    const uint8_t *h = f->data + s->off - SEC_SIZE;
+    crc_table crc;
+    crc_init(&crc);
+    if (f->size != cf->size ||
+        crc_update(&crc, crc_update(&crc, 0, h, 28), h + SEC_SIZE, s->stored) != get_u32(h + 28))
+        return mipr_error_set(err, MIPR_ERR_IO, "%s: changed since it was opened (layer %u "
+                              "samples)", cf->path, l);
+    uint8_t *raw = malloc(s->raw ? s->raw : 1);
+    if (!raw)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", cf->path);
+    size_t got = ZSTD_decompress(raw, s->raw, f->data + s->off, s->stored);
+    mipr_status st = MIPR_OK;
+    if (ZSTD_isError(got) || got != s->raw)
+        st = mipr_error_set(err, MIPR_ERR_FORMAT, "%s: layer %u samples: %s", cf->path, l,
+                            ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
+    else if (got)
+        decode_planes(out, raw, got / 4);
+    free(raw);
+    return st;
+}
+
+mipr_status mipr_calib_samples(const mipr_calib *c, uint32_t l, const float **samples,
+                               float **owned, mipr_error *err)
+{
+    *owned = NULL;
+    *samples = NULL;
+    if (l >= c->n_layers)
+        return mipr_error_set(err, MIPR_ERR_ARG, "layer %u of %u", l, c->n_layers);
+    if (c->layers[l].samples || !c->n_samples) {
+        *samples = c->layers[l].samples;
+        return MIPR_OK;
+    }
+    if (!c->file_)
+        return mipr_error_set(err, MIPR_ERR_ARG, "the calibration record has no samples");
+    size_t n = (size_t)c->layers[l].d_ff * c->n_samples;
+    float *buf = malloc(n * sizeof *buf);
+    mipr_mapped_file f;
+    mipr_status st = buf ? mipr_file_map(&f, c->file_->path, err)
+                         : mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for samples");
+    if (st == MIPR_OK) {
+        st = read_samples(c, l, &f, buf, err);
+        mipr_file_unmap(&f);
+    }
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *samples = *owned = buf;
     return MIPR_OK;
 }

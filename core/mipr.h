@@ -175,6 +175,7 @@ typedef struct mipr_calib {
      * pruning can score candidates (KL from the unpruned model) without the text. */
     int32_t *heldout;
     uint32_t n_heldout;
+    struct mipr_calib_file_ *file_; /* private: where samples left in the file are */
 } mipr_calib;
 
 typedef struct mipr_calib_opts {
@@ -198,6 +199,14 @@ mipr_status mipr_calibrate(mipr_calib **out, const mipr_model *m, const mipr_tok
  * written atomically. level: zstd level (0: default). */
 mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err);
 mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err);
+/* Like mipr_calib_load, but the samples stay in the file (every layer's `samples` is NULL):
+ * mipr_calib_samples reads one layer at a time, so pruning holds one layer's samples. */
+mipr_status mipr_calib_open(mipr_calib **out, const char *path, mipr_error *err);
+/* Layer l's samples (d_ff x n_samples): the record's own when it holds them, else read
+ * from its file (checksums verified again) into a buffer returned in *owned, which the
+ * caller frees. */
+mipr_status mipr_calib_samples(const mipr_calib *c, uint32_t l, const float **samples,
+                               float **owned, mipr_error *err);
 void mipr_calib_free(mipr_calib *c);
 /* An empty record with the given shapes (all arrays allocated and zeroed). */
 mipr_status mipr_calib_new(mipr_calib **out, uint32_t n_layers, const uint32_t *d_ff,

@@ -62,7 +62,12 @@ static mipr_status mi_scores(const mipr_calib *c, uint32_t l, const mipr_prune_o
         .target = (uint32_t)llround(o->ratio * C->d_ff), .clusters = o->clusters,
         .seed = o->seed + l, .importance = s, .mi = {o->width, 0, o->seed, o->pool}};
     mipr_redundancy r;
-    mipr_status st = mipr_find_redundant(C->samples, C->d_ff, c->n_samples, &ro, &r, err);
+    const float *samples;
+    float *owned;
+    mipr_status st = mipr_calib_samples(c, l, &samples, &owned, err);
+    if (st == MIPR_OK)
+        st = mipr_find_redundant(samples, C->d_ff, c->n_samples, &ro, &r, err);
+    free(owned);
     if (st)
         return st;
     for (uint32_t j = 0; j < C->d_ff; j++) {

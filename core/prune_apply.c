@@ -12,6 +12,7 @@ typedef struct {
     const mipr_calib_layer *C;
     const uint8_t *keep;
     const uint32_t *partner;
+    const float *samples; /* this layer's, for least squares */
     uint32_t d, k, dim;
     uint32_t *slot;   /* original index -> kept column, or UINT32_MAX */
     double *alpha, *beta; /* LS reconstruction of removed j from its partner */
@@ -36,7 +37,7 @@ static mipr_status slice_rows(mipr_model *out, mipr_tensor *dst, const mipr_tens
 static void least_squares(const slicer *s, uint32_t j, uint32_t p, double *alpha, double *beta)
 {
     uint32_t n = s->c->n_samples;
-    const float *zj = s->C->samples + (size_t)j * n, *zp = s->C->samples + (size_t)p * n;
+    const float *zj = s->samples + (size_t)j * n, *zp = s->samples + (size_t)p * n;
     double mj = 0, mp = 0, cov = 0, var = 0;
     for (uint32_t i = 0; i < n; i++)
         mj += zj[i] / n, mp += zp[i] / n;
@@ -103,15 +104,21 @@ static mipr_status slice_down(mipr_model *out, mipr_layer *L, const slicer *s, m
     return st;
 }
 
-static mipr_status fit_partners(slicer *s, mipr_error *err)
+static mipr_status fit_partners(slicer *s, uint32_t l, mipr_error *err)
 {
+    float *owned;
+    mipr_status st = mipr_calib_samples(s->c, l, &s->samples, &owned, err);
+    if (st)
+        return st;
     s->alpha = malloc(s->d * sizeof *s->alpha), s->beta = malloc(s->d * sizeof *s->beta);
     if (!s->alpha || !s->beta)
-        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
-    for (uint32_t j = 0; j < s->d; j++)
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    for (uint32_t j = 0; st == MIPR_OK && j < s->d; j++)
         if (s->partner[j] != UINT32_MAX && !s->keep[j])
             least_squares(s, j, s->partner[j], &s->alpha[j], &s->beta[j]);
-    return MIPR_OK;
+    free(owned);
+    s->samples = NULL;
+    return st;
 }
 
 static mipr_status prune_layer(mipr_model *out, uint32_t l, const mipr_model *m,
@@ -119,8 +126,8 @@ static mipr_status prune_layer(mipr_model *out, uint32_t l, const mipr_model *m,
                                const mipr_prune_opts *o, mipr_error *err)
 {
     mipr_layer *L = &out->layers[l];
-    slicer s = {&m->layers[l], c, &c->layers[l], p->keep[l], p->partner[l], m->layers[l].d_ff,
-                p->width[l], m->hp.dim, NULL, NULL, NULL, o->bias};
+    slicer s = {&m->layers[l], c, &c->layers[l], p->keep[l], p->partner[l], NULL,
+                m->layers[l].d_ff, p->width[l], m->hp.dim, NULL, NULL, NULL, o->bias};
     *L = m->layers[l];
     if (s.k == s.d)
         return MIPR_OK; /* untouched: borrowed as it is */
@@ -131,7 +138,7 @@ static mipr_status prune_layer(mipr_model *out, uint32_t l, const mipr_model *m,
         s.slot[j] = s.keep[j] ? k++ : UINT32_MAX;
     mipr_status st = MIPR_OK;
     if (o->least_squares && o->criterion == MIPR_CRIT_MI)
-        st = fit_partners(&s, err);
+        st = fit_partners(&s, l, err);
     L->d_ff = s.k;
     if (st == MIPR_OK && (st = slice_rows(out, &L->ffn_gate, &s.src->ffn_gate, s.keep, s.k, err)) ==
                              MIPR_OK &&

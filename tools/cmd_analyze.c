@@ -314,8 +314,16 @@ static mipr_status analyze_layer(const an_args *a, const mipr_calib *c, uint32_t
     if (L->d_ff < 2 || c->n_samples < 2)
         return mipr_error_set(err, MIPR_ERR_ARG, "%s: layer %u has %u neurons and %u samples: "
                               "nothing to analyse", a->calib, l, L->d_ff, c->n_samples);
-    return a->random_pairs ? random_pairs(a, L, c->n_samples, r, err)
-                           : all_pairs(a, L, c->n_samples, pool, r, err);
+    const float *samples;
+    float *owned;
+    mipr_status st = mipr_calib_samples(c, l, &samples, &owned, err);
+    mipr_calib_layer view = *L;
+    view.samples = (float *)samples;
+    if (st == MIPR_OK)
+        st = a->random_pairs ? random_pairs(a, &view, c->n_samples, r, err)
+                             : all_pairs(a, &view, c->n_samples, pool, r, err);
+    free(owned);
+    return st;
 }
 
 static int run(const an_args *a, const mipr_calib *c, mipr_pool *pool, mipr_error *err)
@@ -357,7 +365,7 @@ int cmd_analyze(int argc, char **argv)
     mipr_pool *pool = NULL;
     rc = EXIT_FAIL;
     if (mipr_pool_new(&pool, a.threads, &err) == MIPR_OK &&
-        mipr_calib_load(&c, a.calib, &err) == MIPR_OK)
+        mipr_calib_open(&c, a.calib, &err) == MIPR_OK) /* one layer's samples at a time */
         rc = run(&a, c, pool, &err);
     if (rc)
         cli_fail(&err);

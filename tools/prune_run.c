@@ -15,7 +15,7 @@ static mipr_status load(prune_args *a, prune_state *s, mipr_error *err)
     double t0 = cli_now();
     mipr_status st = mipr_pool_new(&s->pool, a->threads, err);
     if (st || (st = mipr_load(&s->m, &s->tok, a->model, a->tokenizer, err)) ||
-        (st = mipr_calib_load(&s->c, a->calib, err)))
+        (st = mipr_calib_open(&s->c, a->calib, err))) /* samples: one layer at a time */
         return st;
     uint32_t L = s->m->hp.n_layers;
     if (a->o.last_layer >= a->o.first_layer && a->o.last_layer >= L)

@@ -157,6 +157,43 @@ static void test_export(void)
     remove(a), remove(b);
 }
 
+/* A record opened without its samples (read one layer at a time) prunes exactly like the
+ * fully loaded one, and a file changed under it is noticed. */
+static void test_streamed_samples(void)
+{
+    mipr_error err = {0};
+    const char *path = mipr_test_tmp("stream.mcal");
+    CHECK_OK(mipr_calib_save(calib, path, 0, &err), &err);
+    mipr_calib *open;
+    CHECK_OK(mipr_calib_open(&open, path, &err), &err);
+    CHECK(open->layers[0].samples == NULL && open->n_heldout == calib->n_heldout);
+    const float *s;
+    float *owned;
+    CHECK_OK(mipr_calib_samples(open, 3, &s, &owned, &err), &err);
+    CHECK(owned && memcmp(s, calib->layers[3].samples, 172 * calib->n_samples * 4) == 0);
+    free(owned);
+    mipr_prune_opts o = defaults(MIPR_CRIT_MI, 0.3);
+    o.least_squares = 1, o.bias = 1;
+    mipr_prune_plan p1, p2;
+    mipr_model *m1, *m2;
+    CHECK_OK(mipr_prune_plan_make(model, calib, &o, &p1, &err), &err);
+    CHECK_OK(mipr_prune_plan_make(model, open, &o, &p2, &err), &err);
+    CHECK_OK(mipr_prune_apply(model, calib, &p1, &o, &m1, &err), &err);
+    CHECK_OK(mipr_prune_apply(model, open, &p2, &o, &m2, &err), &err);
+    for (uint32_t l = 0; l < 5; l++)
+        CHECK(memcmp(p1.keep[l], p2.keep[l], 172) == 0 &&
+              memcmp(m1->layers[l].ffn_down.data, m2->layers[l].ffn_down.data,
+                     (size_t)64 * m1->layers[l].d_ff * 4) == 0);
+    FILE *f = fopen(path, "ab"); /* the file grows: reading samples now fails cleanly */
+    fputc(0, f);
+    fclose(f);
+    CHECK(mipr_calib_samples(open, 1, &s, &owned, &err) == MIPR_ERR_IO && !owned);
+    mipr_prune_plan_free(&p1), mipr_prune_plan_free(&p2);
+    mipr_model_free(m1), mipr_model_free(m2);
+    mipr_calib_free(open);
+    remove(path);
+}
+
 static void test_bad_arguments(void)
 {
     mipr_error err = {0};
@@ -235,6 +272,7 @@ int main(void)
     test_removal_is_silencing();
     test_export();
     test_bad_arguments();
+    test_streamed_samples();
     test_duplicate_found();
     mipr_calib_free(calib);
     mipr_tokenizer_free(tok);
