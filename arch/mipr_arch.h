@@ -44,7 +44,11 @@ void mipr_quantize_q8_0(mipr_block_q8_0 *out, const float *x, size_t n);
  * weight type; "W x" means y[r] = sum_c W[r][c] * x[c]. */
 struct mipr_kernels {
     const char *isa;
-    /* y[r] = W[r] . x, r < rows */
+    /* y[r] = W[r] . x, r < rows.
+     * Q8_0 is an integer product, as in llama.cpp: x is quantized per block of 32 like a Q8_0
+     * weight row (d_x = max|x| / 127 kept as a float, q_x = round(x / d_x)), then
+     *     y[r] = sum over blocks b, in order, of (d_w[b] * d_x[b]) * (float)(q_w[b] . q_x[b])
+     * with the integer dot products exact: every table gives the generic twin's bits. */
     void (*gemv[MIPR_DT_COUNT])(float *y, const void *w, const float *x, size_t rows, size_t cols);
     /* Y[t][r] = W[r] . X[t] for t < n; X is n x cols, Y is n x rows. Each element is
      * computed exactly as gemv computes it, so batched prefill and decode agree bit for bit. */
@@ -72,6 +76,13 @@ struct mipr_kernels {
                         size_t hs, float div);
     void (*attn_mix)(float *out, const float *a, const float *v, size_t stride, size_t n,
                      size_t hs);
+    /* Per-column statistics of an n x d block of floats (rows ld floats apart), for
+     * calibration: sum, sum of squares, sum of |x| (in double, rows added in order, squares
+     * as (double)x * (double)x), min and max (x < min / x > max, so NaN is skipped). Written,
+     * not accumulated; n = 0 gives sums 0, min +inf, max -inf. Every table gives the
+     * generic twin's bits: each column is summed in row order in double. */
+    void (*colstats)(const float *x, size_t n, size_t d, size_t ld, double *sum, double *sumsq,
+                     double *sumabs, float *mn, float *mx);
 };
 
 /* The table in use. The first call (of this or mipr_kernels_init, thread-safe) chooses it once:

@@ -30,6 +30,8 @@ typedef struct {
     enum mipr_dtype type;
     uint32_t threads, prefill, decode, batch;
     const char *gguf, *json;
+    mipr_backend backend;
+    int bad_backend;
 } options;
 
 static double now(void)
@@ -150,20 +152,23 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--prefill")) o->prefill = (uint32_t)atoi(v);
         else if (!strcmp(a, "--decode")) o->decode = (uint32_t)atoi(v);
         else if (!strcmp(a, "--batch")) o->batch = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--backend"))
+            o->bad_backend = mipr_backend_parse(v, &o->backend, NULL) != MIPR_OK;
         else if (!strcmp(a, "--gguf")) o->gguf = v;
         else if (!strcmp(a, "--json")) o->json = v;
         else return -1;
     }
-    return argc % 2 == 1 && o->s && o->type != MIPR_DT_COUNT && o->prefill && o->decode ? 0 : -1;
+    return argc % 2 == 1 && o->s && o->type != MIPR_DT_COUNT && o->prefill && o->decode &&
+           !o->bad_backend ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
-    options o = {&shapes[0], MIPR_DT_F32, 0, 512, 128, 128, NULL, NULL};
+    options o = {&shapes[0], MIPR_DT_F32, 0, 512, 128, 128, NULL, NULL, MIPR_BACKEND_OURS, 0};
     if (parse(argc, argv, &o)) {
         fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0] "
-                        "[--threads N] [--prefill P] [--decode D] [--batch B] [--gguf OUT] "
-                        "[--json FILE]\n");
+                        "[--threads N] [--prefill P] [--decode D] [--batch B] "
+                        "[--backend ours|xnnpack|auto] [--gguf OUT] [--json FILE]\n");
         return 2;
     }
     mipr_error err = {0};
@@ -181,6 +186,8 @@ int main(int argc, char **argv)
         mipr_tokenizer_free(t);
     }
     mipr_engine_set_pool(e, pool);
+    if (mipr_engine_set_backend(e, o.backend, &err))
+        return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
     int32_t *ids = malloc(ctx * sizeof *ids);
     float *logits = malloc((size_t)o.s->vocab * sizeof *logits);
     for (uint32_t i = 0; i < ctx; i++)
@@ -193,17 +200,20 @@ int main(int argc, char **argv)
         if (mipr_engine_forward(e, ids + o.prefill + i, 1, o.prefill + i, logits, 0, &err))
             return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
     double t2 = now(), pp = o.prefill / (t1 - t0), tg = o.decode / (t2 - t1);
-    printf("%s %s, %u thread(s), kernels %s: prefill %u tokens %.1f tok/s, decode %u tokens "
-           "%.1f tok/s (%llu parameters)\n", o.s->name, mipr_dtype_name(o.type),
-           mipr_pool_threads(pool), mipr_kernels()->isa, o.prefill, pp, o.decode, tg,
+    printf("%s %s, %u thread(s), kernels %s, backend %s%s: prefill %u tokens %.1f tok/s, "
+           "decode %u tokens %.1f tok/s (%llu parameters)\n", o.s->name, mipr_dtype_name(o.type),
+           mipr_pool_threads(pool), mipr_kernels()->isa, mipr_backend_name(o.backend),
+           mipr_engine_uses_xnnpack(e) ? " (XNNPACK on)" : "", o.prefill, pp, o.decode, tg,
            (unsigned long long)mipr_model_n_params(m));
     if (o.json) {
         FILE *f = fopen(o.json, "w");
         if (f) {
             fprintf(f, "{\"shape\": \"%s\", \"type\": \"%s\", \"threads\": %u, \"isa\": \"%s\", "
+                       "\"backend\": \"%s\", \"xnnpack\": %d, "
                        "\"prefill_tokens\": %u, \"prefill_tps\": %.3f, \"decode_tokens\": %u, "
                        "\"decode_tps\": %.3f}\n", o.s->name, mipr_dtype_name(o.type),
-                    mipr_pool_threads(pool), mipr_kernels()->isa, o.prefill, pp, o.decode, tg);
+                    mipr_pool_threads(pool), mipr_kernels()->isa, mipr_backend_name(o.backend),
+                    mipr_engine_uses_xnnpack(e), o.prefill, pp, o.decode, tg);
             fclose(f);
         }
     }

@@ -17,6 +17,7 @@
 
 #include "calib_internal.h"
 #include "mipr.h"
+#include "rng.h"
 #include "windows.h"
 
 /* Tokens per engine batch: each observer call hands over up to this many rows per layer. */
@@ -136,21 +137,13 @@ mipr_status mipr_calib_new_shapes(mipr_calib **out, uint32_t n_layers, const uin
 
 /* ---- sample positions -------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, bound): draws below 2^64 mod bound are rejected so that no value is
  * favoured. */
 static uint64_t uniform_below(uint64_t *state, uint64_t bound)
 {
     uint64_t threshold = (0 - bound) % bound;
     for (;;) {
-        uint64_t r = splitmix64(state);
+        uint64_t r = mipr_rng_next(state);
         if (r >= threshold)
             return r % bound;
     }

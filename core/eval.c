@@ -3,19 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval_internal.h"
 #include "mipr.h"
 
-#define EVAL_BATCH 64u
-
 typedef struct {
-    mipr_engine *e, *ref;
-    uint32_t vocab;
-    float *logits, *ref_logits; /* EVAL_BATCH x vocab each */
+    mipr_scoring sc;
     mipr_eval_result *res;
 } evaluator;
 
-/* log of the softmax normaliser, for numerically safe log-probabilities. */
-static double log_norm(const float *l, uint32_t n)
+double mipr_log_norm(const float *l, uint32_t n)
 {
     float max = l[0];
     for (uint32_t i = 1; i < n; i++)
@@ -29,7 +25,7 @@ static double log_norm(const float *l, uint32_t n)
 /* KL(P || Q) for logits p (reference) and q. */
 static double kl_div(const float *p, const float *q, uint32_t n)
 {
-    double lp = log_norm(p, n), lq = log_norm(q, n), kl = 0.0;
+    double lp = mipr_log_norm(p, n), lq = mipr_log_norm(q, n), kl = 0.0;
     for (uint32_t i = 0; i < n; i++) {
         double a = (double)p[i] - lp;
         kl += exp(a) * (a - ((double)q[i] - lq));
@@ -37,25 +33,32 @@ static double kl_div(const float *p, const float *q, uint32_t n)
     return kl > 0.0 ? kl : 0.0;
 }
 
-static mipr_status eval_window(evaluator *v, const int32_t *ids, uint32_t n, mipr_error *err)
+mipr_status mipr_score_window(const mipr_scoring *s, const int32_t *ids, uint32_t n,
+                              mipr_score_fn fn, void *ctx, mipr_error *err)
 {
     for (uint32_t done = 0; done + 1 < n;) {
-        uint32_t c = n - 1 - done < EVAL_BATCH ? n - 1 - done : EVAL_BATCH;
-        mipr_status st = mipr_engine_forward(v->e, ids + done, c, done, v->logits, 1, err);
-        if (st == MIPR_OK && v->ref)
-            st = mipr_engine_forward(v->ref, ids + done, c, done, v->ref_logits, 1, err);
+        uint32_t c = n - 1 - done < MIPR_EVAL_BATCH ? n - 1 - done : MIPR_EVAL_BATCH;
+        mipr_status st = mipr_engine_forward(s->e, ids + done, c, done, s->logits, 1, err);
+        if (st == MIPR_OK && s->ref)
+            st = mipr_engine_forward(s->ref, ids + done, c, done, s->ref_logits, 1, err);
         if (st)
             return st;
-        for (uint32_t t = 0; t < c; t++) {
-            const float *l = v->logits + (size_t)t * v->vocab;
-            v->res->nll_sum += log_norm(l, v->vocab) - (double)l[ids[done + t + 1]];
-            if (v->ref)
-                v->res->kl_sum += kl_div(v->ref_logits + (size_t)t * v->vocab, l, v->vocab);
-            v->res->tokens++;
-        }
+        for (uint32_t t = 0; t < c; t++)
+            fn(ctx, ids, done + t, s->logits + (size_t)t * s->vocab,
+               s->ref ? s->ref_logits + (size_t)t * s->vocab : NULL);
         done += c;
     }
     return MIPR_OK;
+}
+
+static void accumulate(void *ctx, const int32_t *ids, uint32_t t, const float *l,
+                       const float *ref)
+{
+    evaluator *v = ctx;
+    v->res->nll_sum += mipr_log_norm(l, v->sc.vocab) - (double)l[ids[t + 1]];
+    if (ref)
+        v->res->kl_sum += kl_div(ref, l, v->sc.vocab);
+    v->res->tokens++;
 }
 
 static mipr_status run(evaluator *v, const int32_t *ids, size_t n, uint32_t window, int32_t bos,
@@ -69,7 +72,7 @@ static mipr_status run(evaluator *v, const int32_t *ids, size_t n, uint32_t wind
         size_t take = n - at < window - 1 ? n - at : window - 1;
         win[0] = bos;
         memcpy(win + 1, ids + at, take * sizeof *ids);
-        st = eval_window(v, win, (uint32_t)take + 1, err);
+        st = mipr_score_window(&v->sc, win, (uint32_t)take + 1, accumulate, v, err);
     }
     free(win);
     return st;
@@ -86,21 +89,23 @@ mipr_status mipr_eval_tokens(const mipr_model *m, const mipr_model *reference,
     if (reference && reference->hp.vocab_size != m->hp.vocab_size)
         return mipr_error_set(err, MIPR_ERR_ARG, "the reference model's vocabulary (%u) is not "
                               "the model's (%u)", reference->hp.vocab_size, m->hp.vocab_size);
-    evaluator v = {.vocab = m->hp.vocab_size, .res = res};
-    mipr_status st = mipr_engine_new(&v.e, m, window, EVAL_BATCH, err);
+    evaluator v = {.sc = {.vocab = m->hp.vocab_size}, .res = res};
+    mipr_scoring *sc = &v.sc;
+    mipr_status st = mipr_engine_new(&sc->e, m, window, MIPR_EVAL_BATCH, err);
     if (st == MIPR_OK && reference)
-        st = mipr_engine_new(&v.ref, reference, window, EVAL_BATCH, err);
-    size_t lb = (size_t)EVAL_BATCH * v.vocab * sizeof(float);
-    if (st == MIPR_OK && (!(v.logits = malloc(lb)) || (reference && !(v.ref_logits = malloc(lb)))))
+        st = mipr_engine_new(&sc->ref, reference, window, MIPR_EVAL_BATCH, err);
+    size_t lb = (size_t)MIPR_EVAL_BATCH * sc->vocab * sizeof(float);
+    if (st == MIPR_OK &&
+        (!(sc->logits = malloc(lb)) || (reference && !(sc->ref_logits = malloc(lb)))))
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for logits");
     if (st == MIPR_OK) {
-        mipr_engine_set_pool(v.e, pool);
-        if (v.ref)
-            mipr_engine_set_pool(v.ref, pool);
+        mipr_engine_set_pool(sc->e, pool);
+        if (sc->ref)
+            mipr_engine_set_pool(sc->ref, pool);
         st = run(&v, ids, n, window, bos, err);
     }
-    mipr_engine_free(v.e), mipr_engine_free(v.ref);
-    free(v.logits), free(v.ref_logits);
+    mipr_engine_free(sc->e), mipr_engine_free(sc->ref);
+    free(sc->logits), free(sc->ref_logits);
     if (st)
         return st;
     res->mean_nll = res->nll_sum / (double)res->tokens;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mipr.h"
+#include "rng.h"
 
 #define SB 32u  /* samples per tile side */
 #define NB 64u /* neurons per GEMM block */
@@ -90,14 +91,6 @@ static void run_tile(mi_ctx *c, mipr_pool *pool, uint32_t bi, uint32_t bj, doubl
     mipr_pool_run(pool, tile_j, c, c->tasks);
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* All tiles (i <= j); or, approximately, all diagonal tiles (they hold the i == j terms,
  * large and fixed) plus a random subset of the others, scaled to stay unbiased. */
 static void run_tiles(mi_ctx *c, const mipr_mi_opts *o)
@@ -117,7 +110,7 @@ static void run_tiles(mi_ctx *c, const mipr_mi_opts *o)
     for (uint32_t b = 0; b < nt; b++)
         run_tile(c, o->pool, b, b, 1.0);
     for (uint64_t t = 0; t < m; t++) {
-        uint64_t pick = splitmix(&seed) % off;
+        uint64_t pick = mipr_rng_next(&seed) % off;
         uint32_t bi = 0;
         while (pick >= nt - 1 - bi)
             pick -= nt - 1 - bi, bi++;

@@ -136,6 +136,7 @@ typedef struct mipr_ppl_opts {
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
     mipr_pool *pool;      /* NULL: one thread */
+    mipr_backend backend; /* prefill matmuls (mipr_engine_set_backend); 0: MIPR_BACKEND_OURS */
 } mipr_ppl_opts;
 
 typedef struct mipr_ppl_result {

@@ -3,50 +3,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval_internal.h"
 #include "mipr.h"
 #include "windows.h"
 
-#define PPL_BATCH 64u
-
 typedef struct {
-    mipr_engine *eng;
+    mipr_scoring sc;
     const mipr_tokenizer *tok;
-    uint32_t vocab;
-    float *logits; /* PPL_BATCH x vocab */
     mipr_ppl_result *res;
 } scorer;
 
-static double nll_of(const float *logits, uint32_t vocab, int32_t target)
+static void accumulate(void *ctx, const int32_t *ids, uint32_t t, const float *l,
+                       const float *ref)
 {
-    float max = logits[0];
-    for (uint32_t i = 1; i < vocab; i++)
-        max = logits[i] > max ? logits[i] : max;
-    double sum = 0.0;
-    for (uint32_t i = 0; i < vocab; i++)
-        sum += exp((double)(logits[i] - max));
-    return log(sum) - (double)(logits[target] - max);
+    scorer *s = ctx;
+    size_t len = 0;
+    mipr_tokenizer_decode(s->tok, ids[t], ids[t + 1], &len);
+    s->res->nll_sum += mipr_log_norm(l, s->sc.vocab) - (double)l[ids[t + 1]];
+    s->res->bytes += len;
+    s->res->tokens++;
+    (void)ref;
 }
 
 /* Runs ids[0..n) from position 0 and scores ids[1..n). */
 static mipr_status score_window(scorer *s, const int32_t *ids, uint32_t n, mipr_error *err)
 {
-    for (uint32_t done = 0; done + 1 < n;) {
-        uint32_t c = n - 1 - done < PPL_BATCH ? n - 1 - done : PPL_BATCH;
-        mipr_status st = mipr_engine_forward(s->eng, ids + done, c, done, s->logits, 1, err);
-        if (st)
-            return st;
-        for (uint32_t t = 0; t < c; t++) {
-            int32_t target = ids[done + t + 1];
-            size_t len = 0;
-            mipr_tokenizer_decode(s->tok, ids[done + t], target, &len);
-            s->res->nll_sum += nll_of(s->logits + (size_t)t * s->vocab, s->vocab, target);
-            s->res->bytes += len;
-            s->res->tokens++;
-        }
-        done += c;
-    }
     s->res->windows++;
-    return MIPR_OK;
+    return mipr_score_window(&s->sc, ids, n, accumulate, s, err);
 }
 
 static mipr_status run_stream(scorer *s, const char *text, size_t len, const mipr_ppl_opts *o,
@@ -126,20 +109,24 @@ mipr_status mipr_perplexity(const mipr_model *m, const mipr_tokenizer *tok, cons
         return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "the tokenizer has no BOS token");
     if (opts->doc_sep && !*opts->doc_sep)
         return mipr_error_set(err, MIPR_ERR_ARG, "the document separator is empty");
-    scorer s = {.tok = tok, .vocab = m->hp.vocab_size, .res = res};
-    mipr_status st = mipr_engine_new(&s.eng, m, opts->window, PPL_BATCH, err);
+    scorer s = {.sc = {.vocab = m->hp.vocab_size}, .tok = tok, .res = res};
+    mipr_status st = mipr_engine_new(&s.sc.e, m, opts->window, MIPR_EVAL_BATCH, err);
     if (st)
         return st;
-    mipr_engine_set_pool(s.eng, opts->pool);
-    s.logits = malloc((size_t)PPL_BATCH * s.vocab * sizeof *s.logits);
-    if (!s.logits)
+    mipr_engine_set_pool(s.sc.e, opts->pool);
+    if ((st = mipr_engine_set_backend(s.sc.e, opts->backend, err)) != MIPR_OK) {
+        mipr_engine_free(s.sc.e);
+        return st;
+    }
+    s.sc.logits = malloc((size_t)MIPR_EVAL_BATCH * s.sc.vocab * sizeof *s.sc.logits);
+    if (!s.sc.logits)
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for logits");
     else if (opts->doc_sep)
         st = run_docs(&s, text, len, opts, err);
     else
         st = run_stream(&s, text, len, opts, err);
-    free(s.logits);
-    mipr_engine_free(s.eng);
+    free(s.sc.logits);
+    mipr_engine_free(s.sc.e);
     if (st == MIPR_OK && res->tokens == 0)
         st = mipr_error_set(err, MIPR_ERR_ARG, "the text holds no token to score");
     if (st)

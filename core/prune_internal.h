@@ -10,6 +10,5 @@ mipr_status mipr_prune_scores(enum mipr_criterion crit, const mipr_layer *L,
                               const mipr_calib_layer *C, uint64_t seed, double *s,
                               mipr_error *err);
 mipr_status mipr_col_norms_sq(const mipr_tensor *t, double *out, mipr_error *err);
-uint64_t mipr_prune_rand(uint64_t *state);
 
 #endif

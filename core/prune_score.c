@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "prune_internal.h"
+#include "rng.h"
 
 static const char *const crit_names[MIPR_CRIT_COUNT] = {"mi",       "magnitude", "activation",
                                                         "wanda-sp", "flap",      "random"};
@@ -70,14 +71,6 @@ static mipr_status magnitude(const mipr_layer *L, double *s, mipr_error *err)
     return st;
 }
 
-uint64_t mipr_prune_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 mipr_status mipr_prune_scores(enum mipr_criterion crit, const mipr_layer *L,
                               const mipr_calib_layer *C, uint64_t seed, double *s,
                               mipr_error *err)
@@ -87,7 +80,7 @@ mipr_status mipr_prune_scores(enum mipr_criterion crit, const mipr_layer *L,
         return magnitude(L, s, err);
     if (crit == MIPR_CRIT_RANDOM) {
         for (uint32_t j = 0; j < d; j++)
-            s[j] = (double)(mipr_prune_rand(&seed) >> 11);
+            s[j] = (double)(mipr_rng_next(&seed) >> 11);
         return MIPR_OK;
     }
     if (crit == MIPR_CRIT_ACTIVATION) {

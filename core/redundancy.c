@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mipr.h"
+#include "rng.h"
 
 #define MAX_MATRIX_NEURONS 4096u /* d^2 x 12 bytes = 192 MiB at the limit */
 #define DEFAULT_PAIR_SAMPLES 16384u
@@ -20,17 +21,9 @@ typedef struct {
     double *s, *self;       /* per neuron: sum of G, self-MI */
 } pair_src;
 
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static uint32_t below(uint64_t *s, uint32_t n)
 {
-    return (uint32_t)(next_rand(s) % n);
+    return (uint32_t)(mipr_rng_next(s) % n);
 }
 
 static double g_at(const pair_src *p, uint32_t a, uint32_t q)
@@ -234,7 +227,7 @@ static void seed_centres(const float *z, uint32_t d, uint32_t n, uint32_t k, uin
         double total = 0.0;
         for (uint32_t a = 0; a < d; a++)
             total += best[a];
-        double pick = (double)(next_rand(rng) >> 11) * 0x1.0p-53 * total;
+        double pick = (double)(mipr_rng_next(rng) >> 11) * 0x1.0p-53 * total;
         uint32_t a = 0;
         while (a + 1 < d && (pick -= best[a]) > 0.0)
             a++;

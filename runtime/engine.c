@@ -1,11 +1,13 @@
 /* The transformer forward pass: LLaMA blocks (RMSNorm, rotary GQA attention, SwiGLU FFN with
  * a per-layer width), a KV cache, and batched prefill that agrees bit for bit with
- * single-token decode because both go through the same per-row kernels. */
+ * single-token decode because both go through the same per-row kernels (with the default
+ * backend; the opt-in XNNPACK backend of runtime/xnn.c rounds differently). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mipr_runtime.h"
+#include "xnn.h"
 
 struct mipr_engine {
     const mipr_model *m;
@@ -19,6 +21,8 @@ struct mipr_engine {
     mipr_ffn_observer observer;
     void *observer_ctx;
     mipr_pool *pool;
+    mipr_backend backend;
+    mipr_xnn *xnn;             /* XNNPACK operators when the backend uses them, else NULL */
 };
 
 /* Upper bound on parallel tasks per operation (sizes the attention scratch). */
@@ -27,9 +31,13 @@ struct mipr_engine {
  * costs more than it saves (measured: stories260K decodes 2x slower with 2 threads). */
 #define MIN_PARALLEL_MACS (1u << 18)
 
+/* XNNPACK may read up to XNN_EXTRA_BYTES (16) past the last input row: every buffer gets a
+ * spare 64 bytes so a matmul input never ends at its allocation's edge. */
+#define SPARE_FLOATS 16u
+
 static float *alloc_floats(size_t n, int *ok)
 {
-    float *p = calloc(n ? n : 1, sizeof(float));
+    float *p = calloc(n + SPARE_FLOATS, sizeof(float));
     if (!p)
         *ok = 0;
     return p;
@@ -88,6 +96,7 @@ void mipr_engine_free(mipr_engine *e)
                      e->value_cache};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
+    mipr_xnn_free(e->xnn);
     free(e);
 }
 
@@ -100,6 +109,35 @@ void mipr_engine_set_observer(mipr_engine *e, mipr_ffn_observer fn, void *ctx)
 void mipr_engine_set_pool(mipr_engine *e, mipr_pool *pool)
 {
     e->pool = pool;
+}
+
+mipr_status mipr_engine_set_backend(mipr_engine *e, mipr_backend b, mipr_error *err)
+{
+    if ((unsigned)b > MIPR_BACKEND_AUTO)
+        return mipr_error_set(err, MIPR_ERR_ARG, "backend %u is not a mipr_backend", (unsigned)b);
+    int want = b == MIPR_BACKEND_XNNPACK ||
+               (b == MIPR_BACKEND_AUTO && mipr_backend_available(MIPR_BACKEND_XNNPACK) &&
+                mipr_xnn_auto_wins(e->k->isa));
+    if (want && !e->xnn) {
+        mipr_status st = mipr_xnn_new(&e->xnn, e->m, err);
+        if (st)
+            return st; /* the engine keeps its previous backend */
+    } else if (!want) {
+        mipr_xnn_free(e->xnn); /* the weight copy goes with it */
+        e->xnn = NULL;
+    }
+    e->backend = b;
+    return MIPR_OK;
+}
+
+mipr_backend mipr_engine_backend(const mipr_engine *e)
+{
+    return e->backend;
+}
+
+int mipr_engine_uses_xnnpack(const mipr_engine *e)
+{
+    return e->xnn != NULL;
 }
 
 uint32_t mipr_engine_max_ctx(const mipr_engine *e)
@@ -143,6 +181,8 @@ static size_t ceil_div(size_t a, size_t b)
 static void matmul(const mipr_engine *e, float *y, const mipr_tensor *w, const float *x,
                    uint32_t n)
 {
+    if (n > 1 && e->xnn && mipr_xnn_matmul(e->xnn, y, w, x, n, e->pool))
+        return; /* not bit-identical to gemm: see mipr_engine_set_backend */
     size_t threads = mipr_pool_threads(e->pool);
     matmul_job j = {e->k, y, w, x, n, 0};
     size_t total = n == 1 ? w->rows : n;
@@ -301,6 +341,9 @@ mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t 
             classify(e, logits + (size_t)done * hp->vocab_size, 0, c);
         else if (logits && done + c == n)
             classify(e, logits, c - 1, 1);
+        mipr_status st = e->xnn ? mipr_xnn_take_error(e->xnn, err) : MIPR_OK;
+        if (st)
+            return st;
         done += c;
     }
     return MIPR_OK;

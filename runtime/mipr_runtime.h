@@ -214,6 +214,36 @@ uint32_t mipr_engine_max_ctx(const mipr_engine *e);
 mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t n, uint32_t pos,
                                 float *logits, int all_logits, mipr_error *err);
 
+/* Matrix-multiply backend of batched prefill (n > 1 tokens; decode always runs our gemv).
+ * OURS (the default): our gemm, whose per-element reduction equals gemv's, so prefill and
+ *   decode give bit-identical logits.
+ * XNNPACK: XNNPACK's f32 fully-connected operator for every F32 weight matrix (other types
+ *   stay on our kernels). It sums in another order, so logits differ from OURS by rounding
+ *   (about 1e-6 of the largest logit; tests/unit/test_xnn.c states the tolerance) and prefill/decode
+ *   bit-identity no longer holds. It copies the weights it uses: F32 weight memory doubles
+ *   (the tied output matrix included) for as long as the backend is selected.
+ * AUTO: XNNPACK only where it was measured to beat our gemm (runtime/xnn.c has the rule and
+ *   the numbers: on x86-64 with AVX2+FMA never; with our scalar kernel table always);
+ *   otherwise OURS with no copy. Opt-in for the same rounding reason.
+ * Selecting XNNPACK in a build without it fails with MIPR_ERR_UNSUPPORTED (AUTO then falls
+ * back to OURS). The engine's pool (mipr_engine_set_pool) also runs XNNPACK's threads. */
+typedef enum {
+    MIPR_BACKEND_OURS = 0,
+    MIPR_BACKEND_XNNPACK,
+    MIPR_BACKEND_AUTO,
+} mipr_backend;
+
+mipr_status mipr_engine_set_backend(mipr_engine *e, mipr_backend b, mipr_error *err);
+/* The backend that was selected (AUTO stays AUTO). */
+mipr_backend mipr_engine_backend(const mipr_engine *e);
+/* Whether XNNPACK runs any prefill matmul of this engine (the copy exists). */
+int mipr_engine_uses_xnnpack(const mipr_engine *e);
+/* Whether this build can run the backend (OURS and AUTO always). */
+int mipr_backend_available(mipr_backend b);
+/* "ours", "xnnpack", "auto" and back; an unknown name is MIPR_ERR_ARG. */
+const char *mipr_backend_name(mipr_backend b);
+mipr_status mipr_backend_parse(const char *name, mipr_backend *out, mipr_error *err);
+
 /* ---- generation ------------------------------------------------------------------------ */
 
 /* Receives each emitted token with the one before it (prompt tokens included, so a caller

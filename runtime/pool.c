@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "mipr_runtime.h"
+#include "pool_internal.h"
 
 #ifdef MIPR_HAVE_PTHREADPOOL
 #include <pthreadpool.h>
@@ -67,6 +68,16 @@ void mipr_pool_free(mipr_pool *p)
 uint32_t mipr_pool_threads(const mipr_pool *p)
 {
     return p ? p->threads : 1;
+}
+
+struct pthreadpool *mipr_pool_pthreadpool(const mipr_pool *p)
+{
+#ifdef MIPR_HAVE_PTHREADPOOL
+    return p ? p->tp : NULL;
+#else
+    (void)p;
+    return NULL;
+#endif
 }
 
 void mipr_pool_run(mipr_pool *p, void (*fn)(void *ctx, size_t i), void *ctx, size_t n)

@@ -59,6 +59,26 @@ int cli_next(cli_parser *p, const char **arg)
     return k;
 }
 
+int cli_parse(cli_parser *p, const char **positional,
+              int (*fn)(cli_parser *p, int opt, const char *value, void *ctx), void *ctx)
+{
+    const char *v;
+    int k;
+    while ((k = cli_next(p, &v)) != CLI_END) {
+        if (k == CLI_HELP)
+            return EXIT_OK;
+        if (k == CLI_ERROR)
+            return EXIT_USAGE;
+        if (k == CLI_POSITIONAL && *positional)
+            return cli_usage_error(p, "unexpected argument '%s'", v);
+        if (k == CLI_POSITIONAL)
+            *positional = v;
+        else if (!fn(p, k, v, ctx))
+            return EXIT_USAGE;
+    }
+    return -1;
+}
+
 int cli_usage_error(const cli_parser *p, const char *fmt, ...)
 {
     va_list ap;

@@ -28,6 +28,11 @@ enum { CLI_END = -1, CLI_POSITIONAL = -2, CLI_ERROR = -3, CLI_HELP = -4 };
 /* Next option: its index in opts (arg set when it takes one), CLI_POSITIONAL (arg set),
  * CLI_END, CLI_HELP (--help/-h: usage printed to stdout) or CLI_ERROR (message printed). */
 int cli_next(cli_parser *p, const char **arg);
+/* The option loop of a command with one positional argument: stores it in *positional and
+ * hands every option to fn (which prints a usage error and returns 0 when the value is bad).
+ * Returns -1 when all went well, else the exit code (EXIT_OK after --help). */
+int cli_parse(cli_parser *p, const char **positional,
+              int (*fn)(cli_parser *p, int opt, const char *value, void *ctx), void *ctx);
 /* Prints "CMD: message" and the usage hint to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const cli_parser *p, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -56,8 +56,9 @@ static int parse_pairs(const cli_parser *p, const char *v, an_args *a)
     return 0;
 }
 
-static int parse_opt(cli_parser *p, int k, const char *v, an_args *a)
+static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
 {
+    an_args *a = ctx;
     uint32_t layer;
     switch (k) {
     case 0: return cli_float(p, "--alpha", v, 0.01f, 100.0f, &a->alpha);
@@ -82,20 +83,9 @@ static int parse_opt(cli_parser *p, int k, const char *v, an_args *a)
 static int parse(int argc, char **argv, an_args *a)
 {
     cli_parser p = {argc, 1, argv, "mipr analyze", usage_text, opts};
-    const char *v;
-    int k;
-    while ((k = cli_next(&p, &v)) != CLI_END) {
-        if (k == CLI_HELP)
-            return EXIT_OK;
-        if (k == CLI_ERROR)
-            return EXIT_USAGE;
-        if (k == CLI_POSITIONAL && a->calib)
-            return cli_usage_error(&p, "unexpected argument '%s'", v);
-        if (k == CLI_POSITIONAL)
-            a->calib = v;
-        else if (!parse_opt(&p, k, v, a))
-            return EXIT_USAGE;
-    }
+    int rc = cli_parse(&p, &a->calib, parse_opt, a);
+    if (rc >= 0)
+        return rc;
     if (!a->calib)
         return cli_usage_error(&p, "missing CALIB");
     if (fabsf(a->alpha - 2.0f) > 1e-6f && !a->random_pairs)

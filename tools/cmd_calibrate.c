@@ -44,8 +44,9 @@ typedef struct {
     uint32_t window, samples, threads, level, heldout;
 } calib_args;
 
-static int parse_opt(const cli_parser *p, int k, const char *v, calib_args *a)
+static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
 {
+    calib_args *a = ctx;
     switch (k) {
     case 0: a->tokenizer = v; return 1;
     case 1: a->text = v; return 1;
@@ -64,21 +65,9 @@ static int parse_opt(const cli_parser *p, int k, const char *v, calib_args *a)
 static int parse(int argc, char **argv, calib_args *a)
 {
     cli_parser p = {argc, 1, argv, "mipr calibrate", usage_text, opts};
-    const char *v;
-    int k;
-    while ((k = cli_next(&p, &v)) != CLI_END) {
-        if (k == CLI_HELP)
-            return EXIT_OK;
-        if (k == CLI_ERROR)
-            return EXIT_USAGE;
-        if (k == CLI_POSITIONAL) {
-            if (a->model)
-                return cli_usage_error(&p, "unexpected argument '%s'", v);
-            a->model = v;
-        } else if (!parse_opt(&p, k, v, a)) {
-            return EXIT_USAGE;
-        }
-    }
+    int rc = cli_parse(&p, &a->model, parse_opt, a);
+    if (rc >= 0)
+        return rc;
     if (!a->model)
         return cli_usage_error(&p, "missing MODEL");
     if (!a->text)

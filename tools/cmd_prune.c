@@ -94,8 +94,9 @@ static int parse_choice(const cli_parser *p, int k, const char *v, prune_args *a
     }
 }
 
-static int parse_opt(cli_parser *p, int k, const char *v, prune_args *a)
+static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
 {
+    prune_args *a = ctx;
     float f;
     switch (k) {
     case 0: a->tokenizer = v; return 1;
@@ -146,20 +147,9 @@ static int output_writable(const char *path)
 static int parse(int argc, char **argv, prune_args *a)
 {
     cli_parser p = {argc, 1, argv, "mipr prune", usage_text, opts};
-    const char *v;
-    int k;
-    while ((k = cli_next(&p, &v)) != CLI_END) {
-        if (k == CLI_HELP)
-            return EXIT_OK;
-        if (k == CLI_ERROR)
-            return EXIT_USAGE;
-        if (k == CLI_POSITIONAL && a->model)
-            return cli_usage_error(&p, "unexpected argument '%s'", v);
-        if (k == CLI_POSITIONAL)
-            a->model = v;
-        else if (!parse_opt(&p, k, v, a))
-            return EXIT_USAGE;
-    }
+    int rc = cli_parse(&p, &a->model, parse_opt, a);
+    if (rc >= 0)
+        return rc;
     if (!a->model || !a->calib || a->o.ratio == 0.0 || !a->output)
         return cli_usage_error(&p, "missing %s", !a->model ? "MODEL" : !a->calib ? "--calib FILE"
                                                   : a->o.ratio == 0.0 ? "--ratio R"

@@ -4,6 +4,21 @@
 
 #include "mipr_arch.h"
 
+/* One block of 32 activations quantized for the Q8_0 integer dot product. Quantized like
+ * mipr_quantize_q8_0 (d = max|x| / 127, q = round(x / d) half away from zero), but d stays
+ * a float: rounding it to fp16 would only add error. */
+typedef struct {
+    float d;
+    int8_t qs[MIPR_QK8_0];
+} mipr_xq8;
+
+/* Q8_0 products quantize a token's activations in chunks of at most this many blocks (8192
+ * columns, 9 KiB of stack); longer rows take several chunks with the same result. */
+#define MIPR_XQ8_CHUNK 256
+
+/* The reference quantization of nb blocks of x; SIMD twins must match it bit for bit. */
+void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t nb);
+
 float mipr_dot_generic(const float *a, const float *b, size_t n);
 void mipr_axpy_generic(float *y, float a, const float *x, size_t n);
 void mipr_rmsnorm_generic(float *out, const float *x, const float *w, size_t n, float eps);
@@ -16,6 +31,9 @@ void mipr_gauss_block_generic(float *out, const float *xi, size_t ni, const floa
 
 void mipr_attn_scores_generic(float *out, const float *q, const float *k, size_t stride,
                               size_t n, size_t hs, float div);
+void mipr_colstats_generic(const float *x, size_t n, size_t d, size_t ld, double *sum,
+                           double *sumsq, double *sumabs, float *mn, float *mx);
+
 void mipr_attn_mix_generic(float *out, const float *a, const float *v, size_t stride, size_t n,
                            size_t hs);
 

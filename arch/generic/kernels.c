@@ -1,6 +1,7 @@
 /* Scalar reference kernels: they define what every SIMD twin must compute. Summation runs
  * in index order, as llama2.c's run.c does, so the reference reproduces its numerics. */
 #include <math.h>
+#include <stdint.h>
 
 #include "generic.h"
 
@@ -28,26 +29,72 @@ static float dot_bf16(const uint16_t *w, const float *x, size_t n)
     return s;
 }
 
-static float dot_q8_0(const mipr_block_q8_0 *w, const float *x, size_t n)
+/* Q8_0 against quantized activations: the integer dot product of one block (exact: at
+ * most 32 * 128 * 127 in magnitude). */
+static int32_t isum_q8(const int8_t *w, const int8_t *x)
 {
-    float s = 0.0f;
-    for (size_t b = 0; b < n / MIPR_QK8_0; b++, x += MIPR_QK8_0) {
-        float sb = 0.0f;
-        for (int i = 0; i < MIPR_QK8_0; i++)
-            sb += (float)w[b].qs[i] * x[i];
-        s += mipr_f16_to_f32(w[b].d) * sb;
-    }
+    int32_t s = 0;
+    for (int i = 0; i < MIPR_QK8_0; i++)
+        s += (int32_t)w[i] * x[i];
     return s;
 }
 
-/* One row-dot per type; gemv and gemm both go through it so they agree bit for bit. */
+/* s0 + the Q8_0 dot product of nb blocks, one float step per block in block order. */
+static float dot_q8_0(float s0, const mipr_block_q8_0 *w, const mipr_xq8 *xq, size_t nb)
+{
+    float s = s0;
+    for (size_t b = 0; b < nb; b++)
+        s += (mipr_f16_to_f32(w[b].d) * xq[b].d) * (float)isum_q8(w[b].qs, xq[b].qs);
+    return s;
+}
+
+void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++, x += MIPR_QK8_0) {
+        float amax = 0.0f;
+        for (int i = 0; i < MIPR_QK8_0; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        out[b].d = d;
+        for (int i = 0; i < MIPR_QK8_0; i++)
+            out[b].qs[i] = (int8_t)roundf(x[i] * id);
+    }
+}
+
+/* Q8_0 products: each token's row is quantized once per chunk of at most MIPR_XQ8_CHUNK
+ * blocks (on the stack), then every weight row continues its sum over that chunk. Chunking
+ * changes nothing in the result: a block's quantization depends on its 32 values only, and
+ * the float sum simply carries on from the previous chunk. */
+static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,
+                      size_t cols)
+{
+    mipr_xq8 xq[MIPR_XQ8_CHUNK];
+    const mipr_block_q8_0 *wb = w;
+    size_t nb = cols / MIPR_QK8_0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < nb; c += MIPR_XQ8_CHUNK) {
+            size_t nc = nb - c < MIPR_XQ8_CHUNK ? nb - c : MIPR_XQ8_CHUNK;
+            mipr_quantize_xq8(xq, x + i * cols + c * MIPR_QK8_0, nc);
+            for (size_t r = 0; r < rows; r++) {
+                float *yr = &y[i * rows + r];
+                *yr = dot_q8_0(c ? *yr : 0.0f, wb + r * nb + c, xq, nc);
+            }
+        }
+}
+
+static void gemv_q8_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    gemm_q8_0(y, w, x, 1, rows, cols);
+}
+
+/* One row-dot per float type; gemv and gemm both go through it so they agree bit for bit. */
 static float row_dot(enum mipr_dtype t, const void *w, size_t r, const float *x, size_t cols)
 {
     switch (t) {
     case MIPR_DT_F32: return dot_f32((const float *)w + r * cols, x, cols);
     case MIPR_DT_F16: return dot_f16((const uint16_t *)w + r * cols, x, cols);
-    case MIPR_DT_BF16: return dot_bf16((const uint16_t *)w + r * cols, x, cols);
-    default: return dot_q8_0((const mipr_block_q8_0 *)w + r * (cols / MIPR_QK8_0), x, cols);
+    default: return dot_bf16((const uint16_t *)w + r * cols, x, cols);
     }
 }
 
@@ -73,7 +120,6 @@ static void gemm_any(enum mipr_dtype t, float *y, const void *w, const float *x,
 GEN_MATMUL(f32, MIPR_DT_F32)
 GEN_MATMUL(f16, MIPR_DT_F16)
 GEN_MATMUL(bf16, MIPR_DT_BF16)
-GEN_MATMUL(q8_0, MIPR_DT_Q8_0)
 
 static void row_f32(float *out, const void *w, size_t row, size_t cols)
 {
@@ -189,6 +235,25 @@ void mipr_attn_mix_generic(float *out, const float *a, const float *v, size_t st
         mipr_axpy_generic(out, a[t], v + t * stride, hs);
 }
 
+void mipr_colstats_generic(const float *x, size_t n, size_t d, size_t ld, double *sum,
+                           double *sumsq, double *sumabs, float *mn, float *mx)
+{
+    for (size_t j = 0; j < d; j++) {
+        sum[j] = sumsq[j] = sumabs[j] = 0.0;
+        mn[j] = INFINITY;
+        mx[j] = -INFINITY;
+    }
+    for (size_t t = 0; t < n; t++, x += ld) /* rows outer: memory order */
+        for (size_t j = 0; j < d; j++) {
+            double v = x[j];
+            sum[j] += v;
+            sumsq[j] += v * v;
+            sumabs[j] += fabs(v);
+            mn[j] = x[j] < mn[j] ? x[j] : mn[j];
+            mx[j] = x[j] > mx[j] ? x[j] : mx[j];
+        }
+}
+
 const struct mipr_kernels *mipr_kernels_generic(void)
 {
     static const struct mipr_kernels table = {
@@ -205,6 +270,7 @@ const struct mipr_kernels *mipr_kernels_generic(void)
         .gauss_block = mipr_gauss_block_generic,
         .attn_scores = mipr_attn_scores_generic,
         .attn_mix = mipr_attn_mix_generic,
+        .colstats = mipr_colstats_generic,
     };
     return &table;
 }

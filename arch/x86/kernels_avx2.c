@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "generic.h"
 #include "kernels_avx2.h"
 
 /* Lanes [0, n) set, n < 8: masked loads never touch memory past the end. */
@@ -176,26 +177,6 @@ typedef void (*mk_fn)(float *y, size_t ldy, const char *w, size_t ldw, const flo
 #define W_TAIL_f16(r) w8t_f16(w + (size_t)(r) * ldw, k, cols - k)
 #define W_TAIL_bf16(r) w8t_bf16(w + (size_t)(r) * ldw, k, cols - k)
 
-/* Q8_0: cols % 32 == 0; the scales of a block are read once for its four steps. */
-#define DEFINE_MK_Q8(MT, NR)                                                                \
-    static void mk_q8_0_##MT##x##NR(float *y, size_t ldy, const char *w, size_t ldw,       \
-                                    const float *x, size_t ldx, size_t cols)               \
-    {                                                                                       \
-        MK_ZERO(MT, NR);                                                                    \
-        for (size_t b = 0; b < cols / MIPR_QK8_0; b++) {                                    \
-            __m256 d[NR];                                                                   \
-            for (int r = 0; r < (NR); r++)                                                  \
-                d[r] = q8_scale(w + (size_t)r * ldw, b);                                    \
-            for (size_t j = 0; j < MIPR_QK8_0; j += 8) {                                    \
-                size_t k = b * MIPR_QK8_0 + j;                                              \
-                MK_STEP(MT, NR, X_FULL, W_Q8);                                              \
-            }                                                                               \
-        }                                                                                   \
-        MK_STORE(MT, NR);                                                                   \
-    }
-
-#define W_Q8(r) w8_q8(w + (size_t)(r) * ldw, b, j, d[r])
-
 /* The shapes used: gemm 3x4 with its edges 1x4, 3x1, 1x1; gemv 1x8. */
 #define DEFINE_MK_SET(DEF, T)                                                               \
     DEF(T, 3, 4)                                                                            \
@@ -203,12 +184,10 @@ typedef void (*mk_fn)(float *y, size_t ldy, const char *w, size_t ldw, const flo
     DEF(T, 3, 1)                                                                            \
     DEF(T, 1, 1)                                                                            \
     DEF(T, 1, 8)
-#define DEF_Q8(T, MT, NR) DEFINE_MK_Q8(MT, NR)
 
 DEFINE_MK_SET(DEFINE_MK, f32)
 DEFINE_MK_SET(DEFINE_MK, f16)
 DEFINE_MK_SET(DEFINE_MK, bf16)
-DEFINE_MK_SET(DEF_Q8, q8_0)
 
 struct mk_set {
     mk_fn m3x4, m1x4, m3x1, m1x1, m1x8;
@@ -219,8 +198,7 @@ struct mk_set {
 static const struct mk_set mk_sets[MIPR_DT_COUNT] = {
     MK_SET(f32, MIPR_DT_F32),
     MK_SET(f16, MIPR_DT_F16),
-    MK_SET(bf16, MIPR_DT_BF16),
-    MK_SET(q8_0, MIPR_DT_Q8_0),
+    MK_SET(bf16, MIPR_DT_BF16), /* Q8_0 has its own integer kernels below */
 };
 
 /* ---- drivers ---- */
@@ -262,7 +240,6 @@ static void tokens_run(mk_fn m3, mk_fn m1, float *y, size_t ldy, const char *w, 
 
 static void row_f16(float *out, const void *w, size_t row, size_t cols);
 static void row_bf16(float *out, const void *w, size_t row, size_t cols);
-static void row_q8_0(float *out, const void *w, size_t row, size_t cols);
 
 /* Other weight types are widened once per block of four rows into a float panel, and the f32
  * microkernels run over it: the weights are the same exact floats gemv makes on the fly, so
@@ -274,7 +251,7 @@ static const char *widen_rows(float *panel, enum mipr_dtype t, const void *w, si
                               size_t cols)
 {
     static void (*const widen[MIPR_DT_COUNT])(float *, const void *, size_t, size_t) = {
-        NULL, row_f16, row_bf16, row_q8_0};
+        NULL, row_f16, row_bf16, NULL};
     for (size_t i = 0; i < 4; i++)
         widen[t](panel + i * cols, w, r + i, cols);
     return (const char *)panel;
@@ -315,7 +292,188 @@ static void gemm_run(const struct mk_set *s, float *y, const void *w, const floa
 DEFINE_MATMUL(f32, MIPR_DT_F32)
 DEFINE_MATMUL(f16, MIPR_DT_F16)
 DEFINE_MATMUL(bf16, MIPR_DT_BF16)
-DEFINE_MATMUL(q8_0, MIPR_DT_Q8_0)
+
+/* ---- Q8_0: integer dot products against quantized activations ----
+ * Per output and block: isum = q_w . q_x exactly in int32, then acc += (d_w * d_x) * isum
+ * as a multiply, a multiply and an add (no FMA), blocks in order: the generic twin's bits.
+ * Eight (or four) rows share one float vector, lane r for row r. */
+
+/* x quantized like mipr_quantize_xq8: round(v) half away from zero is trunc(v) plus the
+ * sign of v when |v - trunc(v)| >= 0.5 (v - trunc(v) is exact). */
+static inline __m256i round_away_epi32(__m256 v)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 half = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(v, t)),
+                                _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(half, one)));
+}
+
+static inline float hmax8(__m256 a)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+static void quantize_block(mipr_xq8 *o, const float *x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+    }
+    float d = hmax8(m) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++)
+        q[k] = round_away_epi32(_mm256_mul_ps(v[k], vid));
+    /* the packs work per 128-bit half: dwords come out as 0 2 4 6 1 3 5 7 of the row */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    o->d = d;
+    _mm256_storeu_si256((__m256i *)o->qs, p);
+}
+
+static void quantize_xq8(mipr_xq8 *out, const float *x, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++)
+        quantize_block(out + b, x + b * MIPR_QK8_0);
+}
+
+/* q_w . q_x of one block as eight int32 partial sums: maddubs wants one unsigned operand,
+ * so |w| (0x80 reads as 128) times x with w's sign; pairs fit int16 since |q_x| <= 127. */
+static inline __m256i dot32_epi32(const mipr_block_q8_0 *w, __m256i x)
+{
+    __m256i q = _mm256_loadu_si256((const __m256i *)w->qs);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* Lane r = the sum of v[r]'s lanes (integers: any order is exact). */
+static inline __m256i isum8x8(const __m256i *v)
+{
+    __m256i lo = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i hi = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                            _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+static inline __m128i isum4x4(const __m256i *v)
+{
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+static inline int32_t isum8(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)));
+}
+
+static inline const mipr_block_q8_0 *q8_block(const char *w, size_t ldw, int r, size_t b)
+{
+    return (const mipr_block_q8_0 *)(w + (size_t)r * ldw) + b;
+}
+
+/* y[r] += W[r] . x over nb blocks, for 8, 4 and 1 rows (ldw bytes apart). */
+static void q8_rows8(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, size_t nb)
+{
+    __m256 acc = _mm256_loadu_ps(y);
+    for (size_t b = 0; b < nb; b++) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)xq[b].qs), s[8];
+        uint16_t d[8];
+        for (int r = 0; r < 8; r++) {
+            s[r] = dot32_epi32(q8_block(w, ldw, r, b), x);
+            d[r] = q8_block(w, ldw, r, b)->d;
+        }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
+        __m256 p = _mm256_mul_ps(dw, _mm256_set1_ps(xq[b].d));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(p, _mm256_cvtepi32_ps(isum8x8(s))));
+    }
+    _mm256_storeu_ps(y, acc);
+}
+
+static void q8_rows4(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, size_t nb)
+{
+    __m128 acc = _mm_loadu_ps(y);
+    for (size_t b = 0; b < nb; b++) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)xq[b].qs), s[4];
+        uint16_t d[8] = {0};
+        for (int r = 0; r < 4; r++) {
+            s[r] = dot32_epi32(q8_block(w, ldw, r, b), x);
+            d[r] = q8_block(w, ldw, r, b)->d;
+        }
+        __m128 dw = _mm_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
+        __m128 p = _mm_mul_ps(dw, _mm_set1_ps(xq[b].d));
+        acc = _mm_add_ps(acc, _mm_mul_ps(p, _mm_cvtepi32_ps(isum4x4(s))));
+    }
+    _mm_storeu_ps(y, acc);
+}
+
+static void q8_rows1(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, size_t nb)
+{
+    (void)ldw;
+    float acc = *y;
+    for (size_t b = 0; b < nb; b++) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)xq[b].qs);
+        const mipr_block_q8_0 *blk = q8_block(w, 0, 0, b);
+        float p = _cvtsh_ss(blk->d) * xq[b].d;
+        acc += p * (float)isum8(dot32_epi32(blk, x));
+    }
+    *y = acc;
+}
+
+/* All rows over tokens [0, n) of a quantized chunk (nb blocks per token): rows outer, so
+ * eight weight rows stay in cache while every token passes over them. */
+static void q8_chunk(float *y, size_t ldy, const char *w, size_t ldw, const mipr_xq8 *xq,
+                     size_t n, size_t nb, size_t rows)
+{
+    size_t r = 0;
+    for (; r + 8 <= rows; r += 8)
+        for (size_t t = 0; t < n; t++)
+            q8_rows8(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
+    for (; r + 4 <= rows; r += 4)
+        for (size_t t = 0; t < n; t++)
+            q8_rows4(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
+    for (; r < rows; r++)
+        for (size_t t = 0; t < n; t++)
+            q8_rows1(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
+}
+
+/* Quantized tokens kept on the stack: 2048 blocks (72 KiB), i.e. 113 tokens of 576 columns
+ * or 8 of a full 8192-column chunk. */
+#define XQ8_STACK_BLOCKS 2048
+
+/* Columns in chunks of MIPR_XQ8_CHUNK blocks, tokens in groups that fit the stack buffer;
+ * every output's float sum carries on across chunks, so the result does not depend on
+ * either split (nor on gemv's or gemm's). */
+static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,
+                      size_t cols)
+{
+    mipr_xq8 xq[XQ8_STACK_BLOCKS];
+    size_t nb = cols / MIPR_QK8_0, ldw = mipr_dtype_row_bytes(MIPR_DT_Q8_0, cols);
+    memset(y, 0, n * rows * sizeof *y);
+    for (size_t c = 0; c < nb; c += MIPR_XQ8_CHUNK) {
+        size_t nc = nb - c < MIPR_XQ8_CHUNK ? nb - c : MIPR_XQ8_CHUNK;
+        size_t tg = XQ8_STACK_BLOCKS / nc;
+        for (size_t t0 = 0; t0 < n; t0 += tg) {
+            size_t tn = n - t0 < tg ? n - t0 : tg;
+            for (size_t t = 0; t < tn; t++)
+                quantize_xq8(xq + t * nc, x + (t0 + t) * cols + c * MIPR_QK8_0, nc);
+            q8_chunk(y + t0 * rows, rows, (const char *)w + c * sizeof(mipr_block_q8_0), ldw,
+                     xq, tn, nc, rows);
+        }
+    }
+}
+
+static void gemv_q8_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    gemm_q8_0(y, w, x, 1, rows, cols);
+}
 
 /* ---- rows to float (exact, like the generic twin) ---- */
 
