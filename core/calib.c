@@ -188,25 +188,11 @@ static void acc_release(block_acc *a)
     free(a->max);
 }
 
-/* Pass 1 over n rows of d_ff: sums, extremes and the block mean. Rows outer, neurons inner,
- * so the activations are read in memory order. */
+/* Pass 1 over n rows of d_ff: sums, extremes (the kernel table's colstats, in double) and
+ * the block mean. */
 static void block_sums(block_acc *a, const float *rows, uint32_t n, uint32_t d_ff)
 {
-    for (uint32_t j = 0; j < d_ff; j++) {
-        a->sum[j] = a->sum_abs[j] = a->sum_sq[j] = 0.0;
-        a->min[j] = a->max[j] = rows[j];
-    }
-    for (uint32_t t = 0; t < n; t++) {
-        const float *x = rows + (size_t)t * d_ff;
-        for (uint32_t j = 0; j < d_ff; j++) {
-            double v = x[j];
-            a->sum[j] += v;
-            a->sum_abs[j] += v < 0 ? -v : v;
-            a->sum_sq[j] += v * v;
-            a->min[j] = x[j] < a->min[j] ? x[j] : a->min[j];
-            a->max[j] = x[j] > a->max[j] ? x[j] : a->max[j];
-        }
-    }
+    mipr_kernels()->colstats(rows, n, d_ff, d_ff, a->sum, a->sum_sq, a->sum_abs, a->min, a->max);
     for (uint32_t j = 0; j < d_ff; j++)
         a->mean[j] = a->sum[j] / n;
 }

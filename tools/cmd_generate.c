@@ -8,7 +8,7 @@
 
 static const char usage_text[] =
     "usage: mipr generate MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [-t TEMP] [--top-p P]\n"
-    "                     [--seed S] [--ctx N] [--threads N]\n\n"
+    "                     [--seed S] [--ctx N] [--threads N] [--backend B]\n\n"
     "Generates text with MODEL (GGUF or llama2.c .bin). The text goes to stdout, statistics\n"
     "to stderr.\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (default: the GGUF's own, or\n"
@@ -20,19 +20,24 @@ static const char usage_text[] =
     "      --top-p P         nucleus sampling in (0,1); 1 = off (default 0.9)\n"
     "      --seed S          random seed (default: from the clock)\n"
     "      --ctx N           KV cache positions (default: the model's context length)\n"
-    "      --threads N       worker threads (default: one per core)\n";
+    "      --threads N       worker threads (default: one per core)\n"
+    "      --backend B       prefill matmuls: ours (default; prompt logits bit-identical to\n"
+    "                        decode), xnnpack (F32 weights through XNNPACK: a second copy of\n"
+    "                        them in memory, rounding differs by ~1e-6), auto (XNNPACK only\n"
+    "                        where measured faster: without SIMD kernels)\n";
 
 typedef struct {
     const char *model, *tokenizer, *prompt;
     uint32_t steps, ctx, threads;
     float temp, top_p;
     uint64_t seed;
+    mipr_backend backend;
 } gen_args;
 
 static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"prompt", 'p', 1}, {"steps", 'n', 1}, {"temperature", 't', 1},
     {"top-p", 0, 1},       {"seed", 's', 1},   {"ctx", 0, 1},     {"threads", 0, 1},
-    {NULL, 0, 0},
+    {"backend", 0, 1},     {NULL, 0, 0},
 };
 
 static int parse(int argc, char **argv, gen_args *a)
@@ -58,6 +63,11 @@ static int parse(int argc, char **argv, gen_args *a)
         case 5: ok = cli_u64(&p, "--seed", v, &a->seed); break;
         case 6: ok = cli_u32(&p, "--ctx", v, 1, MIPR_MAX_SEQ, &a->ctx); break;
         case 7: ok = cli_u32(&p, "--threads", v, 1, 1024, &a->threads); break;
+        case 8:
+            ok = mipr_backend_parse(v, &a->backend, NULL) == MIPR_OK;
+            if (!ok)
+                cli_usage_error(&p, "--backend expects ours, xnnpack or auto, got '%s'", v);
+            break;
         }
         if (!ok)
             return EXIT_USAGE;
@@ -128,6 +138,7 @@ int cmd_generate(int argc, char **argv)
     if (mipr_pool_new(&g.pool, a.threads, &err) == MIPR_OK &&
         mipr_load(&g.m, &g.tok, a.model, a.tokenizer, &err) == MIPR_OK &&
         mipr_engine_new(&g.eng, g.m, a.ctx, 0, &err) == MIPR_OK &&
+        mipr_engine_set_backend(g.eng, a.backend, &err) == MIPR_OK &&
         mipr_sampler_init(&g.smp, g.m->hp.vocab_size, a.temp, a.top_p, a.seed, &err) == MIPR_OK) {
         mipr_engine_set_pool(g.eng, g.pool);
         rc = run(&a, &g, &err);

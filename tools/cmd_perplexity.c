@@ -7,7 +7,8 @@
 
 static const char usage_text[] =
     "usage: mipr perplexity MODEL [-z TOKENIZER] --text FILE [--window W] [--doc-sep STRING]\n"
-    "                       [--max-windows N] [--reference MODEL] [--json] [--threads N]\n\n"
+    "                       [--max-windows N] [--reference MODEL] [--json] [--threads N]\n"
+    "                       [--backend B]\n\n"
     "Scores every token of FILE with MODEL and reports tokens scored, bytes scored (bytes of\n"
     "the decoded pieces), mean negative log-likelihood (nats), perplexity and bits per byte.\n\n"
     "Without --doc-sep the text is one token stream cut into non-overlapping windows of W\n"
@@ -24,12 +25,17 @@ static const char usage_text[] =
     "                        the same windows (stream mode; e.g. the unpruned model; it\n"
     "                        must share the tokenizer)\n"
     "      --json            print the result as one JSON object on stdout\n"
-    "      --threads N       worker threads (default: one per core)\n";
+    "      --threads N       worker threads (default: one per core)\n"
+    "      --backend B       prefill matmuls of MODEL: ours (default), xnnpack (F32 weights\n"
+    "                        through XNNPACK: a second copy in memory, logits differ by\n"
+    "                        ~1e-6), auto (XNNPACK only where measured faster); --reference\n"
+    "                        always runs on ours\n";
 
 static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"text", 0, 1},        {"window", 'w', 1},
     {"doc-sep", 0, 1},     {"max-windows", 0, 1}, {"json", 0, 0},
-    {"threads", 0, 1},     {"reference", 0, 1},   {NULL, 0, 0},
+    {"threads", 0, 1},     {"reference", 0, 1},   {"backend", 0, 1},
+    {NULL, 0, 0},
 };
 
 typedef struct {
@@ -37,6 +43,7 @@ typedef struct {
     char *doc_sep;
     uint32_t window, max_windows, threads;
     int json;
+    mipr_backend backend;
 } ppl_args;
 
 /* "\n" and "\t" as typed in a shell become the characters. */
@@ -86,6 +93,11 @@ static int parse(int argc, char **argv, ppl_args *a)
         case 5: a->json = 1; break;
         case 6: ok = cli_u32(&p, "--threads", v, 1, 1024, &a->threads); break;
         case 7: a->reference = v; break;
+        case 8:
+            ok = mipr_backend_parse(v, &a->backend, NULL) == MIPR_OK;
+            if (!ok)
+                cli_usage_error(&p, "--backend expects ours, xnnpack or auto, got '%s'", v);
+            break;
         }
         if (!ok)
             return EXIT_USAGE;
@@ -170,7 +182,8 @@ int cmd_perplexity(int argc, char **argv)
         (text = cli_read_text(a.text, &len, &err)) != NULL) {
         if (!a.window)
             a.window = m->hp.seq_len < 512 ? m->hp.seq_len : 512;
-        mipr_ppl_opts o = {a.window, a.doc_sep, a.max_windows, cli_progress, "perplexity", pool};
+        mipr_ppl_opts o = {a.window, a.doc_sep, a.max_windows, cli_progress, "perplexity", pool,
+                          a.backend};
         double t0 = cli_now();
         double kl = 0.0;
         if (mipr_perplexity(m, tok, text, len, &o, &r, &err) == MIPR_OK &&

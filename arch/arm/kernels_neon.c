@@ -1,18 +1,19 @@
 /* NEON kernels for aarch64 and for armv7 with neon-vfpv4 (this file's own flags on armv7:
  * -mfpu=neon-vfpv4 -mfp16-format=ieee). vfmaq_f32 on both.
  *
- * Matrix products. Every output y[t][r] owns one 4-lane accumulator:
+ * Matrix products of f32, f16 and bf16. Every output y[t][r] owns one 4-lane accumulator:
  *     acc = fma(w[r][k..k+4), x[t][k..k+4), acc)    for k = 0, 4, 8, ...
  * the last partial step zero-padded, then its lanes are summed as (l0 + l1) + (l2 + l3).
- * Weights are first widened to exactly the float the generic twin uses (f16, bf16 and the
- * Q8_0 product d*q are exact in f32). gemv and gemm differ only in how many accumulators
- * share the registers (gemv: 1 token x 8 rows; gemm: 4 tokens x 4 rows on aarch64's 32
- * registers, 2 x 4 on armv7's 16), never in that sequence, so both give the same bits for
- * every (token, row). */
+ * Weights are first widened to exactly the float the generic twin uses (f16 and bf16 are
+ * exact in f32). gemv and gemm differ only in how many accumulators share the registers
+ * (gemv: 1 token x 8 rows; gemm: 4 tokens x 4 rows on aarch64's 32 registers, 2 x 4 on
+ * armv7's 16), never in that sequence, so both give the same bits for every (token, row).
+ * Q8_0 is an integer product with its own kernels (see "Q8_0" below). */
 #include <arm_neon.h>
 #include <math.h>
 #include <string.h>
 
+#include "generic.h"
 #include "kernels_neon.h"
 
 #if defined(__aarch64__)
@@ -197,26 +198,6 @@ typedef void (*mk_fn)(float *y, size_t ldy, const char *w, size_t ldw, const flo
 #define W_TAIL_f16(r) w4t_f16(w + (size_t)(r) * ldw, k, cols - k)
 #define W_TAIL_bf16(r) w4t_bf16(w + (size_t)(r) * ldw, k, cols - k)
 
-/* Q8_0: cols % 32 == 0; the scales of a block are read once for its eight steps. */
-#define DEFINE_MK_Q8(MT, NR)                                                                \
-    static void mk_q8_0_##MT##x##NR(float *y, size_t ldy, const char *w, size_t ldw,       \
-                                    const float *x, size_t ldx, size_t cols)               \
-    {                                                                                       \
-        MK_ZERO(MT, NR);                                                                    \
-        for (size_t b = 0; b < cols / MIPR_QK8_0; b++) {                                    \
-            float32x4_t d[NR];                                                              \
-            for (int r = 0; r < (NR); r++)                                                  \
-                d[r] = q8_scale(w + (size_t)r * ldw, b);                                    \
-            UNROLL for (size_t j = 0; j < MIPR_QK8_0; j += 4) {                             \
-                size_t k = b * MIPR_QK8_0 + j;                                              \
-                MK_STEP(MT, NR, X_FULL, W_Q8);                                              \
-            }                                                                               \
-        }                                                                                   \
-        MK_STORE(MT, NR);                                                                   \
-    }
-
-#define W_Q8(r) w4_q8(w + (size_t)(r) * ldw, b, j, d[r])
-
 /* The shapes used: gemm MTx4 with its edges 1x4, MTx1, 1x1; gemv 1x8. */
 #define DEFINE_MK_SET(DEF, T)                                                               \
     DEF(T, GEMM_MT, 4)                                                                      \
@@ -224,15 +205,12 @@ typedef void (*mk_fn)(float *y, size_t ldy, const char *w, size_t ldw, const flo
     DEF(T, GEMM_MT, 1)                                                                      \
     DEF(T, 1, 1)                                                                            \
     DEF(T, 1, 8)
-#define DEF_Q8(T, MT, NR) DEFINE_MK_Q8(MT, NR)
 /* one more expansion so GEMM_MT becomes a number before it is pasted into a name */
 #define DEFINE_MK_(T, MT, NR) DEFINE_MK(T, MT, NR)
-#define DEF_Q8_(T, MT, NR) DEF_Q8(T, MT, NR)
 
 DEFINE_MK_SET(DEFINE_MK_, f32)
 DEFINE_MK_SET(DEFINE_MK_, f16)
 DEFINE_MK_SET(DEFINE_MK_, bf16)
-DEFINE_MK_SET(DEF_Q8_, q8_0)
 
 struct mk_set {
     mk_fn mtx4, m1x4, mtx1, m1x1, m1x8;
@@ -247,8 +225,7 @@ struct mk_set {
 static const struct mk_set mk_sets[MIPR_DT_COUNT] = {
     MK_SET(f32, MIPR_DT_F32),
     MK_SET(f16, MIPR_DT_F16),
-    MK_SET(bf16, MIPR_DT_BF16),
-    MK_SET(q8_0, MIPR_DT_Q8_0),
+    MK_SET(bf16, MIPR_DT_BF16), /* Q8_0 has its own integer kernels below */
 };
 
 /* ---- drivers ---- */
@@ -288,7 +265,6 @@ static void tokens_run(mk_fn mt, mk_fn m1, float *y, size_t ldy, const char *w, 
 
 static void row_f16(float *out, const void *w, size_t row, size_t cols);
 static void row_bf16(float *out, const void *w, size_t row, size_t cols);
-static void row_q8_0(float *out, const void *w, size_t row, size_t cols);
 
 /* Other weight types are widened once per block of four rows into a float panel, and the f32
  * microkernels run over it: the weights are the same exact floats gemv makes on the fly, so
@@ -300,7 +276,7 @@ static const char *widen_rows(float *panel, enum mipr_dtype t, const void *w, si
                               size_t cols)
 {
     static void (*const widen[MIPR_DT_COUNT])(float *, const void *, size_t, size_t) = {
-        NULL, row_f16, row_bf16, row_q8_0};
+        NULL, row_f16, row_bf16, NULL};
     for (size_t i = 0; i < 4; i++)
         widen[t](panel + i * cols, w, r + i, cols);
     return (const char *)panel;
@@ -341,7 +317,181 @@ static void gemm_run(const struct mk_set *s, float *y, const void *w, const floa
 DEFINE_MATMUL(f32, MIPR_DT_F32)
 DEFINE_MATMUL(f16, MIPR_DT_F16)
 DEFINE_MATMUL(bf16, MIPR_DT_BF16)
-DEFINE_MATMUL(q8_0, MIPR_DT_Q8_0)
+
+/* ---- Q8_0: integer dot products against quantized activations ----
+ * Per output and block: isum = q_w . q_x exactly in int32, then acc += (d_w * d_x) * isum
+ * as a multiply, a multiply and an add (no FMA), blocks in order: the generic twin's bits
+ * (armv7 NEON flushes subnormal products, below 1.2e-38, to zero). Four rows share one
+ * float vector, lane r for row r. Plain NEON (vmull_s8): dotprod is not guaranteed. */
+
+/* x quantized like mipr_quantize_xq8: round(v) half away from zero. */
+static inline int32x4_t round_away_s32(float32x4_t v)
+{
+#if defined(__aarch64__)
+    return vcvtaq_s32_f32(v);
+#else
+    /* trunc(v) plus the sign of v when |v - trunc(v)| >= 0.5 (the difference is exact) */
+    int32x4_t t = vcvtq_s32_f32(v);
+    uint32x4_t half = vcageq_f32(vsubq_f32(v, vcvtq_f32_s32(t)), vdupq_n_f32(0.5f));
+    int32x4_t sgn = vbslq_s32(vcltq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_s32(-1), vdupq_n_s32(1));
+    return vaddq_s32(t, vandq_s32(vreinterpretq_s32_u32(half), sgn));
+#endif
+}
+
+static inline float hmax4(float32x4_t a)
+{
+#if defined(__aarch64__)
+    return vmaxvq_f32(a);
+#else
+    float32x2_t m = vpmax_f32(vget_low_f32(a), vget_high_f32(a));
+    return vget_lane_f32(vpmax_f32(m, m), 0);
+#endif
+}
+
+static void quantize_block(mipr_xq8 *o, const float *x)
+{
+    float32x4_t v[8], m = vdupq_n_f32(0.0f);
+    for (int k = 0; k < 8; k++) {
+        v[k] = vld1q_f32(x + 4 * k);
+        m = vmaxq_f32(m, vabsq_f32(v[k]));
+    }
+    float d = hmax4(m) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int k = 0; k < 8; k += 2) {
+        int16x8_t h = vcombine_s16(vmovn_s32(round_away_s32(vmulq_n_f32(v[k], id))),
+                                   vmovn_s32(round_away_s32(vmulq_n_f32(v[k + 1], id))));
+        vst1_s8(o->qs + 4 * k, vmovn_s16(h));
+    }
+    o->d = d;
+}
+
+static void quantize_xq8(mipr_xq8 *out, const float *x, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++)
+        quantize_block(out + b, x + b * MIPR_QK8_0);
+}
+
+/* q_w . q_x of one block as four int32 partial sums. Two products of int8 fit int16 as
+ * long as one side is at most 127 in magnitude, which quantized activations are. */
+static inline int32x4_t dot32_s32(const mipr_block_q8_0 *w, int8x16_t x0, int8x16_t x1)
+{
+    int8x16_t w0 = vld1q_s8(w->qs), w1 = vld1q_s8(w->qs + 16);
+    int16x8_t p0 = vmull_s8(vget_low_s8(w0), vget_low_s8(x0));
+    int16x8_t p1 = vmull_s8(vget_low_s8(w1), vget_low_s8(x1));
+    p0 = vmlal_s8(p0, vget_high_s8(w0), vget_high_s8(x0));
+    p1 = vmlal_s8(p1, vget_high_s8(w1), vget_high_s8(x1));
+    return vpadalq_s16(vpaddlq_s16(p0), p1);
+}
+
+/* Lane r = the sum of v[r]'s lanes; one vector's sum (integers: any order is exact). */
+#if defined(__aarch64__)
+static inline int32x4_t isum4x4(const int32x4_t *v)
+{
+    return vpaddq_s32(vpaddq_s32(v[0], v[1]), vpaddq_s32(v[2], v[3]));
+}
+
+static inline int32_t isum4(int32x4_t v)
+{
+    return vaddvq_s32(v);
+}
+#else
+static inline int32x2_t ipairs(int32x4_t a)
+{
+    return vpadd_s32(vget_low_s32(a), vget_high_s32(a));
+}
+
+static inline int32x4_t isum4x4(const int32x4_t *v)
+{
+    return vcombine_s32(vpadd_s32(ipairs(v[0]), ipairs(v[1])),
+                        vpadd_s32(ipairs(v[2]), ipairs(v[3])));
+}
+
+static inline int32_t isum4(int32x4_t v)
+{
+    int32x2_t p = ipairs(v);
+    return vget_lane_s32(vpadd_s32(p, p), 0);
+}
+#endif
+
+static inline const mipr_block_q8_0 *q8_block(const char *w, size_t ldw, int r, size_t b)
+{
+    return (const mipr_block_q8_0 *)(w + (size_t)r * ldw) + b;
+}
+
+/* y[r] += W[r] . x over nb blocks, for 4 rows (ldw bytes apart) and for 1. */
+static void q8_rows4(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, size_t nb)
+{
+    float32x4_t acc = vld1q_f32(y);
+    for (size_t b = 0; b < nb; b++) {
+        int8x16_t x0 = vld1q_s8(xq[b].qs), x1 = vld1q_s8(xq[b].qs + 16);
+        int32x4_t s[4];
+        uint16_t d[4];
+        for (int r = 0; r < 4; r++) {
+            s[r] = dot32_s32(q8_block(w, ldw, r, b), x0, x1);
+            d[r] = q8_block(w, ldw, r, b)->d;
+        }
+        float32x4_t p = vmulq_n_f32(f16x4_to_f32(d), xq[b].d);
+        acc = vaddq_f32(acc, vmulq_f32(p, vcvtq_f32_s32(isum4x4(s))));
+    }
+    vst1q_f32(y, acc);
+}
+
+static void q8_rows1(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, size_t nb)
+{
+    (void)ldw;
+    float acc = *y;
+    for (size_t b = 0; b < nb; b++) {
+        const mipr_block_q8_0 *blk = q8_block(w, 0, 0, b);
+        int32x4_t s = dot32_s32(blk, vld1q_s8(xq[b].qs), vld1q_s8(xq[b].qs + 16));
+        float p = mipr_f16_to_f32(blk->d) * xq[b].d;
+        acc += p * (float)isum4(s);
+    }
+    *y = acc;
+}
+
+/* All rows over tokens [0, n) of a quantized chunk (nb blocks per token): rows outer, so
+ * four weight rows stay in cache while every token passes over them. */
+static void q8_chunk(float *y, size_t ldy, const char *w, size_t ldw, const mipr_xq8 *xq,
+                     size_t n, size_t nb, size_t rows)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        for (size_t t = 0; t < n; t++)
+            q8_rows4(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
+    for (; r < rows; r++)
+        for (size_t t = 0; t < n; t++)
+            q8_rows1(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
+}
+
+/* Quantized tokens kept on the stack: 1024 blocks (36 KiB), i.e. 56 tokens of 576 columns
+ * or 4 of a full 8192-column chunk. */
+#define XQ8_STACK_BLOCKS 1024
+
+/* Columns in chunks of MIPR_XQ8_CHUNK blocks, tokens in groups that fit the stack buffer;
+ * every output's float sum carries on across chunks, so the result does not depend on
+ * either split (nor on gemv's or gemm's). */
+static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,
+                      size_t cols)
+{
+    mipr_xq8 xq[XQ8_STACK_BLOCKS];
+    size_t nb = cols / MIPR_QK8_0, ldw = mipr_dtype_row_bytes(MIPR_DT_Q8_0, cols);
+    memset(y, 0, n * rows * sizeof *y);
+    for (size_t c = 0; c < nb; c += MIPR_XQ8_CHUNK) {
+        size_t nc = nb - c < MIPR_XQ8_CHUNK ? nb - c : MIPR_XQ8_CHUNK;
+        size_t tg = XQ8_STACK_BLOCKS / nc;
+        for (size_t t0 = 0; t0 < n; t0 += tg) {
+            size_t tn = n - t0 < tg ? n - t0 : tg;
+            for (size_t t = 0; t < tn; t++)
+                quantize_xq8(xq + t * nc, x + (t0 + t) * cols + c * MIPR_QK8_0, nc);
+            q8_chunk(y + t0 * rows, rows, (const char *)w + c * sizeof(mipr_block_q8_0), ldw,
+                     xq, tn, nc, rows);
+        }
+    }
+}
+
+static void gemv_q8_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    gemm_q8_0(y, w, x, 1, rows, cols);
+}
 
 /* ---- rows to float (exact, like the generic twin) ---- */
 
@@ -601,6 +751,49 @@ static void attn_mix_neon(float *out, const float *a, const float *v, size_t str
     }
 }
 
+#if defined(__aarch64__)
+/* Four columns at a time over all rows, in double: each column still adds its rows in
+ * order with a multiply then an add, so the sums are the generic twin's bits. armv7 has no
+ * double vectors and uses the generic kernel. */
+static void colstats4_neon(const float *x, size_t n, size_t ld, double *sum, double *sumsq,
+                           double *sumabs, float *mn, float *mx)
+{
+    float64x2_t s[2], q[2], a[2];
+    for (int h = 0; h < 2; h++)
+        s[h] = q[h] = a[h] = vdupq_n_f64(0.0);
+    float32x4_t lo = vdupq_n_f32(INFINITY), hi = vdupq_n_f32(-INFINITY);
+    for (size_t t = 0; t < n; t++) {
+        float32x4_t v = vld1q_f32(x + t * ld);
+        lo = vbslq_f32(vcltq_f32(v, lo), v, lo); /* v < lo ? v : lo, like the twin (NaN) */
+        hi = vbslq_f32(vcgtq_f32(v, hi), v, hi);
+        float64x2_t vd[2] = {vcvt_f64_f32(vget_low_f32(v)), vcvt_high_f64_f32(v)};
+        for (int h = 0; h < 2; h++) {
+            s[h] = vaddq_f64(s[h], vd[h]);
+            q[h] = vaddq_f64(q[h], vmulq_f64(vd[h], vd[h]));
+            a[h] = vaddq_f64(a[h], vabsq_f64(vd[h]));
+        }
+    }
+    for (int h = 0; h < 2; h++) {
+        vst1q_f64(sum + 2 * h, s[h]);
+        vst1q_f64(sumsq + 2 * h, q[h]);
+        vst1q_f64(sumabs + 2 * h, a[h]);
+    }
+    vst1q_f32(mn, lo);
+    vst1q_f32(mx, hi);
+}
+
+static void colstats_neon(const float *x, size_t n, size_t d, size_t ld, double *sum,
+                          double *sumsq, double *sumabs, float *mn, float *mx)
+{
+    size_t j = 0;
+    for (; j + 4 <= d; j += 4)
+        colstats4_neon(x + j, n, ld, sum + j, sumsq + j, sumabs + j, mn + j, mx + j);
+    mipr_colstats_generic(x + j, n, d - j, ld, sum + j, sumsq + j, sumabs + j, mn + j, mx + j);
+}
+#else
+#define colstats_neon mipr_colstats_generic
+#endif
+
 const struct mipr_kernels mipr_kernels_neon_table = {
     .isa = "neon",
     .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
@@ -615,4 +808,5 @@ const struct mipr_kernels mipr_kernels_neon_table = {
     .gauss_block = gauss_block_neon,
     .attn_scores = attn_scores_neon,
     .attn_mix = attn_mix_neon,
+    .colstats = colstats_neon,
 };

@@ -1,14 +1,15 @@
 /* AVX2 + FMA + F16C kernels. Only this file is compiled with -mavx2 -mfma -mf16c; nothing in
  * it may run before dispatch has checked the CPU.
  *
- * Matrix products. Every output y[t][r] owns one 8-lane accumulator:
+ * Matrix products of f32, f16 and bf16. Every output y[t][r] owns one 8-lane accumulator:
  *     acc = fma(w[r][k..k+8), x[t][k..k+8), acc)    for k = 0, 8, 16, ...
  * the last partial step zero-padded, then its lanes are summed as
  *     ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
- * Weights are first widened to exactly the float the generic twin uses (f16, bf16 and the
- * Q8_0 product d*q are all exact in f32). gemv and gemm differ only in how many accumulators
- * share the registers (gemv: 1 token x 8 rows, gemm: 3 tokens x 4 rows), never in that
- * sequence, so both give the same bits for every (token, row) whatever the blocking. */
+ * Weights are first widened to exactly the float the generic twin uses (f16 and bf16 are
+ * exact in f32). gemv and gemm differ only in how many accumulators share the registers
+ * (gemv: 1 token x 8 rows, gemm: 3 tokens x 4 rows), never in that sequence, so both give
+ * the same bits for every (token, row) whatever the blocking. Q8_0 is an integer product
+ * with its own kernels (see "Q8_0" below), bit-exact against the generic twin. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -379,19 +380,34 @@ static inline const mipr_block_q8_0 *q8_block(const char *w, size_t ldw, int r, 
     return (const mipr_block_q8_0 *)(w + (size_t)r * ldw) + b;
 }
 
-/* y[r] += W[r] . x over nb blocks, for 8, 4 and 1 rows (ldw bytes apart). */
-static void q8_rows8(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, size_t nb)
+/* The scales of block b of eight rows, as floats. */
+static inline __m256 q8_scales8(const char *w, size_t ldw, size_t b)
+{
+    __m128i h = _mm_setzero_si128();
+#define Q8_INSERT(r) h = _mm_insert_epi16(h, q8_block(w, ldw, r, b)->d, r)
+    Q8_INSERT(0); Q8_INSERT(1); Q8_INSERT(2); Q8_INSERT(3);
+    Q8_INSERT(4); Q8_INSERT(5); Q8_INSERT(6); Q8_INSERT(7);
+#undef Q8_INSERT
+    return _mm256_cvtph_ps(h);
+}
+
+/* y[r] += W[r] . x over nb blocks, for 8, 4 and 1 rows (ldw bytes apart). Eight rows
+ * interleave eight short streams, which the hardware prefetcher follows poorly: when pf is
+ * set (eight later rows, contiguous), each block step prefetches its share of them, 8
+ * blocks' bytes, so that a later call finds its rows in cache (gemv from memory: 31 -> 70 %
+ * of the read bandwidth with the rows two calls ahead). */
+static void q8_rows8(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, size_t nb,
+                     const char *pf)
 {
     __m256 acc = _mm256_loadu_ps(y);
     for (size_t b = 0; b < nb; b++) {
         __m256i x = _mm256_loadu_si256((const __m256i *)xq[b].qs), s[8];
-        uint16_t d[8];
-        for (int r = 0; r < 8; r++) {
+        if (pf)
+            for (size_t l = 0; l < 8 * sizeof(mipr_block_q8_0); l += 64)
+                _mm_prefetch(pf + (b * 8 * sizeof(mipr_block_q8_0) + l), _MM_HINT_T0);
+        for (int r = 0; r < 8; r++)
             s[r] = dot32_epi32(q8_block(w, ldw, r, b), x);
-            d[r] = q8_block(w, ldw, r, b)->d;
-        }
-        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
-        __m256 p = _mm256_mul_ps(dw, _mm256_set1_ps(xq[b].d));
+        __m256 p = _mm256_mul_ps(q8_scales8(w, ldw, b), _mm256_set1_ps(xq[b].d));
         acc = _mm256_add_ps(acc, _mm256_mul_ps(p, _mm256_cvtepi32_ps(isum8x8(s))));
     }
     _mm256_storeu_ps(y, acc);
@@ -428,14 +444,19 @@ static void q8_rows1(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, si
 }
 
 /* All rows over tokens [0, n) of a quantized chunk (nb blocks per token): rows outer, so
- * eight weight rows stay in cache while every token passes over them. */
+ * eight weight rows stay in cache while every token passes over them. (A two-token x
+ * four-row kernel sharing |w| measured slower than this on Zen 2.) */
 static void q8_chunk(float *y, size_t ldy, const char *w, size_t ldw, const mipr_xq8 *xq,
                      size_t n, size_t nb, size_t rows)
 {
     size_t r = 0;
-    for (; r + 8 <= rows; r += 8)
+    for (; r + 8 <= rows; r += 8) {
+        /* prefetch two groups ahead; rows are contiguous only when the chunk is the row */
+        const char *pf = r + 24 <= rows && nb * sizeof(mipr_block_q8_0) == ldw
+                             ? w + (r + 16) * ldw : NULL;
         for (size_t t = 0; t < n; t++)
-            q8_rows8(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
+            q8_rows8(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb, t ? NULL : pf);
+    }
     for (; r + 4 <= rows; r += 4)
         for (size_t t = 0; t < n; t++)
             q8_rows4(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
@@ -753,6 +774,45 @@ static void attn_mix_avx2(float *out, const float *a, const float *v, size_t str
     }
 }
 
+/* Eight columns at a time over all rows, in double: each column still adds its rows in
+ * order with a multiply then an add, so the sums are the generic twin's bits. */
+static void colstats8_avx2(const float *x, size_t n, size_t ld, double *sum, double *sumsq,
+                           double *sumabs, float *mn, float *mx)
+{
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    __m256d s[2], q[2], a[2];
+    for (int h = 0; h < 2; h++)
+        s[h] = q[h] = a[h] = _mm256_setzero_pd();
+    __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
+    for (size_t t = 0; t < n; t++) {
+        __m256 v = _mm256_loadu_ps(x + t * ld);
+        lo = _mm256_min_ps(v, lo); /* v < lo ? v : lo, like the twin */
+        hi = _mm256_max_ps(v, hi);
+        for (int h = 0; h < 2; h++) {
+            __m256d vd = _mm256_cvtps_pd(h ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v));
+            s[h] = _mm256_add_pd(s[h], vd);
+            q[h] = _mm256_add_pd(q[h], _mm256_mul_pd(vd, vd));
+            a[h] = _mm256_add_pd(a[h], _mm256_andnot_pd(sign, vd));
+        }
+    }
+    for (int h = 0; h < 2; h++) {
+        _mm256_storeu_pd(sum + 4 * h, s[h]);
+        _mm256_storeu_pd(sumsq + 4 * h, q[h]);
+        _mm256_storeu_pd(sumabs + 4 * h, a[h]);
+    }
+    _mm256_storeu_ps(mn, lo);
+    _mm256_storeu_ps(mx, hi);
+}
+
+static void colstats_avx2(const float *x, size_t n, size_t d, size_t ld, double *sum,
+                          double *sumsq, double *sumabs, float *mn, float *mx)
+{
+    size_t j = 0;
+    for (; j + 8 <= d; j += 8)
+        colstats8_avx2(x + j, n, ld, sum + j, sumsq + j, sumabs + j, mn + j, mx + j);
+    mipr_colstats_generic(x + j, n, d - j, ld, sum + j, sumsq + j, sumabs + j, mn + j, mx + j);
+}
+
 const struct mipr_kernels mipr_kernels_avx2_table = {
     .isa = "avx2",
     .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
@@ -767,4 +827,5 @@ const struct mipr_kernels mipr_kernels_avx2_table = {
     .gauss_block = gauss_block_avx2,
     .attn_scores = attn_scores_avx2,
     .attn_mix = attn_mix_avx2,
+    .colstats = colstats_avx2,
 };

@@ -150,9 +150,10 @@ static void test_formats_agree(void)
     free(g);
     /* .bin -> GGUF in each type -> engine; F32 is exact, the others within a tolerance on
      * logits (whose range here is about +-15) set at ~1.7x what was measured: f16 0.013,
-     * bf16 0.082, q8_0 0.30 (Q8_0 quantizes the embedding and classifier too) */
+     * bf16 0.082, q8_0 0.39 (Q8_0 quantizes the embedding and classifier too, and its
+     * products quantize the activations to Q8_0 as well: 0.30 with float activations) */
     static const struct { enum mipr_dtype t; double tol; } types[] = {
-        {MIPR_DT_F32, 0.0}, {MIPR_DT_F16, 0.02}, {MIPR_DT_BF16, 0.15}, {MIPR_DT_Q8_0, 0.5}};
+        {MIPR_DT_F32, 0.0}, {MIPR_DT_F16, 0.02}, {MIPR_DT_BF16, 0.15}, {MIPR_DT_Q8_0, 0.65}};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const char *path = mipr_test_tmp("engine-convert.gguf");
         mipr_gguf_write_opts o = {types[i].t, NULL, NULL};

@@ -6,6 +6,12 @@
  *    This is the textbook worst-case bound of recursive summation (K eps sum|w x|) for the
  *    reference plus the same for the SIMD order, so it never fails by chance, yet one lost or
  *    doubled term (>= sum/K on these inputs) breaks it.
+ *  - Q8_0 gemv/gemm: bit-exact (x quantized the same way, integer block sums, one float
+ *    order). The reference itself is checked against the exact product W x in double:
+ *    |ref - W x| <= sum_b (d_x[b] / 2) (1 + 2^-20) sum_{i in b} |w_i| + 2 (K + 2) eps sum|w x|,
+ *    the error of rounding x to d_x q_x (half a step per element, d_x itself rounded once)
+ *    plus the float sums; one wrong block scale or quantized value breaks it.
+ *  - colstats: bit-exact (each column summed in row order, in double).
  *  - rmsnorm: |simd - ref| <= 2 (n + 8) eps |ref| (sum of squares reassociated).
  *  - softmax: |simd - ref| <= (2 n + 16) eps ref + 1e-37 (exp within 2 ulp, sum reassociated,
  *    results below 2^-126 flushed).
@@ -18,9 +24,10 @@
  *  - attn_mix: bit-exact (each element sums a[t] v_t[i] in t order, multiply then add).
  *  - axpy, rope, row_to_f32: one rounding at most, |d| <= eps (|terms|) — the kernels are
  *    written to be exact (no FMA), this only allows a compiler that contracts the reference.
- * Sizes 1..67 (Q8_0: 32..160) plus rows wider than the SIMD gemm's 2048-float panel, rows
- * and tokens 1..9, every pointer offset by one element from the allocation so nothing is
- * aligned. gemv of a whole matrix must equal gemv row by row, and gemm, bit for bit. */
+ * Sizes 1..67 (Q8_0: 32..160) plus rows wider than the SIMD gemm's 2048-float panel (Q8_0:
+ * than its 8192-column chunk of quantized activations, with more tokens than one chunk's
+ * stack buffer holds), rows and tokens 1..9, every pointer offset by one element from the
+ * allocation so nothing is aligned. gemv of a whole matrix must equal gemv row by row, and gemm, bit for bit. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -30,7 +37,7 @@
 #include "testutil.h"
 
 #define EPS FLT_EPSILON
-#define MAXK 2112 /* past the 2048-column panel of the SIMD gemm */
+#define MAXK 8256 /* past the 2048-column panel of the SIMD gemm and the 8192-column Q8_0 chunk */
 #define MAXR 9
 #define MAXT 9
 
@@ -104,6 +111,22 @@ static int close_dot(float got, float ref, double absdot, size_t k)
     return fabs((double)got - (double)ref) <= 2.0 * (double)(k + 2) * EPS * absdot;
 }
 
+/* The Q8_0 reference against the exact W . x (bound at the top of this file). */
+static int close_q8(float ref, const float *w, const float *x, size_t k)
+{
+    double exact = 0.0, quant = 0.0;
+    for (size_t b = 0; b < k; b += MIPR_QK8_0) {
+        double amax = 0.0, aw = 0.0;
+        for (size_t i = b; i < b + MIPR_QK8_0; i++) {
+            exact += (double)w[i] * x[i];
+            amax = fmax(amax, fabs(x[i]));
+            aw += fabs(w[i]);
+        }
+        quant += amax / 127.0 / 2.0 * (1.0 + 0x1p-20) * aw;
+    }
+    return fabs((double)ref - exact) <= quant + 2.0 * (double)(k + 2) * EPS * abs_dot(w, x, k);
+}
+
 /* One (type, rows, cols, tokens) case: gemv and gemm against generic, gemm == gemv. */
 static void check_matmul_case(const struct mipr_kernels *k, enum mipr_dtype t, struct rng *r,
                               size_t rows, size_t cols, size_t n)
@@ -130,7 +153,11 @@ static void check_matmul_case(const struct mipr_kernels *k, enum mipr_dtype t, s
         bad += memcmp(one, yv + 1, rows * sizeof *one) != 0;
         for (size_t j = 0; j < rows; j++) {
             double ad = abs_dot(w.f + j * cols, x + i * cols, cols);
-            bad += !close_dot(yv[1 + j], ref[i * rows + j], ad, cols);
+            if (t == MIPR_DT_Q8_0)
+                bad += !same_bits(yv[1 + j], ref[i * rows + j]) +
+                       !close_q8(ref[i * rows + j], w.f + j * cols, x + i * cols, cols);
+            else
+                bad += !close_dot(yv[1 + j], ref[i * rows + j], ad, cols);
             bad += !same_bits(yv[1 + j], ym[1 + i * rows + j]);
         }
     }
@@ -154,6 +181,9 @@ static void check_matmul(const struct mipr_kernels *k, struct rng *r)
         check_matmul_case(k, (enum mipr_dtype)t, r, 9, wide, 7);
         check_matmul_case(k, (enum mipr_dtype)t, r, 5, wide - step, 4);
     }
+    /* Q8_0 past one chunk of quantized activations, with tokens in two stack groups */
+    check_matmul_case(k, MIPR_DT_Q8_0, r, 9, MAXK, MAXT);
+    check_matmul_case(k, MIPR_DT_Q8_0, r, 3, 8192, 2);
 }
 
 /* row_to_f32 is exact for every type. */
@@ -332,6 +362,61 @@ static void check_rope(const struct mipr_kernels *k, struct rng *r, size_t hs)
     CHECK(bad == 0);
 }
 
+static int same_double(double a, double b)
+{
+    return a == b || (isnan(a) && isnan(b));
+}
+
+/* One column's statistics recomputed directly (NaN skipped by min and max only). */
+static int colstats_direct(const float *x, size_t n, size_t ld, double sum, double sumsq,
+                           double sumabs, float mn, float mx)
+{
+    double s = 0.0, q = 0.0, a = 0.0;
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t t = 0; t < n; t++) {
+        double v = x[t * ld];
+        s += v;
+        q += v * v;
+        a += fabs(v);
+        lo = isnan(x[t * ld]) ? lo : fminf(lo, x[t * ld]);
+        hi = isnan(x[t * ld]) ? hi : fmaxf(hi, x[t * ld]);
+    }
+    return same_double(s, sum) && same_double(q, sumsq) && same_double(a, sumabs) &&
+           lo == mn && hi == mx;
+}
+
+/* An n x d block with rows ld = d + 3 apart, ties, zeros and one NaN included. */
+static void check_colstats(const struct mipr_kernels *k, struct rng *r, size_t d)
+{
+    enum { N = 70 };
+    static float x[N * (VMAX + 3) + 1];
+    static double s[2][3][VMAX + 1];
+    static float m[2][2][VMAX + 1];
+    size_t ld = d + 3;
+    for (size_t n = 0; n <= N; n += n < 3 ? 1 : 33) {
+        fill(r, x, n * ld + 1, -4.0f, 4.0f);
+        if (n > 2) {
+            x[1 + ld + d / 2] = 0.0f;
+            x[1 + 2 * ld] = NAN; /* skipped by min and max, poisons the sums */
+            x[1 + ld] = x[1];
+        }
+        for (int v = 0; v < 2; v++) {
+            const struct mipr_kernels *kk = v ? mipr_kernels_generic() : k;
+            s[v][0][d] = 12345.0; /* canary past the end */
+            kk->colstats(x + 1, n, d, ld, s[v][0], s[v][1], s[v][2], m[v][0], m[v][1]);
+        }
+        int bad = s[0][0][d] != 12345.0;
+        for (int a = 0; a < 3; a++)
+            bad += memcmp(s[0][a], s[1][a], d * sizeof(double)) != 0;
+        for (int a = 0; a < 2; a++)
+            bad += memcmp(m[0][a], m[1][a], d * sizeof(float)) != 0;
+        for (size_t j = 0; j < d; j++) /* and the reference is what it says */
+            bad += !colstats_direct(x + 1 + j, n, ld, s[1][0][j], s[1][1][j], s[1][2][j],
+                                    m[1][0][j], m[1][1][j]);
+        CHECK(bad == 0);
+    }
+}
+
 static void check_table(const struct mipr_kernels *k)
 {
     struct rng r = {0x9e3779b97f4a7c15u};
@@ -344,6 +429,7 @@ static void check_table(const struct mipr_kernels *k)
     for_sizes(k, &r, check_softmax);
     for_sizes(k, &r, check_swiglu);
     for_sizes(k, &r, check_gauss);
+    for_sizes(k, &r, check_colstats);
     for (size_t hs = 1; hs <= 67; hs++)
         check_attn(k, &r, hs);
     for (size_t hs = 1; hs <= 67; hs++)

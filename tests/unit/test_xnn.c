@@ -15,6 +15,7 @@
 
 #define TOL 1e-4
 
+#ifdef MIPR_HAVE_XNNPACK
 static const mipr_tokenizer *collect_tok;
 
 /* The generated text, as the CLI would print it. */
@@ -107,6 +108,7 @@ static void test_stories(mipr_pool *pool2)
     mipr_tokenizer_free(tok);
     mipr_model_free(m);
 }
+#endif
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -152,6 +154,7 @@ static mipr_model *random_model(void)
     return m;
 }
 
+#ifdef MIPR_HAVE_XNNPACK
 static void test_random(mipr_pool *pool2)
 {
     mipr_model *m = random_model();
@@ -159,6 +162,7 @@ static void test_random(mipr_pool *pool2)
     compare_logits(m, pool2, 100);
     mipr_model_free(m);
 }
+#endif
 
 static void test_names(void)
 {
