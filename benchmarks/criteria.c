@@ -6,7 +6,9 @@
  * K seeds and report mean and standard deviation. Calibration and evaluation texts must be
  * different files (the calibration record's held-out tokens come from the calibration
  * text's tail). The last lines summarise how much the choice of criterion matters at each
- * ratio (worst / best perplexity): the evidence behind the size-aware policy. */
+ * ratio (worst / best perplexity): the evidence behind the size-aware policy. Every
+ * configuration also runs with compensation (bias for all; bias + least squares for mi),
+ * to show whether it helps. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@ typedef struct {
 
 typedef struct {
     enum mipr_criterion crit;
-    int adaptive;
+    int adaptive, comp;
     double ratio, ppl, ppl_sd, kl, kl_sd, seconds;
     uint64_t params;
 } row;
@@ -97,7 +99,8 @@ static mipr_status measure(const options *o, const subject *s, row *r, mipr_erro
     for (uint32_t i = 0; i < runs && i < 64; i++) {
         mipr_prune_opts po = {.criterion = r->crit, .ratio = r->ratio, .adaptive = r->adaptive,
                               .align = 1, .first_layer = 1, .seed = 100 + i,
-                              .width = {MIPR_WIDTH_TUNED, 0}};
+                              .width = {MIPR_WIDTH_TUNED, 0}, .bias = r->comp,
+                              .least_squares = r->comp && r->crit == MIPR_CRIT_MI};
         mipr_prune_plan plan;
         mipr_model *pm = NULL;
         mipr_eval_result e;
@@ -130,12 +133,12 @@ static void write_csv(const options *o, const row *rows, int n, double dense)
     FILE *f = o->csv ? fopen(o->csv, "w") : NULL;
     if (!f)
         return;
-    fprintf(f, "model,criterion,allocation,ratio,perplexity,perplexity_sd,kl,kl_sd,params,"
-               "seconds,dense_perplexity\n");
+    fprintf(f, "model,criterion,allocation,compensation,ratio,perplexity,perplexity_sd,kl,kl_sd,"
+               "params,seconds,dense_perplexity\n");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%s,%s,%s,%.2f,%.6f,%.6f,%.8f,%.8f,%llu,%.4f,%.6f\n", o->model,
+        fprintf(f, "%s,%s,%s,%d,%.2f,%.6f,%.6f,%.8f,%.8f,%llu,%.4f,%.6f\n", o->model,
                 mipr_criterion_name(rows[i].crit), rows[i].adaptive ? "adaptive" : "uniform",
-                rows[i].ratio, rows[i].ppl, rows[i].ppl_sd, rows[i].kl, rows[i].kl_sd,
+                rows[i].comp, rows[i].ratio, rows[i].ppl, rows[i].ppl_sd, rows[i].kl, rows[i].kl_sd,
                 (unsigned long long)rows[i].params, rows[i].seconds, dense);
     fclose(f);
 }
@@ -149,23 +152,43 @@ static void write_json(const options *o, const row *rows, int n, double dense)
                "\"dense_perplexity\": %.6f, \"runs\": [\n", o->model, o->eval_text, o->window,
             o->seeds, dense);
     for (int i = 0; i < n; i++)
-        fprintf(f, "  {\"criterion\": \"%s\", \"allocation\": \"%s\", \"ratio\": %.2f, "
+        fprintf(f, "  {\"criterion\": \"%s\", \"allocation\": \"%s\", \"compensation\": %d, "
+                   "\"ratio\": %.2f, "
                    "\"perplexity\": %.6f, \"perplexity_sd\": %.6f, \"kl\": %.8f, \"kl_sd\": %.8f, "
                    "\"params\": %llu, \"seconds\": %.4f}%s\n",
                 mipr_criterion_name(rows[i].crit), rows[i].adaptive ? "adaptive" : "uniform",
-                rows[i].ratio, rows[i].ppl, rows[i].ppl_sd, rows[i].kl, rows[i].kl_sd,
-                (unsigned long long)rows[i].params, rows[i].seconds, i + 1 < n ? "," : "");
+                rows[i].comp, rows[i].ratio, rows[i].ppl, rows[i].ppl_sd, rows[i].kl,
+                rows[i].kl_sd, (unsigned long long)rows[i].params, rows[i].seconds,
+                i + 1 < n ? "," : "");
     fprintf(f, "]}\n");
     fclose(f);
 }
 
 /* Per ratio: best and worst non-random criterion, and their perplexity ratio. */
+/* Compensation's effect: in how many configurations it lowered perplexity, and the mean
+ * ratio with / without. */
+static void summarise_comp(const row *rows, int n)
+{
+    int better = 0, total = 0;
+    double ratio = 0.0;
+    for (int i = 0; i + 2 < n; i++)
+        if (!rows[i].comp && rows[i + 2].comp && rows[i + 2].crit == rows[i].crit &&
+            rows[i + 2].adaptive == rows[i].adaptive) {
+            better += rows[i + 2].ppl < rows[i].ppl;
+            ratio += rows[i + 2].ppl / rows[i].ppl;
+            total++;
+        }
+    if (total)
+        printf("compensation lowered perplexity in %d of %d configurations; mean "
+               "with/without %.3f\n", better, total, ratio / total);
+}
+
 static void summarise(const options *o, const row *rows, int n)
 {
     for (int r = 0; r < o->n_ratios; r++) {
         const row *best = NULL, *worst = NULL;
         for (int i = 0; i < n; i++) {
-            if (rows[i].ratio != o->ratios[r] || rows[i].crit == MIPR_CRIT_RANDOM)
+            if (rows[i].ratio != o->ratios[r] || rows[i].crit == MIPR_CRIT_RANDOM || rows[i].comp)
                 continue;
             best = !best || rows[i].ppl < best->ppl ? &rows[i] : best;
             worst = !worst || rows[i].ppl > worst->ppl ? &rows[i] : worst;
@@ -191,7 +214,7 @@ int main(int argc, char **argv)
     mipr_error err = {0};
     subject s = {0};
     mipr_eval_result dense;
-    static row rows[16 * MIPR_CRIT_COUNT * 2];
+    static row rows[16 * MIPR_CRIT_COUNT * 4];
     int n = 0;
     if (setup(&o, &s, &err) ||
         mipr_eval_tokens(s.m, NULL, s.ids, s.n, o.window, mipr_tokenizer_bos(s.tok), NULL, &dense,
@@ -201,17 +224,19 @@ int main(int argc, char **argv)
            (unsigned long long)mipr_model_n_params(s.m), s.n, dense.perplexity);
     for (int r = 0; r < o.n_ratios; r++)
         for (int c = 0; c < MIPR_CRIT_COUNT; c++)
-            for (int a = 0; a <= 1; a++) {
+            for (int v = 0; v < 4; v++) {
                 row *x = &rows[n++];
-                *x = (row){.crit = (enum mipr_criterion)c, .adaptive = a, .ratio = o.ratios[r]};
+                *x = (row){.crit = (enum mipr_criterion)c, .adaptive = v & 1, .comp = v >> 1,
+                           .ratio = o.ratios[r]};
                 if (measure(&o, &s, x, &err))
                     return fprintf(stderr, "bench_criteria: %s\n", err.msg), 1;
-                printf("%.2f %-10s %-8s perplexity %9.4f +- %.4f  KL %.5f +- %.5f  %.2f s\n",
-                       x->ratio, mipr_criterion_name(x->crit), a ? "adaptive" : "uniform",
-                       x->ppl, x->ppl_sd, x->kl, x->kl_sd, x->seconds);
+                printf("%.2f %-10s %-8s %-5s perplexity %9.4f +- %.4f  KL %.5f +- %.5f  %.2f s\n",
+                       x->ratio, mipr_criterion_name(x->crit), x->adaptive ? "adaptive" : "uniform",
+                       x->comp ? "comp" : "-", x->ppl, x->ppl_sd, x->kl, x->kl_sd, x->seconds);
                 fflush(stdout);
             }
     summarise(&o, rows, n);
+    summarise_comp(rows, n);
     write_csv(&o, rows, n, dense.perplexity);
     write_json(&o, rows, n, dense.perplexity);
     free(s.ids);

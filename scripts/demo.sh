@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the main job on the bundled default model (stories260K):
-# calibrate on TinyStories training text, prune 30 % of the FFN neurons with the size-aware
+# calibrate on TinyStories training text, prune 20 % of the FFN neurons with the size-aware
 # policy, compare size and perplexity before and after, and tell a story with the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +16,8 @@ mkdir -p "$OUT"
 echo "== 1. calibrate: FFN activations of stories260K on TinyStories training text"
 $mipr calibrate "$M" -z "$Z" --text "$D/text/tinystories/tinystories_train_head.txt" \
   --tokens 60000 --samples 512 -o "$OUT/stories260K.mcal"
-echo "== 2. prune 30 % of the FFN neurons (--criterion auto: the size-aware policy decides)"
-$mipr prune "$M" -z "$Z" --calib "$OUT/stories260K.mcal" --ratio 0.3 \
+echo "== 2. prune 20 % of the FFN neurons (--criterion auto: the size-aware policy decides)"
+$mipr prune "$M" -z "$Z" --calib "$OUT/stories260K.mcal" --ratio 0.2 \
   --eval-text "$D/text/tinystories/validation_100.txt" \
   -o "$OUT/stories260K-pruned.gguf" --report "$OUT/prune-report.json"
 echo "== 3. sizes"

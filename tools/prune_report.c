@@ -31,6 +31,13 @@ void prune_report_text(const prune_args *a, const prune_state *s)
             (unsigned long long)s->chosen_seed);
     if (s->used_policy)
         fprintf(stderr, "policy      %s\n", s->policy.reason);
+    if (a->o.criterion == MIPR_CRIT_MI) {
+        fprintf(stderr, "redundant   ");
+        for (uint32_t l = 0; l < m->hp.n_layers; l++)
+            fprintf(stderr, "%s%u", l ? " " : "", s->plan.redundant[l]);
+        fprintf(stderr, " neurons found by the MI procedure (T_r %.2f); the rest by wanda-sp "
+                "importance\n", a->o.mi_threshold > 0 ? a->o.mi_threshold : 0.5);
+    }
     fprintf(stderr, "layers      ");
     for (uint32_t l = 0; l < m->hp.n_layers; l++)
         fprintf(stderr, "%s%u->%u", l ? " " : "", m->layers[l].d_ff, p->layers[l].d_ff);
