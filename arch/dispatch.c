@@ -172,3 +172,12 @@ const struct mipr_kernels *mipr_kernels_for(const char *isa)
     /* unknown support (no cpuinfo): only when MIPR_ISA chose it */
     return s == YES || (s == UNKNOWN && mipr_kernels() == t) ? t : NULL;
 }
+
+uint32_t mipr_cpu_cores(void)
+{
+#if defined(MIPR_HAVE_CPUINFO)
+    if (cpuinfo_initialize())
+        return cpuinfo_get_cores_count();
+#endif
+    return 0;
+}

@@ -102,6 +102,9 @@ const struct mipr_kernels *mipr_kernels_for(const char *isa);
  * sets *out (to the automatic choice on error) and returns 0 or -1 with a message in err. */
 int mipr_kernels_select(const char *isa, const struct mipr_kernels **out, char *err,
                         size_t errlen);
+/* Physical cores (cpuinfo), the default thread count: SMT siblings share the FMA units and
+ * the matmuls gain nothing from them. 0 when the build has no cpuinfo or it fails. */
+uint32_t mipr_cpu_cores(void);
 /* The scalar reference table, always available. */
 const struct mipr_kernels *mipr_kernels_generic(void);
 

@@ -180,7 +180,8 @@ int32_t mipr_argmax(const float *x, size_t n);
  * pool, work runs on the calling thread). */
 typedef struct mipr_pool mipr_pool;
 
-/* threads == 0: the MIPR_THREADS environment variable when set, else one per core. */
+/* threads == 0: the MIPR_THREADS environment variable when set, else one per physical core
+ * (cpuinfo; processors online when cpuinfo is not in the build). */
 mipr_status mipr_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err);
 void mipr_pool_free(mipr_pool *p);
 uint32_t mipr_pool_threads(const mipr_pool *p);

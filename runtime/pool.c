@@ -17,12 +17,16 @@ struct mipr_pool {
 #endif
 };
 
-/* MIPR_THREADS, when set to a positive number, is the default thread count. */
+/* MIPR_THREADS when set to a positive number; else one thread per physical core (cpuinfo),
+ * never more than the processors this process may run on. */
 static uint32_t default_threads(void)
 {
     const char *env = getenv("MIPR_THREADS");
     long n = env ? strtol(env, NULL, 10) : 0;
-    return n > 0 && n <= 1024 ? (uint32_t)n : mipr_cpu_count();
+    if (n > 0 && n <= 1024)
+        return (uint32_t)n;
+    uint32_t cores = mipr_cpu_cores(), online = mipr_cpu_count();
+    return cores && cores < online ? cores : online;
 }
 
 uint32_t mipr_cpu_count(void)
