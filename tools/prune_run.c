@@ -151,7 +151,7 @@ static void release(prune_state *s)
 
 int prune_run(prune_args *a)
 {
-    static prune_state s;
+    prune_state s = {0};
     mipr_error err = {0};
     mipr_status st = load(a, &s, &err);
     if (st == MIPR_OK)
