@@ -15,6 +15,10 @@ suite() {
 }
 
 suite host
+# The benchmark suite's smoke run: every output produced and checked (bench_report --check),
+# into the build tree so the committed record in docs/ is never touched.
+echo "=== benchmarks: quick run"
+bash benchmarks/run.sh --quick --no-build --out build/host/bench-quick
 suite sanitize
 for p in aarch64 armhf; do
   if grep -q "\"name\": \"$p\"" CMakePresets.json; then suite "$p"; fi
