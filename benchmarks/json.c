@@ -176,7 +176,7 @@ static int container(parser *p, bench_json *j, int depth)
         if (push(p, j, &cap))
             return -1;
         bench_json *it = &j->items[j->n - 1];
-        if (object && (peek(p) != '"' || string(p, &it->key) ||
+        if (object && (peek(p) != '"' ? fail(p, "a member name") : string(p, &it->key) ||
                        (peek(p) == ':' ? (p->at++, 0) : fail(p, "':'"))))
             return -1;
         if (value(p, it, depth + 1))
@@ -227,7 +227,9 @@ bench_json *bench_json_parse(const char *text, size_t len, char *msg, size_t cap
     bench_json *j = calloc(1, sizeof *j);
     if (!j)
         return snprintf(msg, cap, "out of memory"), NULL;
-    if (value(&p, j, 0) == 0 && peek(&p) != -1)
+    if (value(&p, j, 0))
+        fail(&p, "a value");
+    else if (peek(&p) != -1)
         fail(&p, "the end of the document");
     if (p.failed) {
         bench_json_free(j);
@@ -258,7 +260,7 @@ const bench_json *bench_json_get(const bench_json *j, const char *path)
 double bench_json_num(const bench_json *j, const char *path, double def)
 {
     const bench_json *v = bench_json_get(j, path);
-    return v && v->type == BJ_NUMBER ? v->number : def;
+    return v && (v->type == BJ_NUMBER || v->type == BJ_BOOL) ? v->number : def;
 }
 
 const char *bench_json_str(const bench_json *j, const char *path, const char *def)

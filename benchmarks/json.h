@@ -23,7 +23,7 @@ void bench_json_free(bench_json *j);
 /* Member of an object by key, or element i of an array ("3"); a path "a.b.0.c" walks
  * several. NULL when missing. */
 const bench_json *bench_json_get(const bench_json *j, const char *path);
-/* The number at path, or def when missing or not a number. */
+/* The number (or bool, as 0 or 1) at path, or def when missing or neither. */
 double bench_json_num(const bench_json *j, const char *path, double def);
 /* The string at path, or def. */
 const char *bench_json_str(const bench_json *j, const char *path, const char *def);
