@@ -62,7 +62,7 @@ if [ $mode = quick ]; then
              --eval "ts128=$text/tinystories/tinystories_val.txt:128"
              --eval "wiki128=$text/wikitext-2/wiki.test.raw:128")
 else
-  crit_args=(--ratios 0.1,0.2,0.3,0.4,0.5 --seeds 3 --eval-tokens 16384 --calib-tokens 100000
+  crit_args=(--ratios 0.1,0.2,0.3,0.4,0.5 --seeds 3 --eval-tokens 8192 --calib-tokens 100000
              --eval "ts128=$text/tinystories/tinystories_val.txt:128"
              --eval "ts512=$text/tinystories/tinystories_val.txt:512"
              --eval "wiki=$text/wikitext-2/wiki.test.raw:512")
