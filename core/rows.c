@@ -18,6 +18,9 @@ size_t mipr_row_encode(uint8_t *out, const float *x, enum mipr_dtype t, size_t n
     case MIPR_DT_Q8_0:
         mipr_quantize_q8_0((mipr_block_q8_0 *)out, x, n);
         break;
+    case MIPR_DT_Q4_0:
+        mipr_quantize_q4_0((mipr_block_q4_0 *)out, x, n);
+        break;
     default:
         memcpy(out, x, n * sizeof(float));
     }

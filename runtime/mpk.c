@@ -467,7 +467,10 @@ static mipr_status attach(const mpk_reader *r, mpk_decoder *d, mipr_model *m, mp
         dst->data = r->p + t->chunks[0].offset; /* in place */
         return MIPR_OK;
     }
-    return low_ram ? attach_stream(d, m, t, dst, err) : decode_resident(d, m, t, dst, err);
+    /* vectors (norms, biases) are read whole by the engine: always decoded */
+    if (low_ram && t->rows > 1)
+        return attach_stream(d, m, t, dst, err);
+    return decode_resident(d, m, t, dst, err);
 }
 
 static mipr_status build_tensors(const mpk_reader *r, mipr_model *m, mpk_table *tab,
