@@ -61,16 +61,14 @@ static mipr_status check_entry(const mpk_reader *r, uint32_t i, mipr_error *err)
     tag_str(tag, e);
     uint32_t flags = mpk_get_u32(e + 4), codec = mpk_get_u32(e + 8);
     uint64_t off = mpk_get_u64(e + 16), stored = mpk_get_u64(e + 24), raw = mpk_get_u64(e + 32);
-    if (!known_tag(e)) {
-        if (flags & MPK_SEC_REQUIRED)
-            return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: needs section '%s', which "
-                                  "this reader does not know (a newer mipr wrote it)", r->what,
-                                  tag);
-        return MIPR_OK; /* optional and unknown: skipped unread */
-    }
+    if (!known_tag(e) && (flags & MPK_SEC_REQUIRED))
+        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: needs section '%s', which this "
+                              "reader does not know (a newer mipr wrote it)", r->what, tag);
     if (!in_payload(r, off, stored) || off % MPK_ALIGN)
         return BAD("%s: section %s at %llu (+%llu bytes) lies outside the payload", r->what,
                    tag, (unsigned long long)off, (unsigned long long)stored);
+    if (!known_tag(e))
+        return MIPR_OK; /* optional and unknown: skipped, only its checksum is checked */
     if (codec > MPK_CODEC_ZSTD || (codec == MPK_CODEC_RAW && raw != stored))
         return BAD("%s: section %s: bad codec %u or size", r->what, tag, codec);
     if (!ratio_ok(raw, stored) || raw > ((uint64_t)1 << 31))
@@ -397,6 +395,68 @@ static mipr_status verify_chunks(const mpk_reader *r, const mpk_tensor *t, mipr_
     return MIPR_OK;
 }
 
+/* ---- no byte unaccounted for ---------------------------------------------------------------- */
+
+typedef struct region {
+    uint64_t off, n;
+} region;
+
+static int region_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const region *)a)->off, y = ((const region *)b)->off;
+    return x < y ? -1 : x > y;
+}
+
+/* Sections and chunks must not overlap, and the padding between them must be zero: then a
+ * flipped byte anywhere in the file is caught, by a checksum or here. */
+static mipr_status check_layout(const mpk_reader *r, const mpk_table *tab, mipr_error *err)
+{
+    size_t n = r->n_sections, k = 0;
+    for (uint32_t i = 0; i < tab->n; i++)
+        n += tab->t[i].n_chunks;
+    region *g = malloc(n * sizeof *g);
+    if (!g)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", r->what);
+    for (uint32_t i = 0; i < r->n_sections; i++, k++) {
+        g[k].off = mpk_get_u64(r->dir + (size_t)i * MPK_DIR_ENTRY_BYTES + 16);
+        g[k].n = mpk_get_u64(r->dir + (size_t)i * MPK_DIR_ENTRY_BYTES + 24);
+    }
+    for (uint32_t i = 0; i < tab->n; i++)
+        for (uint32_t c = 0; c < tab->t[i].n_chunks; c++, k++)
+            g[k] = (region){tab->t[i].chunks[c].offset, tab->t[i].chunks[c].stored};
+    qsort(g, n, sizeof *g, region_cmp);
+    uint64_t at = MPK_HEADER_BYTES;
+    mipr_status st = MIPR_OK;
+    for (size_t i = 0; i <= n && st == MIPR_OK; i++) {
+        uint64_t end = i < n ? g[i].off : r->dir_offset;
+        if (end < at)
+            st = BAD("%s: stored regions overlap at byte %llu", r->what, (unsigned long long)end);
+        for (uint64_t b = at; b < end && st == MIPR_OK; b++)
+            if (r->p[b])
+                st = BAD("%s: byte %llu lies between stored regions and is not zero (corrupt "
+                         "padding)", r->what, (unsigned long long)b);
+        if (i < n)
+            at = end + g[i].n;
+    }
+    free(g);
+    return st;
+}
+
+static mipr_status check_unknown_sections(const mpk_reader *r, mipr_error *err)
+{
+    for (uint32_t i = 0; i < r->n_sections; i++) {
+        const uint8_t *e = r->dir + (size_t)i * MPK_DIR_ENTRY_BYTES;
+        if (known_tag(e))
+            continue;
+        char tag[5];
+        tag_str(tag, e);
+        if (mipr_crc32(&r->crc, 0, r->p + mpk_get_u64(e + 16), (size_t)mpk_get_u64(e + 24)) !=
+            mpk_get_u32(e + 40))
+            return BAD("%s: section %s checksum mismatch (corrupt data)", r->what, tag);
+    }
+    return MIPR_OK;
+}
+
 /* ---- building the model ----------------------------------------------------------------- */
 
 static size_t max_chunk_bytes(const mpk_table *tab)
@@ -530,8 +590,13 @@ static mipr_status open_model(mipr_model **model, mipr_tokenizer **tok, const vo
         st = parse_tokn(&r, (*model)->hp.vocab_size, tok, err);
     if (st == MIPR_OK)
         st = parse_tens(&r, &tab, err);
+    opt = opt ? opt : &defaults;
+    if (st == MIPR_OK && !opt->skip_verify)
+        st = check_layout(&r, &tab, err);
+    if (st == MIPR_OK && !opt->skip_verify)
+        st = check_unknown_sections(&r, err);
     if (st == MIPR_OK)
-        st = build_tensors(&r, *model, &tab, opt ? opt : &defaults, err);
+        st = build_tensors(&r, *model, &tab, opt, err);
     if (st == MIPR_OK)
         st = mipr_model_validate(*model, what, err);
     table_free(&tab);
@@ -657,7 +722,8 @@ mipr_status mipr_mpk_inspect(const void *data, size_t size, const char *what, mi
         if (!out->sections || !out->tensors)
             st = mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", what);
     }
-    if (st == MIPR_OK) {
+    if (st == MIPR_OK && (st = check_layout(&r, &tab, err)) == MIPR_OK &&
+        (st = check_unknown_sections(&r, err)) == MIPR_OK) {
         describe_sections(&r, out);
         st = inspect_all(&r, &tab, out, err);
     }
