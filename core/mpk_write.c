@@ -89,7 +89,7 @@ static mipr_status oom(mw *w)
 /* zstd into dst (capacity cap); returns 0 when it fails or does not fit. */
 static size_t compress(mw *w, uint8_t *dst, size_t cap, const uint8_t *src, size_t n)
 {
-    size_t c = ZSTD_compressCCtx(w->cctx, dst, cap, src, n, w->level);
+    size_t c = ZSTD_compress2(w->cctx, dst, cap, src, n);
     return ZSTD_isError(c) ? 0 : c;
 }
 
@@ -434,7 +434,14 @@ static mipr_status alloc_scratch(mw *w, const mipr_model *m)
     w->planes = malloc(w->chunk_cap);
     w->comp = malloc(w->comp_cap);
     w->cctx = ZSTD_createCCtx();
-    return w->rowf && w->raw && w->planes && w->comp && w->cctx ? MIPR_OK : oom(w);
+    if (!(w->rowf && w->raw && w->planes && w->comp && w->cctx))
+        return oom(w);
+    /* frames carry zstd's checksum too: a reader that skips the CRC pass still catches damage */
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->level)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)))
+        return w->st = mipr_error_set(w->err, MIPR_ERR_ARG, "%s: zstd rejects level %d", w->path,
+                                      w->level);
+    return MIPR_OK;
 }
 
 static void mw_free(mw *w)
