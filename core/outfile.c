@@ -121,13 +121,21 @@ mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err)
     if (!o->fp)
         return mipr_error_set(err, MIPR_ERR_ARG, "%s: commit of a closed output",
                               o->final_path ? o->final_path : "(output)");
-    const char *step = "flush";
-    int bad = fflush(o->fp) != 0;
+    /* A stream error from any earlier write (e.g. fprintf into a full disk) leaves the
+     * buffer discarded, and a later fflush may then succeed: check the sticky flag too. */
+    const char *step = "write";
+    int bad = ferror(o->fp) != 0;
+    int e = EIO;
+    if (!bad) {
+        step = "flush";
+        bad = fflush(o->fp) != 0;
+        e = errno;
+    }
     if (!bad) {
         step = "sync";
         bad = fsync(fileno(o->fp)) != 0;
+        e = errno;
     }
-    int e = errno;
     if (fclose(o->fp) != 0 && !bad) {
         step = "close";
         bad = 1;
