@@ -125,7 +125,7 @@ mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err)
      * buffer discarded, and a later fflush may then succeed: check the sticky flag too. */
     const char *step = "write";
     int bad = ferror(o->fp) != 0;
-    int e = EIO;
+    int e = 0;
     if (!bad) {
         step = "flush";
         bad = fflush(o->fp) != 0;
@@ -148,7 +148,12 @@ mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err)
         e = errno;
     }
     if (bad) {
-        mipr_error_set(err, MIPR_ERR_IO, "%s: %s failed: %s", o->final_path, step, strerror(e));
+        if (e == 0 && strcmp(step, "write") == 0) /* stdio keeps the flag, not the errno */
+            mipr_error_set(err, MIPR_ERR_IO, "%s: write failed (disk full, or an I/O error)",
+                           o->final_path);
+        else
+            mipr_error_set(err, MIPR_ERR_IO, "%s: %s failed: %s", o->final_path, step,
+                           strerror(e));
         unlink(o->tmp_path);
         outfile_clear(o);
         return MIPR_ERR_IO;
