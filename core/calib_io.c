@@ -387,22 +387,33 @@ static mipr_status writer_setup(writer *w, int level, const char *path, mipr_err
     return MIPR_OK;
 }
 
-mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err)
+mipr_status mipr_calib_write(mipr_outfile *o, const mipr_calib *c, int level, mipr_error *err)
 {
+    const char *path = o && o->final_path ? o->final_path : "(output)";
     writer w = {0};
     mipr_status st = check_record(c, path, err);
     if (st == MIPR_OK)
         st = writer_setup(&w, level, path, err);
-    if (st == MIPR_OK && (st = mipr_outfile_open(&w.out, path, err)) == MIPR_OK) {
+    if (st == MIPR_OK) {
+        w.out = *o; /* the stream is shared; o stays the caller's to commit or abort */
         st = write_all(&w, c, err);
-        if (st == MIPR_OK)
-            st = mipr_outfile_commit(&w.out, err);
-        else
-            mipr_outfile_abort(&w.out);
     }
     ZSTD_freeCCtx(w.z);
     free(w.raw);
     free(w.dst);
+    return st;
+}
+
+mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err)
+{
+    mipr_outfile o;
+    mipr_status st = check_record(c, path, err);
+    if (st != MIPR_OK || (st = mipr_outfile_open(&o, path, err)) != MIPR_OK)
+        return st;
+    st = mipr_calib_write(&o, c, level, err);
+    if (st == MIPR_OK)
+        return mipr_outfile_commit(&o, err);
+    mipr_outfile_abort(&o);
     return st;
 }
 
@@ -756,6 +767,24 @@ static mipr_status read_all(reader *r, mipr_calib **out)
     return decode_sections(r, *out);
 }
 
+static mipr_status read_bytes(mipr_calib **out, const uint8_t *data, size_t size,
+                              const char *name, int with_samples, mipr_error *err)
+{
+    reader r = {.path = name, .data = data, .size = size, .with_samples = with_samples,
+                .err = err};
+    crc_init(&r.crc);
+    mipr_calib *c = NULL;
+    mipr_status st = read_all(&r, &c);
+    free(r.d_ff);
+    free(r.sec);
+    if (st) {
+        mipr_calib_free(c);
+        return st;
+    }
+    *out = c;
+    return MIPR_OK;
+}
+
 static mipr_status load(mipr_calib **out, const char *path, int with_samples, mipr_error *err)
 {
     *out = NULL;
@@ -763,20 +792,16 @@ static mipr_status load(mipr_calib **out, const char *path, int with_samples, mi
     mipr_status st = mipr_file_map(&f, path, err);
     if (st)
         return st;
-    reader r = {.path = path, .data = f.data, .size = f.size, .with_samples = with_samples,
-                .err = err};
-    crc_init(&r.crc);
-    mipr_calib *c = NULL;
-    st = read_all(&r, &c);
-    free(r.d_ff);
-    free(r.sec);
+    st = read_bytes(out, f.data, f.size, path, with_samples, err);
     mipr_file_unmap(&f);
-    if (st) {
-        mipr_calib_free(c);
-        return st;
-    }
-    *out = c;
-    return MIPR_OK;
+    return st;
+}
+
+mipr_status mipr_calib_read(mipr_calib **out, const void *buf, size_t len, const char *name,
+                            mipr_error *err)
+{
+    *out = NULL;
+    return read_bytes(out, buf, len, name ? name : "(memory)", 1, err);
 }
 
 mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err)

@@ -412,27 +412,21 @@ static char *piece_buffer(const mipr_tokenizer *tok)
     return malloc(3 * longest + 1);
 }
 
-static mipr_status write_file(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+/* Header and data into o; the caller commits or aborts. */
+static mipr_status write_into(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
                               const plan *p, enum mipr_dtype type, char *buf, mipr_error *err)
 {
-    mipr_outfile o;
-    mipr_status st = mipr_outfile_open(&o, path, err);
-    if (st != MIPR_OK)
-        return st;
-    writer w = {.o = &o, .err = err, .arch = uniform_ffn(m) ? "llama" : "deci"};
+    writer w = {.o = o, .err = err, .arch = uniform_ffn(m) ? "llama" : "deci"};
     write_header(&w, m, tok, p, type, buf);
     if (w.st == MIPR_OK)
         write_all_data(&w, p);
-    if (w.st == MIPR_OK)
-        w.st = mipr_outfile_commit(&o, err);
-    if (w.st != MIPR_OK)
-        mipr_outfile_abort(&o);
     return w.st;
 }
 
-mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
-                            const mipr_gguf_write_opts *opts, mipr_error *err)
+mipr_status mipr_gguf_write_to(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
+                               const mipr_gguf_write_opts *opts, mipr_error *err)
 {
+    const char *path = o && o->final_path ? o->final_path : "(output)";
     mipr_status st = check_args(path, m, tok, opts, err);
     if (st != MIPR_OK)
         return st;
@@ -442,8 +436,22 @@ mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_to
     if (st == MIPR_OK && !(buf = piece_buffer(tok)))
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", path);
     if (st == MIPR_OK)
-        st = write_file(path, m, tok, &p, opts->type, buf, err);
+        st = write_into(o, m, tok, &p, opts->type, buf, err);
     free(buf);
     free(p.t);
+    return st;
+}
+
+mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                            const mipr_gguf_write_opts *opts, mipr_error *err)
+{
+    mipr_status st = check_args(path, m, tok, opts, err);
+    mipr_outfile o;
+    if (st != MIPR_OK || (st = mipr_outfile_open(&o, path, err)) != MIPR_OK)
+        return st;
+    st = mipr_gguf_write_to(&o, m, tok, opts, err);
+    if (st == MIPR_OK)
+        return mipr_outfile_commit(&o, err);
+    mipr_outfile_abort(&o);
     return st;
 }

@@ -91,8 +91,33 @@ mipr_status mipr_llama2c_load_model(mipr_model **out, const char *path, mipr_err
 /* Reads a llama2.c tokenizer.bin, which must hold exactly n_vocab tokens. */
 mipr_status mipr_llama2c_load_tokenizer(mipr_tokenizer **out, const char *path, uint32_t n_vocab,
                                         mipr_error *err);
+/* The same readers over bytes in memory (fuzzing, embedded callers); name stands for the
+ * file in messages. The model borrows buf (4-byte aligned), which must outlive it; the
+ * tokenizer copies what it needs. */
+mipr_status mipr_llama2c_read_model(mipr_model **out, const void *buf, size_t len,
+                                    const char *name, mipr_error *err);
+mipr_status mipr_llama2c_read_tokenizer(mipr_tokenizer **out, const void *buf, size_t len,
+                                        const char *name, uint32_t n_vocab, mipr_error *err);
 mipr_status mipr_gguf_load_model(mipr_model **out, const mipr_gguf *g, mipr_error *err);
 mipr_status mipr_gguf_load_tokenizer(mipr_tokenizer **out, const mipr_gguf *g, mipr_error *err);
+
+/* ---- atomic output ------------------------------------------------------------------------ */
+
+typedef struct mipr_outfile {
+    FILE *fp;
+    char *final_path;
+    char *tmp_path;
+} mipr_outfile;
+
+/* Opens a temporary file in path's directory. */
+mipr_status mipr_outfile_open(mipr_outfile *o, const char *path, mipr_error *err);
+/* Flushes, syncs and renames onto the final path; on failure (a write error on the stream
+ * included) the temporary is removed. */
+mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err);
+/* Removes the temporary; the final path is untouched. Safe after commit. */
+void mipr_outfile_abort(mipr_outfile *o);
+/* Writes n bytes or records an I/O error naming the file. */
+mipr_status mipr_outfile_write(mipr_outfile *o, const void *p, size_t n, mipr_error *err);
 
 /* ---- GGUF writer -------------------------------------------------------------------------- */
 
@@ -111,6 +136,10 @@ typedef struct mipr_gguf_write_opts {
  * array. The file appears atomically: written to a temporary beside it, then renamed. */
 mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
                             const mipr_gguf_write_opts *opts, mipr_error *err);
+/* The same into an open output, which the caller then commits or aborts (so that it can
+ * decide, e.g. after an interrupt, that the new file must not replace the old one). */
+mipr_status mipr_gguf_write_to(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
+                               const mipr_gguf_write_opts *opts, mipr_error *err);
 
 /* ---- .mpk writer (docs/FORMAT.md; the reader is the runtime's) --------------------------- */
 
@@ -142,23 +171,11 @@ typedef struct mipr_mpk_write_opts {
 /* Writes model + tokenizer as .mpk, atomically (temporary file, then rename). */
 mipr_status mipr_mpk_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
                            const mipr_mpk_write_opts *opts, mipr_error *err);
+/* The same into an open output (seekable), which the caller then commits or aborts. */
+mipr_status mipr_mpk_write_to(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
+                              const mipr_mpk_write_opts *opts, mipr_error *err);
 
-/* ---- atomic output ------------------------------------------------------------------------ */
 
-typedef struct mipr_outfile {
-    FILE *fp;
-    char *final_path;
-    char *tmp_path;
-} mipr_outfile;
-
-/* Opens a temporary file in path's directory. */
-mipr_status mipr_outfile_open(mipr_outfile *o, const char *path, mipr_error *err);
-/* Flushes, syncs and renames onto the final path; on failure the temporary is removed. */
-mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err);
-/* Removes the temporary; the final path is untouched. Safe after commit. */
-void mipr_outfile_abort(mipr_outfile *o);
-/* Writes n bytes or records an I/O error naming the file. */
-mipr_status mipr_outfile_write(mipr_outfile *o, const void *p, size_t n, mipr_error *err);
 
 /* ---- evaluation --------------------------------------------------------------------------- */
 
@@ -232,7 +249,12 @@ mipr_status mipr_calibrate(mipr_calib **out, const mipr_model *m, const mipr_tok
 /* The .mcal file (docs/CALIB_FORMAT.md): versioned, sections zstd-compressed with checksums,
  * written atomically. level: zstd level (0: default). */
 mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err);
+/* The same into an open output, which the caller commits or aborts. */
+mipr_status mipr_calib_write(mipr_outfile *o, const mipr_calib *c, int level, mipr_error *err);
 mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err);
+/* mipr_calib_load over len bytes in memory (samples included); name is for messages. */
+mipr_status mipr_calib_read(mipr_calib **out, const void *buf, size_t len, const char *name,
+                            mipr_error *err);
 /* Like mipr_calib_load, but the samples stay in the file (every layer's `samples` is NULL):
  * mipr_calib_samples reads one layer at a time, so pruning holds one layer's samples. */
 mipr_status mipr_calib_open(mipr_calib **out, const char *path, mipr_error *err);

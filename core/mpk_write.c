@@ -49,7 +49,7 @@ static void bytes_u32(bytes *b, uint32_t v)
 }
 
 typedef struct mw {
-    mipr_outfile o;
+    mipr_outfile *o;
     const char *path;
     mipr_error *err;
     mipr_status st;
@@ -68,7 +68,7 @@ typedef struct mw {
 static void w_bytes(mw *w, const void *p, size_t n)
 {
     if (w->st == MIPR_OK && n)
-        w->st = mipr_outfile_write(&w->o, p, n, w->err);
+        w->st = mipr_outfile_write(w->o, p, n, w->err);
     w->pos += n;
 }
 
@@ -391,10 +391,10 @@ static void put_header(mw *w)
     mpk_put_u32(h + 32, w->n_dir);
     mpk_put_u32(h + 36, mipr_crc32(&w->crc, 0, w->dir.p, w->dir.n));
     mpk_put_u32(h + 60, mipr_crc32(&w->crc, 0, h, 60));
-    if (w->st == MIPR_OK && fseek(w->o.fp, 0, SEEK_SET) != 0)
+    if (w->st == MIPR_OK && fseek(w->o->fp, 0, SEEK_SET) != 0)
         w->st = mipr_error_set(w->err, MIPR_ERR_IO, "%s: cannot seek", w->path);
     if (w->st == MIPR_OK)
-        w->st = mipr_outfile_write(&w->o, h, sizeof h, w->err);
+        w->st = mipr_outfile_write(w->o, h, sizeof h, w->err);
 }
 
 static mipr_status check_opts(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
@@ -455,37 +455,47 @@ static void mw_free(mw *w)
     ZSTD_freeCCtx(w->cctx);
 }
 
-mipr_status mipr_mpk_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
-                           const mipr_mpk_write_opts *opts, mipr_error *err)
+mipr_status mipr_mpk_write_to(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
+                              const mipr_mpk_write_opts *opts, mipr_error *err)
 {
+    const char *path = o->final_path;
     mipr_status st = check_opts(path, m, tok, opts, err);
     if (st)
         return st;
-    mw w = {.path = path, .err = err, .opts = opts,
+    mw w = {.o = o, .path = path, .err = err, .opts = opts,
             .level = opts->level ? opts->level : DEFAULT_LEVEL};
     mipr_crc32_init(&w.crc);
-    if (alloc_scratch(&w, m) || (w.st = mipr_outfile_open(&w.o, path, err))) {
-        mw_free(&w);
-        return w.st;
+    if (alloc_scratch(&w, m) == MIPR_OK) {
+        static const uint8_t blank[MPK_HEADER_BYTES];
+        w_bytes(&w, blank, sizeof blank);
+        put_hpar(&w, m);
+        put_tokn(&w, tok);
+        if (opts->meta)
+            add_section(&w, "META", 0, opts->meta, strlen(opts->meta));
+        for (size_t i = 0; i < opts->n_extra; i++)
+            add_section(&w, opts->extra[i].tag, opts->extra[i].required ? MPK_SEC_REQUIRED : 0,
+                        opts->extra[i].data, opts->extra[i].size);
+        put_tensors(&w, m);
+        w_align(&w);
+        w_bytes(&w, w.dir.p, w.dir.n);
+        if (w.dir.oom)
+            oom(&w);
+        put_header(&w);
     }
-    static const uint8_t blank[MPK_HEADER_BYTES];
-    w_bytes(&w, blank, sizeof blank);
-    put_hpar(&w, m);
-    put_tokn(&w, tok);
-    if (opts->meta)
-        add_section(&w, "META", 0, opts->meta, strlen(opts->meta));
-    for (size_t i = 0; i < opts->n_extra; i++)
-        add_section(&w, opts->extra[i].tag, opts->extra[i].required ? MPK_SEC_REQUIRED : 0,
-                    opts->extra[i].data, opts->extra[i].size);
-    put_tensors(&w, m);
-    w_align(&w);
-    w_bytes(&w, w.dir.p, w.dir.n);
-    if (w.dir.oom)
-        oom(&w);
-    put_header(&w);
-    st = w.st == MIPR_OK ? mipr_outfile_commit(&w.o, err) : w.st;
-    if (st)
-        mipr_outfile_abort(&w.o);
     mw_free(&w);
+    return w.st;
+}
+
+mipr_status mipr_mpk_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                           const mipr_mpk_write_opts *opts, mipr_error *err)
+{
+    mipr_outfile o;
+    mipr_status st = mipr_outfile_open(&o, path, err);
+    if (st)
+        return st;
+    st = mipr_mpk_write_to(&o, m, tok, opts, err);
+    if (st == MIPR_OK)
+        st = mipr_outfile_commit(&o, err);
+    mipr_outfile_abort(&o);
     return st;
 }

@@ -16,6 +16,8 @@ suite() {
 
 suite host
 suite sanitize
+# Every fuzz target for MIPR_FUZZ_SECONDS (default 60) from the committed corpus.
+bash scripts/fuzz.sh "${MIPR_FUZZ_SECONDS:-60}"
 for p in aarch64 armhf; do
   if grep -q "\"name\": \"$p\"" CMakePresets.json; then suite "$p"; fi
 done

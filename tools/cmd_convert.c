@@ -65,12 +65,16 @@ int cmd_convert(int argc, char **argv)
     mipr_tokenizer *tok = NULL;
     unsigned fallbacks = 0;
     mipr_gguf_write_opts wo = {.type = type, .on_fallback = on_fallback, .ctx = &fallbacks};
+    mipr_outfile o = {0};
     int rc = EXIT_OK;
-    if (mipr_load(&m, &tok, model, tokp, &err) || mipr_gguf_write(out, m, tok, &wo, &err))
+    /* The output first: an unwritable path fails before the model is read. */
+    if (cli_out_open(&o, out, &err) || mipr_load(&m, &tok, model, tokp, &err) ||
+        mipr_gguf_write_to(&o, m, tok, &wo, &err) || cli_out_commit(&o, &err))
         rc = cli_fail(&err);
     else
         fprintf(stderr, "wrote %s: %llu parameters, weights %s (%u tensor(s) kept wider)\n", out,
                 (unsigned long long)mipr_model_n_params(m), mipr_dtype_name(type), fallbacks);
+    cli_out_abort(&o);
     mipr_tokenizer_free(tok);
     mipr_model_free(m);
     return rc;

@@ -145,7 +145,11 @@ int cmd_pack(int argc, char **argv)
     a.w.ctx = &a;
     rc = EXIT_OK;
     double t0 = cli_now();
-    if (mipr_load(&m, &tok, model, a.tok, &err) || mipr_mpk_write(a.out, m, tok, &a.w, &err)) {
+    mipr_outfile o = {0};
+    /* the output first: an unwritable path fails before the model is read */
+    if (cli_out_open(&o, a.out, &err) || mipr_load(&m, &tok, model, a.tok, &err) ||
+        mipr_mpk_write_to(&o, m, tok, &a.w, &err) || cli_out_commit(&o, &err)) {
+        cli_out_abort(&o);
         rc = cli_fail(&err);
     } else {
         FILE *f = fopen(a.out, "rb");
@@ -192,11 +196,15 @@ int cmd_unpack(int argc, char **argv)
     mipr_tokenizer *tok = NULL;
     mipr_gguf_write_opts wo = {.keep_types = 1, .on_fallback = on_fallback};
     rc = EXIT_OK;
-    if (mipr_mpk_open_file(&m, &tok, in, NULL, &err) || mipr_gguf_write(out, m, tok, &wo, &err))
+    mipr_outfile o = {0};
+    if (cli_out_open(&o, out, &err) || mipr_mpk_open_file(&m, &tok, in, NULL, &err) ||
+        mipr_gguf_write_to(&o, m, tok, &wo, &err) || cli_out_commit(&o, &err)) {
+        cli_out_abort(&o);
         rc = cli_fail(&err);
-    else
+    } else {
         fprintf(stderr, "wrote %s: %llu parameters\n", out,
                 (unsigned long long)mipr_model_n_params(m));
+    }
     mipr_tokenizer_free(tok);
     mipr_model_free(m);
     return rc;
