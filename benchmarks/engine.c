@@ -65,7 +65,7 @@ static int matrix(mipr_model *m, mipr_tensor *t, uint32_t rows, uint32_t cols, e
             memcpy(p + rb * r, row, rb);
     }
     free(row);
-    *t = (mipr_tensor){type, rows, cols, p};
+    *t = (mipr_tensor){.type = type, .rows = rows, .cols = cols, .data = p};
     return 1;
 }
 
@@ -74,7 +74,7 @@ static int norm(mipr_model *m, mipr_tensor *t, uint32_t n)
     float *p = mipr_model_alloc(m, n * sizeof *p);
     for (uint32_t i = 0; p && i < n; i++)
         p[i] = 1.0f;
-    *t = (mipr_tensor){MIPR_DT_F32, 1, n, p};
+    *t = (mipr_tensor){.type = MIPR_DT_F32, .rows = 1, .cols = n, .data = p};
     return p != NULL;
 }
 
@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
     if (o.gguf) {
         mipr_tokenizer *t = synthetic_tokenizer(o.s->vocab, &err);
-        mipr_gguf_write_opts wo = {o.type, NULL, NULL};
+        mipr_gguf_write_opts wo = {.type = o.type, .on_fallback = NULL, .ctx = NULL};
         if (!t || mipr_gguf_write(o.gguf, m, t, &wo, &err))
             return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
         mipr_tokenizer_free(t);

@@ -80,29 +80,17 @@ static float bits_f32(uint32_t u)
     return v;
 }
 
-/* CRC-32 as zlib computes it (reflected, polynomial 0xEDB88320). The table lives with the
- * reader or writer that uses it: no global state. */
-typedef struct crc_table {
-    uint32_t t[256];
-} crc_table;
+/* CRC-32 is the runtime's (mipr_crc32); the table lives with the reader or writer. */
+typedef mipr_crc32_table crc_table;
 
 static void crc_init(crc_table *c)
 {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t v = i;
-        for (int k = 0; k < 8; k++)
-            v = v & 1 ? (v >> 1) ^ 0xEDB88320u : v >> 1;
-        c->t[i] = v;
-    }
+    mipr_crc32_init(c);
 }
 
-/* crc: 0 to start, or the result of a previous call to continue. */
 static uint32_t crc_update(const crc_table *c, uint32_t crc, const uint8_t *p, size_t n)
 {
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++)
-        crc = c->t[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
+    return mipr_crc32(c, crc, p, n);
 }
 
 /* ---- section layouts ----------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gguf_internal.h"
+#include "rows.h"
 
 #define ALIGN 32u
 
@@ -260,7 +261,7 @@ static mipr_status add_tensor(plan *p, const char *path, const char *name, const
         return mipr_error_set(err, MIPR_ERR_ARG,
                               "%s: tensor %s is invalid (type %d, %" PRIu32 "x%" PRIu32 ")", path,
                               name, (int)t->type, t->rows, t->cols);
-    e->type = is_norm ? MIPR_DT_F32 : opts->type;
+    e->type = is_norm ? MIPR_DT_F32 : opts->keep_types ? t->type : opts->type;
     if (!is_norm && e->type == MIPR_DT_Q8_0 && t->cols % MIPR_QK8_0) {
         e->type = MIPR_DT_F16; /* Q8_0 blocks cannot split a row */
         if (opts->on_fallback)
@@ -335,27 +336,6 @@ static void write_infos(writer *w, const plan *p)
 
 /* ---- tensor data -------------------------------------------------------------------------- */
 
-static size_t encode_row(uint8_t *out, const float *x, enum mipr_dtype t, size_t n)
-{
-    uint16_t *h = (uint16_t *)out;
-    switch (t) {
-    case MIPR_DT_F16:
-        for (size_t i = 0; i < n; i++)
-            h[i] = mipr_f32_to_f16(x[i]);
-        break;
-    case MIPR_DT_BF16:
-        for (size_t i = 0; i < n; i++)
-            h[i] = mipr_f32_to_bf16(x[i]);
-        break;
-    case MIPR_DT_Q8_0:
-        mipr_quantize_q8_0((mipr_block_q8_0 *)out, x, n);
-        break;
-    default:
-        memcpy(out, x, n * sizeof(float));
-    }
-    return mipr_dtype_row_bytes(t, n);
-}
-
 /* Rows already in the wanted type are copied bit for bit; others go through f32. */
 static void write_data(writer *w, const planned *e, float *rowf, uint8_t *rowb)
 {
@@ -368,7 +348,7 @@ static void write_data(writer *w, const planned *e, float *rowf, uint8_t *rowb)
             w_bytes(w, row, in_bytes);
         } else {
             mipr_gguf_to_f32(rowf, row, t->type, t->cols);
-            w_bytes(w, rowb, encode_row(rowb, rowf, e->type, t->cols));
+            w_bytes(w, rowb, mipr_row_encode(rowb, rowf, e->type, t->cols));
         }
     }
     w_pad(w);

@@ -38,7 +38,7 @@ static uint64_t place(mipr_model *m, const float *base, const struct l2c_header 
     const uint64_t hs = dim / (uint64_t)h->n_heads, kv = hs * (uint64_t)h->n_kv_heads;
     const uint64_t vocab = m->hp.vocab_size;
     uint64_t at = 0;
-#define TAKE(T, R, C) (T = (mipr_tensor){MIPR_DT_F32, (uint32_t)(R), (uint32_t)(C), base + at}, at += (uint64_t)(R) * (C))
+#define TAKE(T, R, C) (T = (mipr_tensor){.type = MIPR_DT_F32, .rows = (uint32_t)(R), .cols = (uint32_t)(C), .data = base + at}, at += (uint64_t)(R) * (C))
     TAKE(m->tok_embd, vocab, dim);
     for (uint64_t l = 0; l < L; l++) TAKE(m->layers[l].attn_norm, 1, dim);
     for (uint64_t l = 0; l < L; l++) TAKE(m->layers[l].wq, dim, dim);

@@ -75,12 +75,13 @@ const char *mipr_ggml_type_name(uint32_t ggml_type);
 
 /* ---- model files -------------------------------------------------------------------------- */
 
-enum mipr_file_kind { MIPR_FILE_UNKNOWN = 0, MIPR_FILE_GGUF, MIPR_FILE_LLAMA2C };
+enum mipr_file_kind { MIPR_FILE_UNKNOWN = 0, MIPR_FILE_GGUF, MIPR_FILE_LLAMA2C, MIPR_FILE_MPK };
 
 /* Looks at the first bytes (GGUF magic, or a plausible llama2.c header). */
 enum mipr_file_kind mipr_detect_file(const char *path, mipr_error *err);
 
-/* Loads a model and its tokenizer. GGUF carries its tokenizer; a llama2.c checkpoint needs
+/* Loads a model and its tokenizer. GGUF and .mpk carry their tokenizer (an .mpk is decoded
+ * whole, as mipr_mpk_open_file does without low_ram); a llama2.c checkpoint needs
  * tokenizer_path (NULL: "tokenizer.bin" beside the model). tok may be NULL when the caller
  * does not need it. Hyper-parameters come from the file only. */
 mipr_status mipr_load(mipr_model **model, mipr_tokenizer **tok, const char *path,
@@ -102,6 +103,7 @@ typedef struct mipr_gguf_write_opts {
     void (*on_fallback)(void *ctx, const char *tensor, enum mipr_dtype wanted,
                         enum mipr_dtype used);
     void *ctx;
+    int keep_types; /* each 2-D weight keeps its own type (type is then ignored) */
 } mipr_gguf_write_opts;
 
 /* Writes model + tokenizer as GGUF v3 (32-byte aligned). Uniform FFN widths give
@@ -109,6 +111,37 @@ typedef struct mipr_gguf_write_opts {
  * array. The file appears atomically: written to a temporary beside it, then renamed. */
 mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
                             const mipr_gguf_write_opts *opts, mipr_error *err);
+
+/* ---- .mpk writer (docs/FORMAT.md; the reader is the runtime's) --------------------------- */
+
+typedef struct mipr_mpk_extra {
+    char tag[4];
+    int required;
+    const void *data;
+    size_t size;
+} mipr_mpk_extra;
+
+typedef struct mipr_mpk_write_opts {
+    /* Type of the layers' 2-D weights: F32, F16, BF16, Q8_0 or Q4_0. Norms and biases stay
+     * F32; with Q4_0 the embedding and output matrices take Q8_0 (they are the most
+     * sensitive, as llama.cpp's Q4_0 also keeps them finer). Rows already in the wanted
+     * type are copied bit for bit. */
+    enum mipr_dtype type;
+    int raw;              /* store every tensor uncompressed (firmware: no zstd) */
+    int level;            /* zstd level 1..19; 0: 9 */
+    int planes;           /* byte planes for float tensors: -1 try both per tensor, 0 off, 1 on */
+    uint32_t chunk_bytes; /* decoded bytes per chunk (whole rows); 0: 256 KiB */
+    const char *meta;     /* free text for the META section (producer, source); may be NULL */
+    const mipr_mpk_extra *extra; /* more sections (tests use this for unknown ones) */
+    size_t n_extra;
+    /* Called after each tensor is written (info as mipr_mpk_inspect gives it). */
+    void (*on_tensor)(void *ctx, const mipr_mpk_tensor_info *t, uint32_t index, uint32_t total);
+    void *ctx;
+} mipr_mpk_write_opts;
+
+/* Writes model + tokenizer as .mpk, atomically (temporary file, then rename). */
+mipr_status mipr_mpk_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                           const mipr_mpk_write_opts *opts, mipr_error *err);
 
 /* ---- atomic output ------------------------------------------------------------------------ */
 

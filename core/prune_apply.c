@@ -26,7 +26,7 @@ static mipr_status slice_rows(mipr_model *out, mipr_tensor *dst, const mipr_tens
     char *p = mipr_model_alloc(out, rb * k);
     if (!p)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for a pruned tensor");
-    *dst = (mipr_tensor){src->type, k, src->cols, p};
+    *dst = (mipr_tensor){.type = src->type, .rows = k, .cols = src->cols, .data = p};
     for (uint32_t r = 0; r < src->rows; r++)
         if (keep[r])
             memcpy(p, (const char *)src->data + rb * r, rb), p += rb;
@@ -97,8 +97,11 @@ static mipr_status slice_down(mipr_model *out, mipr_layer *L, const slicer *s, m
             bias[r] = (float)b;
     }
     if (st == MIPR_OK) {
-        L->ffn_down = (mipr_tensor){t, s->dim, s->k, p};
-        L->ffn_down_b = bias ? (mipr_tensor){MIPR_DT_F32, 1, s->dim, bias} : (mipr_tensor){0};
+        L->ffn_down = (mipr_tensor){.type = t, .rows = s->dim, .cols = s->k, .data = p};
+        L->ffn_down_b = (mipr_tensor){.type = MIPR_DT_F32, .rows = 1, .cols = s->dim,
+                                      .data = bias};
+        if (!bias)
+            L->ffn_down_b = (mipr_tensor){0};
     }
     free(full), free(kept);
     return st;

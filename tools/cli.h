@@ -63,5 +63,8 @@ int cmd_convert(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+int cmd_unpack(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

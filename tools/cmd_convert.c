@@ -64,7 +64,7 @@ int cmd_convert(int argc, char **argv)
     mipr_model *m = NULL;
     mipr_tokenizer *tok = NULL;
     unsigned fallbacks = 0;
-    mipr_gguf_write_opts wo = {type, on_fallback, &fallbacks};
+    mipr_gguf_write_opts wo = {.type = type, .on_fallback = on_fallback, .ctx = &fallbacks};
     int rc = EXIT_OK;
     if (mipr_load(&m, &tok, model, tokp, &err) || mipr_gguf_write(out, m, tok, &wo, &err))
         rc = cli_fail(&err);

@@ -16,6 +16,9 @@ static const struct {
     {"calibrate", cmd_calibrate, "record FFN activation statistics and samples on a text"},
     {"prune", cmd_prune, "remove FFN neurons: a smaller GGUF, with a before/after report"},
     {"analyze", cmd_analyze, "mutual information between FFN neurons of a calibration record"},
+    {"pack", cmd_pack, "write a model as .mpk, the compressed runtime format"},
+    {"unpack", cmd_unpack, "write an .mpk back as GGUF"},
+    {"verify", cmd_verify, "check every checksum of an .mpk and list its tensors"},
 };
 
 static void usage(FILE *f)

@@ -162,7 +162,7 @@ int prune_run(prune_args *a)
         st = prune_eval(a, &s, &err);
     if (st == MIPR_OK) {
         double t0 = cli_now();
-        mipr_gguf_write_opts wo = {a->type, on_fallback, NULL};
+        mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
         st = mipr_gguf_write(a->output, s.pruned, s.tok, &wo, &err);
         s.t_write = cli_now() - t0;
     }

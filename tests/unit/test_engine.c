@@ -156,7 +156,7 @@ static void test_formats_agree(void)
         {MIPR_DT_F32, 0.0}, {MIPR_DT_F16, 0.02}, {MIPR_DT_BF16, 0.15}, {MIPR_DT_Q8_0, 0.65}};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         const char *path = mipr_test_tmp("engine-convert.gguf");
-        mipr_gguf_write_opts o = {types[i].t, NULL, NULL};
+        mipr_gguf_write_opts o = {.type = types[i].t, .on_fallback = NULL, .ctx = NULL};
         CHECK_OK(mipr_gguf_write(path, bin, tok, &o, &err), &err);
         mipr_model *m;
         CHECK_OK(mipr_load(&m, NULL, path, NULL, &err), &err);

@@ -443,7 +443,7 @@ static void test_file_replaced(const mipr_model *m, const mipr_tokenizer *t)
     char path[4096], other[4096];
     snprintf(path, sizeof path, "%s", mipr_test_tmp("replaced.gguf"));
     snprintf(other, sizeof other, "%s", mipr_test_tmp("replacement.gguf"));
-    mipr_gguf_write_opts o = {MIPR_DT_F32, NULL, NULL};
+    mipr_gguf_write_opts o = {.type = MIPR_DT_F32, .on_fallback = NULL, .ctx = NULL};
     mipr_error e;
     CHECK_OK(mipr_gguf_write(path, m, t, &o, &e), &e);
     CHECK_OK(mipr_gguf_write(other, m, NULL, &o, &e), &e); /* no tokenizer: other header */
@@ -481,7 +481,7 @@ static void write_ok(const char *path, const mipr_model *m, const mipr_tokenizer
                      enum mipr_dtype type, fallbacks *fb)
 {
     mipr_error e;
-    mipr_gguf_write_opts o = {type, on_fallback, fb};
+    mipr_gguf_write_opts o = {.type = type, .on_fallback = on_fallback, .ctx = fb};
     CHECK_OK(mipr_gguf_write(path, m, t, &o, &e), &e);
 }
 
@@ -1365,7 +1365,7 @@ static void expect_write_fails(const char *path, const mipr_model *m, const mipr
                                const char *why)
 {
     mipr_error e;
-    mipr_gguf_write_opts o = {MIPR_DT_F32, NULL, NULL};
+    mipr_gguf_write_opts o = {.type = MIPR_DT_F32, .on_fallback = NULL, .ctx = NULL};
     mipr_status st = mipr_gguf_write(path, m, t, &o, &e);
     if (st == MIPR_OK || !strstr(e.msg, path)) {
         fprintf(stderr, "write expected to fail (%s): %s\n", why, e.msg);
@@ -1402,7 +1402,7 @@ static void test_atomic_write(const mipr_model *m, const mipr_tokenizer *t)
     bad->layers[2].wq.type = (enum mipr_dtype)99;
     expect_write_fails(path, bad, t, "invalid tensor type");
     CHECK(file_is(path, "previous contents"));
-    mipr_gguf_write_opts o = {(enum mipr_dtype)7, NULL, NULL};
+    mipr_gguf_write_opts o = {.type = (enum mipr_dtype)7, .on_fallback = NULL, .ctx = NULL};
     mipr_error e;
     CHECK(mipr_gguf_write(path, m, t, &o, &e) == MIPR_ERR_ARG && count_temps(path) == 0);
     CHECK(file_is(path, "previous contents"));
