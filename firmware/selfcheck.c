@@ -45,6 +45,7 @@ struct operands {
     float w[ROWS * COLS], x[2 * COLS];
     uint16_t w16[ROWS * COLS], wb16[ROWS * COLS];
     mipr_block_q8_0 wq[ROWS * NB];
+    mipr_block_q4_0 w4[ROWS * NB];
     float want[ROWS];
 };
 
@@ -58,10 +59,16 @@ static void make_operands(struct operands *o)
             o->w16[i] = mipr_f32_to_f16(o->w[i]);
             o->wb16[i] = mipr_f32_to_bf16(o->w[i]);
             o->wq[r * NB + c / MIPR_QK8_0].qs[c % MIPR_QK8_0] = (int8_t)w_int(r, c);
+            /* Q4_0 stores q = w + 8: element j < 16 in the low nibble of qs[j], j >= 16 in
+             * the high nibble of qs[j - 16] */
+            int j = c % MIPR_QK4_0;
+            uint8_t *q4 = &o->w4[r * NB + c / MIPR_QK4_0].qs[j % 16];
+            *q4 = (uint8_t)(j < 16 ? (*q4 & 0xF0) | (w_int(r, c) + 8)
+                                   : (*q4 & 0x0F) | ((w_int(r, c) + 8) << 4));
             sum += (long)w_int(r, c) * x_int(c);
         }
         for (int b = 0; b < NB; b++)
-            o->wq[r * NB + b].d = mipr_f32_to_f16(1.0f);
+            o->wq[r * NB + b].d = o->w4[r * NB + b].d = mipr_f32_to_f16(1.0f);
         o->want[r] = (float)sum;
     }
     for (int c = 0; c < COLS; c++) {
@@ -72,7 +79,7 @@ static void make_operands(struct operands *o)
 
 static void check_matmuls(const struct mipr_kernels *k, const struct operands *o)
 {
-    const void *w[MIPR_DT_COUNT] = {o->w, o->w16, o->wb16, o->wq};
+    const void *w[MIPR_DT_COUNT] = {o->w, o->w16, o->wb16, o->wq, o->w4};
     for (int t = 0; t < MIPR_DT_COUNT; t++) {
         float y[2 * ROWS], row[COLS];
         k->gemv[t](y, w[t], o->x, ROWS, COLS);
@@ -142,6 +149,8 @@ static void check_conversions(void)
           "bf16");
 }
 
+_Static_assert(MIPR_DT_COUNT == 5, "selfcheck: give the new weight type its operands");
+
 static struct operands ops;
 
 static void check_kernels(void)
@@ -181,7 +190,7 @@ static mipr_status tensor(mipr_model *m, mipr_tensor *t, uint32_t rows, uint32_t
                               rows, cols);
     for (size_t i = 0; i < (size_t)rows * cols; i++)
         d[i] = scale ? scale * ((float)(lcg(seed) & 0xFFFF) / 32768.0f - 1.0f) : 1.0f;
-    *t = (mipr_tensor){MIPR_DT_F32, rows, cols, d};
+    *t = (mipr_tensor){.type = MIPR_DT_F32, .rows = rows, .cols = cols, .data = d};
     return MIPR_OK;
 }
 
