@@ -1,4 +1,7 @@
 /* The model in memory: hyper-parameters, tensor views and the storage they point into. */
+#if defined(__ANDROID__)
+#define _POSIX_C_SOURCE 200112L /* posix_memalign */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,18 @@ struct mipr_block_ {
     void (*cleanup)(void *ctx);
     void *ctx;
 };
+
+/* C11's aligned_alloc, except on Android, whose C library has it only from API 28 (we
+ * support 24): there posix_memalign, which it has had since API 16. */
+static void *alloc_aligned(size_t align, size_t bytes)
+{
+#if defined(__ANDROID__)
+    void *p = NULL;
+    return posix_memalign(&p, align, bytes) == 0 ? p : NULL;
+#else
+    return aligned_alloc(align, bytes);
+#endif
+}
 
 mipr_status mipr_model_new(mipr_model **out, uint32_t n_layers, mipr_error *err)
 {
@@ -40,7 +55,7 @@ void *mipr_model_alloc(mipr_model *m, size_t bytes)
     if (!b)
         return NULL;
     size_t rounded = (bytes + 63) / 64 * 64;
-    if (rounded < bytes || !(b->mem = aligned_alloc(64, rounded ? rounded : 64))) {
+    if (rounded < bytes || !(b->mem = alloc_aligned(64, rounded ? rounded : 64))) {
         free(b);
         return NULL;
     }
