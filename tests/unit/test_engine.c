@@ -6,49 +6,6 @@
 
 #include "testutil.h"
 
-typedef struct {
-    const mipr_tokenizer *tok;
-    char text[8192];
-    size_t len;
-    int32_t ids[1024];
-    size_t n_ids;
-} collected;
-
-/* Same filter as the CLI (llama2.c's safe_printf). */
-static int collect(void *ctx, int32_t prev, int32_t token)
-{
-    collected *c = ctx;
-    size_t len;
-    const char *s = mipr_tokenizer_decode(c->tok, prev, token, &len);
-    if (c->n_ids < 1024)
-        c->ids[c->n_ids++] = token;
-    if (len == 1 && !(isprint((unsigned char)s[0]) || isspace((unsigned char)s[0])))
-        return 0;
-    if (c->len + len < sizeof c->text) {
-        memcpy(c->text + c->len, s, len);
-        c->len += len;
-        c->text[c->len] = 0;
-    }
-    return 0;
-}
-
-static void greedy(const mipr_model *m, const mipr_tokenizer *tok, const char *prompt,
-                   uint32_t steps, collected *out)
-{
-    mipr_error err = {0};
-    mipr_engine *e;
-    mipr_sampler s;
-    CHECK_OK(mipr_engine_new(&e, m, 0, 0, &err), &err);
-    CHECK_OK(mipr_sampler_init(&s, m->hp.vocab_size, 0.0f, 0.9f, 1, &err), &err);
-    int32_t ids[512];
-    uint32_t n = (uint32_t)mipr_tokenizer_encode(tok, prompt, strlen(prompt), 1, ids);
-    memset(out, 0, sizeof *out);
-    out->tok = tok;
-    CHECK_OK(mipr_generate(e, &s, tok, ids, n, steps, collect, out, NULL, NULL, &err), &err);
-    mipr_sampler_free(&s);
-    mipr_engine_free(e);
-}
-
 static void load(mipr_model **m, mipr_tokenizer **t, const char *model, const char *tok)
 {
     mipr_error err = {0};
@@ -65,8 +22,8 @@ static void test_oracle_text(const char *json, const char *model, const char *to
     load(&m, &t, model, tok);
     for (size_t i = 0; i < 2; i++) {
         char *want = mipr_test_oracle_string(json, cases[i].id, "expected_stdout");
-        collected c;
-        greedy(m, t, "", cases[i].steps, &c);
+        mipr_test_text c;
+        mipr_test_greedy(m, t, "", cases[i].steps, &c);
         if (strcmp(c.text, want) != 0)
             fprintf(stderr, "%s with %s:\n got: %s\nwant: %s\n", cases[i].id, model, c.text, want);
         CHECK(strcmp(c.text, want) == 0);
@@ -88,8 +45,8 @@ static void test_oracle_ids(const char *json)
     int32_t ids[32];
     size_t got_np = mipr_tokenizer_encode(t, "Once upon a time", 16, 1, ids);
     CHECK(got_np == np && memcmp(ids, want_prompt, np * sizeof *ids) == 0);
-    collected c;
-    greedy(m, t, "Once upon a time", 200, &c);
+    mipr_test_text c;
+    mipr_test_greedy(m, t, "Once upon a time", 200, &c);
     CHECK(n == 200 && c.n_ids == n);
     CHECK(memcmp(c.ids, want, n * sizeof *want) == 0);
     mipr_tokenizer_free(t);
@@ -181,8 +138,8 @@ static void test_babyllama(void)
     mipr_tokenizer *t;
     load(&m, &t, "babyllama-tok105/model5000.bin", "babyllama-tok105/tok105.bin");
     CHECK(m->hp.vocab_size == 105 && m->layers[0].d_ff == 352 && m->hp.head_size == 16);
-    collected c;
-    greedy(m, t, "Once upon a time", 40, &c);
+    mipr_test_text c;
+    mipr_test_greedy(m, t, "Once upon a time", 40, &c);
     const char *want = "Once upon a time, there was a little girl named Lily. She loved to play";
     CHECK(strncmp(c.text, want, strlen(c.text) < strlen(want) ? strlen(c.text) : strlen(want)) == 0);
     CHECK(c.len > 30);
