@@ -1,6 +1,6 @@
 # Same inputs and seed -> byte-identical outputs, across runs and across thread counts:
 # calibrate (.mcal), prune (GGUF, JSON report without its timing fields), generate with
-# temperature > 0, perplexity --json (without "seconds"). docs/RELIABILITY.md lists the
+# temperature > 0, analyze --json and perplexity --json (without their "seconds"). docs/RELIABILITY.md lists the
 # fields that may differ (timings, peak memory) and why.
 . "$(dirname "$0")/../cli_lib.sh"
 BIN="$D/stories260K/stories260K.bin"; TOK="$D/stories260K/tok512.bin"
@@ -8,7 +8,10 @@ TXT="$D/text/tinystories/tinystories_train_head.txt"
 VAL="$T/val.txt"; head -c 20000 "$D/text/tinystories/validation_100.txt" >"$VAL"
 
 # The report's timing fields, and the time perplexity took, are measurements, not results.
-untimed() { sed 's/, "seconds": [0-9.]*//' "$1" | grep -v -e '^  "seconds": {' -e '"peak_rss_mib"'; }
+untimed() {
+  sed -e 's/, "seconds": [0-9.]*//' -e 's/"seconds": [0-9.]*, //' "$1" |
+    grep -v -e '^  "seconds": {' -e '"peak_rss_mib"'
+}
 
 # run1 uses one thread (and the environment's MIPR_THREADS is unset), run2 and run3 two;
 # each writes to the same path, so the outputs and the report's "output" field are equal.
@@ -28,6 +31,9 @@ for r in 1 2 3; do
     -n 120 --threads $th >"$T/g$r.txt" 2>/dev/null || fail "generate"
   env -u MIPR_THREADS "$MIPR" generate "$BIN" -z "$TOK" -p "The cat" -t 1.0 --top-p 1 --seed 99 \
     -n 120 --threads $th >"$T/gp$r.txt" 2>/dev/null || fail "generate top-p"
+  env -u MIPR_THREADS "$MIPR" analyze "$T/c.mcal" --approx 0.5 --seed 5 --json --threads $th \
+    >"$T/an.json" 2>/dev/null || fail "analyze"
+  untimed "$T/an.json" >"$T/an$r.json"
   env -u MIPR_THREADS "$MIPR" perplexity "$BIN" -z "$TOK" --text "$VAL" --window 128 --json \
     --threads $th >"$T/ppl.json" 2>/dev/null || fail "perplexity"
   untimed "$T/ppl.json" >"$T/ppl$r.json"
@@ -44,6 +50,8 @@ for r in 2 3; do
   cmp -s "$T/g1.txt" "$T/g$r.txt" || fail "generate -t 0.9: text differs, $what"
   cmp -s "$T/gp1.txt" "$T/gp$r.txt" || fail "generate --top-p 1: text differs, $what"
   cmp -s "$T/ppl1.json" "$T/ppl$r.json" || fail "perplexity --json differs, $what"
+  cmp -s "$T/an1.json" "$T/an$r.json" ||
+    fail "analyze --json differs, $what: $(diff "$T/an1.json" "$T/an$r.json" | head -4)"
 done
 # the checks are not vacuous: sampling really samples, and the seed matters
 grep -q "Once upon a time" "$T/g1.txt" || fail "generate: $(head -c 200 "$T/g1.txt")"

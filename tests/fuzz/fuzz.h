@@ -1,4 +1,4 @@
-/* libFuzzer targets of mipr's readers (tests/fuzz/README.md). Each target defines
+/* libFuzzer targets of mipr's readers (docs/RELIABILITY.md). Each target defines
  * LLVMFuzzerTestOneInput; a fuzzing build links libFuzzer's main, every other build links
  * replay.c, which runs the corpus and the regression inputs once as a plain test. */
 #ifndef MIPR_FUZZ_H
