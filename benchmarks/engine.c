@@ -1,4 +1,4 @@
-/* bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0] [--threads N]
+/* bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] [--threads N]
  *              [--prefill P] [--decode D] [--batch B] [--gguf OUT] [--json FILE]
  *
  * Engine throughput on a model of a real shape with random weights (speed only: never a
@@ -61,6 +61,8 @@ static int matrix(mipr_model *m, mipr_tensor *t, uint32_t rows, uint32_t cols, e
             row[c] = rnd(1.0f / sqrtf((float)cols));
         if (type == MIPR_DT_Q8_0)
             mipr_quantize_q8_0((mipr_block_q8_0 *)(p + rb * r), row, cols);
+        else if (type == MIPR_DT_Q4_0)
+            mipr_quantize_q4_0((mipr_block_q4_0 *)(p + rb * r), row, cols);
         else
             memcpy(p + rb * r, row, rb);
     }
@@ -146,8 +148,10 @@ static int parse(int argc, char **argv, options *o)
                 if (!strcmp(v, shapes[k].name))
                     o->s = &shapes[k];
         } else if (!strcmp(a, "--type")) {
-            o->type = !strcmp(v, "q8_0") ? MIPR_DT_Q8_0 : !strcmp(v, "f32") ? MIPR_DT_F32
-                                                                            : MIPR_DT_COUNT;
+            o->type = !strcmp(v, "q8_0")   ? MIPR_DT_Q8_0
+                      : !strcmp(v, "q4_0") ? MIPR_DT_Q4_0
+                      : !strcmp(v, "f32")  ? MIPR_DT_F32
+                                           : MIPR_DT_COUNT;
         } else if (!strcmp(a, "--threads")) o->threads = (uint32_t)atoi(v);
         else if (!strcmp(a, "--prefill")) o->prefill = (uint32_t)atoi(v);
         else if (!strcmp(a, "--decode")) o->decode = (uint32_t)atoi(v);
@@ -166,7 +170,7 @@ int main(int argc, char **argv)
 {
     options o = {&shapes[0], MIPR_DT_F32, 0, 512, 128, 128, NULL, NULL, MIPR_BACKEND_OURS, 0};
     if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0] "
+        fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] "
                         "[--threads N] [--prefill P] [--decode D] [--batch B] "
                         "[--backend ours|xnnpack|auto] [--gguf OUT] [--json FILE]\n");
         return 2;

@@ -33,7 +33,7 @@ typedef struct plan {
     planned *t;
     size_t n;
     uint32_t max_cols;
-    int any_q8;
+    int any_quant;
 } plan;
 
 /* ---- primitive writes (sticky error) ----------------------------------------------------- */
@@ -132,6 +132,7 @@ static uint32_t file_type(enum mipr_dtype t)
     switch (t) {
     case MIPR_DT_F16: return 1;
     case MIPR_DT_Q8_0: return 7;
+    case MIPR_DT_Q4_0: return 2;
     case MIPR_DT_BF16: return 32;
     default: return 0;
     }
@@ -143,7 +144,7 @@ static void write_general(writer *w, const mipr_model *m, const plan *p, enum mi
     kv_str(w, "general.name", m->name[0] ? m->name : "mipr");
     kv_u32(w, "general.alignment", ALIGN);
     kv_u32(w, "general.file_type", file_type(type));
-    if (p->any_q8)
+    if (p->any_quant)
         kv_u32(w, "general.quantization_version", 2);
 }
 
@@ -262,12 +263,14 @@ static mipr_status add_tensor(plan *p, const char *path, const char *name, const
                               "%s: tensor %s is invalid (type %d, %" PRIu32 "x%" PRIu32 ")", path,
                               name, (int)t->type, t->rows, t->cols);
     e->type = is_norm ? MIPR_DT_F32 : opts->keep_types ? t->type : opts->type;
-    if (!is_norm && e->type == MIPR_DT_Q8_0 && t->cols % MIPR_QK8_0) {
-        e->type = MIPR_DT_F16; /* Q8_0 blocks cannot split a row */
+    size_t block = mipr_dtype_block_size(e->type);
+    if (block > 1 && t->cols % block) {
+        /* ggml's blocks cannot split a row (no partial last block in GGUF) */
         if (opts->on_fallback)
-            opts->on_fallback(opts->ctx, name, MIPR_DT_Q8_0, MIPR_DT_F16);
+            opts->on_fallback(opts->ctx, name, e->type, MIPR_DT_F16);
+        e->type = MIPR_DT_F16;
     }
-    p->any_q8 |= e->type == MIPR_DT_Q8_0;
+    p->any_quant |= mipr_dtype_block_size(e->type) > 1;
     if (t->cols > p->max_cols)
         p->max_cols = t->cols;
     e->nbytes = (uint64_t)mipr_dtype_row_bytes(e->type, t->cols) * t->rows;

@@ -23,7 +23,8 @@ enum mipr_gguf_vtype {
 
 /* ggml tensor type ids that mipr reads or writes. */
 enum mipr_ggml_type {
-    MIPR_GGML_F32 = 0, MIPR_GGML_F16 = 1, MIPR_GGML_Q8_0 = 8, MIPR_GGML_BF16 = 30,
+    MIPR_GGML_F32 = 0, MIPR_GGML_F16 = 1, MIPR_GGML_Q4_0 = 2, MIPR_GGML_Q8_0 = 8,
+    MIPR_GGML_BF16 = 30,
 };
 
 typedef struct mipr_gguf mipr_gguf;

@@ -71,6 +71,8 @@ static void store_row(enum mipr_dtype t, void *dst, const float *x, uint32_t n)
         memcpy(dst, x, n * sizeof *x);
     else if (t == MIPR_DT_Q8_0)
         mipr_quantize_q8_0(dst, x, n);
+    else if (t == MIPR_DT_Q4_0)
+        mipr_quantize_q4_0(dst, x, n);
     for (uint32_t i = 0; (t == MIPR_DT_F16 || t == MIPR_DT_BF16) && i < n; i++)
         ((uint16_t *)dst)[i] = t == MIPR_DT_F16 ? mipr_f32_to_f16(x[i]) : mipr_f32_to_bf16(x[i]);
 }
@@ -78,8 +80,8 @@ static void store_row(enum mipr_dtype t, void *dst, const float *x, uint32_t n)
 static mipr_status slice_down(mipr_model *out, mipr_layer *L, const slicer *s, mipr_error *err)
 {
     enum mipr_dtype t = s->src->ffn_down.type;
-    if (t == MIPR_DT_Q8_0 && s->k % MIPR_QK8_0)
-        t = MIPR_DT_F16; /* Q8_0 rows must be multiples of 32 */
+    if (s->k % mipr_dtype_block_size(t))
+        t = MIPR_DT_F16; /* the pruned model goes to GGUF, whose blocks cannot split a row */
     size_t rb = mipr_dtype_row_bytes(t, s->k);
     char *p = mipr_model_alloc(out, rb * s->dim);
     float *bias = s->use_bias || s->src->ffn_down_b.data ? mipr_model_alloc(out, s->dim * 4) : NULL;

@@ -5,14 +5,15 @@
 #include "cli.h"
 
 static const char usage_text[] =
-    "usage: mipr convert MODEL [-z TOKENIZER] -o OUT.gguf [--type f32|f16|bf16|q8_0]\n\n"
+    "usage: mipr convert MODEL [-z TOKENIZER] -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0]\n\n"
     "Writes MODEL (GGUF or llama2.c .bin) with its tokenizer as GGUF v3 that llama.cpp also\n"
     "loads. 2-D weights take --type (default f32); norms stay f32. A tensor whose rows can't\n"
-    "be q8_0 (row length not a multiple of 32) is written as f16 instead, and said so.\n"
+    "be q8_0 or q4_0 (row length not a multiple of 32) is written as f16 instead, and said\n"
+    "so.\n"
     "The output appears only when complete (written to a temporary file, then renamed).\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
     "  -o, --output FILE     the GGUF to write\n"
-    "      --type T          f32, f16, bf16 or q8_0\n";
+    "      --type T          f32, f16, bf16, q8_0 or q4_0\n";
 
 static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"output", 'o', 1}, {"type", 0, 1}, {NULL, 0, 0}};
@@ -56,7 +57,8 @@ int cmd_convert(int argc, char **argv)
         else if (k == 1)
             out = v;
         else if (!parse_type(v, &type))
-            return cli_usage_error(&p, "--type expects f32, f16, bf16 or q8_0, got '%s'", v);
+            return cli_usage_error(&p, "--type expects f32, f16, bf16, q8_0 or q4_0, got '%s'",
+                                   v);
     }
     if (!model || !out)
         return cli_usage_error(&p, "%s", !model ? "missing MODEL" : "missing -o OUT.gguf");

@@ -12,7 +12,7 @@ static const struct {
     {"info", cmd_info, "describe a model file (hyper-parameters, tensors, tokenizer)"},
     {"generate", cmd_generate, "generate text from a prompt"},
     {"perplexity", cmd_perplexity, "perplexity and bits per byte of a text"},
-    {"convert", cmd_convert, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},
+    {"convert", cmd_convert, "write a model as GGUF (f32, f16, bf16, q8_0 or q4_0 weights)"},
     {"calibrate", cmd_calibrate, "record FFN activation statistics and samples on a text"},
     {"prune", cmd_prune, "remove FFN neurons: a smaller GGUF, with a before/after report"},
     {"analyze", cmd_analyze, "mutual information between FFN neurons of a calibration record"},

@@ -183,7 +183,8 @@ int main(int argc, char **argv)
     if (st == MIPR_OK) {
         uint32_t ctx = a.ctx ? a.ctx : a.steps;
         ctx = ctx < s.m->hp.seq_len ? ctx : s.m->hp.seq_len;
-        st = mipr_engine_new(&s.eng, s.m, ctx, 0, &err);
+        /* low RAM: prefill in batches of 8, so activation buffers stay a few hundred KiB */
+        st = mipr_engine_new(&s.eng, s.m, ctx, a.open.low_ram ? 8 : 0, &err);
     }
     if (st == MIPR_OK)
         st = mipr_sampler_init(&s.smp, s.m->hp.vocab_size, a.temp, a.top_p, a.seed, &err);

@@ -1,7 +1,6 @@
 /* The .mpk format: lossless round trips (the llama2.c oracle text from F32 and F16 packs),
  * low-RAM streaming equal to decoding at load, quantized packs within stated bounds, and
  * hostile bytes: every flipped byte and every truncation is an error, never a crash. */
-#include <ctype.h>
 #include <math.h>
 #include <string.h>
 
@@ -9,42 +8,6 @@
 
 static const char *const MODEL = "stories260K/stories260K.bin";
 static const char *const TOK = "stories260K/tok512.bin";
-
-typedef struct {
-    const mipr_tokenizer *tok;
-    char text[8192];
-    size_t len;
-} collected;
-
-static int collect(void *ctx, int32_t prev, int32_t token)
-{
-    collected *c = ctx;
-    size_t len;
-    const char *s = mipr_tokenizer_decode(c->tok, prev, token, &len);
-    if (len == 1 && !(isprint((unsigned char)s[0]) || isspace((unsigned char)s[0])))
-        return 0;
-    if (c->len + len < sizeof c->text) {
-        memcpy(c->text + c->len, s, len);
-        c->len += len;
-        c->text[c->len] = 0;
-    }
-    return 0;
-}
-
-static void greedy(const mipr_model *m, const mipr_tokenizer *tok, uint32_t steps, collected *out)
-{
-    mipr_error err = {0};
-    mipr_engine *e;
-    mipr_sampler s;
-    CHECK_OK(mipr_engine_new(&e, m, 0, 0, &err), &err);
-    CHECK_OK(mipr_sampler_init(&s, m->hp.vocab_size, 0.0f, 0.9f, 1, &err), &err);
-    int32_t bos = mipr_tokenizer_bos(tok);
-    memset(out, 0, sizeof *out);
-    out->tok = tok;
-    CHECK_OK(mipr_generate(e, &s, tok, &bos, 1, steps, collect, out, NULL, NULL, &err), &err);
-    mipr_sampler_free(&s);
-    mipr_engine_free(e);
-}
 
 /* Logits of a 24-token prompt run as one batch: every position's row. */
 static float *prompt_logits(const mipr_model *m)
@@ -92,8 +55,8 @@ static void test_f32_oracle(const char *json)
         mipr_tokenizer *t;
         mipr_mpk_options o = {.low_ram = low};
         CHECK_OK(mipr_mpk_open_file(&m, &t, path, &o, &err), &err);
-        collected c;
-        greedy(m, t, 200, &c);
+        mipr_test_text c;
+        mipr_test_greedy(m, t, "", 200, &c);
         if (strcmp(c.text, want))
             fprintf(stderr, "f32 low_ram=%d:\n got: %s\nwant: %s\n", low, c.text, want);
         CHECK(strcmp(c.text, want) == 0);
@@ -122,8 +85,8 @@ static void test_f16_lossless(const char *json)
     char *fa = mipr_test_read_file(a, &na), *fb = mipr_test_read_file(b, &nb);
     CHECK(na == nb && memcmp(fa, fb, na) == 0);
     char *want = mipr_test_oracle_string(json, "llama2c_test_all_n200", "expected_stdout");
-    collected c;
-    greedy(m, t, 200, &c);
+    mipr_test_text c;
+    mipr_test_greedy(m, t, "", 200, &c);
     if (strcmp(c.text, want))
         fprintf(stderr, "f16:\n got: %s\nwant: %s\n", c.text, want);
     CHECK(strcmp(c.text, want) == 0);
