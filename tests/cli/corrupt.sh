@@ -4,6 +4,8 @@
 # Every run must exit 0 (a weight or score changed: nothing to detect, the model still
 # runs) or 1 with a message naming the file; never a signal or any other status.
 # A truncated file must always be refused (exit 1). (GGUF: tests/unit/test_gguf.c.)
+# .mpk (checksummed): every corruption and every truncation must be refused, by mipr-run
+# (which also runs tests/unit/test_mpk.c's library check over 1,392 damaged files).
 . "$(dirname "$0")/../cli_lib.sh"
 BIN="$D/stories260K/stories260K.bin"; TOK="$D/stories260K/tok512.bin"
 refused=0; ran=0
@@ -71,5 +73,22 @@ for ((k = 0; k < 64; k++)); do
   expect 1 "cut.bin" -- "$MIPR" generate "$T/cut.bin" -z "$TOK" -n 4
   head -c $((tsize * k / 64)) "$TOK" >"$T/cut_tok.bin"
   expect 1 "cut_tok.bin" -- "$MIPR" generate "$BIN" -z "$T/cut_tok.bin" -n 4
+done
+# a q8 .mpk: 220 single-byte changes over the whole file, every one refused by mipr-run
+: "${MIPR_RUN:?MIPR_RUN must name the mipr-run binary (ctest sets it)}"
+"$MIPR" pack "$BIN" -z "$TOK" -o "$T/m.mpk" --quant q8 --chunk 4 -q 2>/dev/null || fail "pack"
+msize=$(stat -c %s "$T/m.mpk"); ran=0; refused=0
+for ((i = 0; i < 220; i++)); do
+  next; pos=$(( i < 64 ? i : rng % msize )); next
+  orig=$(od -An -tu1 -j $pos -N1 "$T/m.mpk" | tr -d ' ')
+  v=$(( i % 2 ? orig ^ (1 << (rng % 8)) : (orig + 1 + rng % 255) % 256 ))
+  corrupt "$T/m.mpk" "$T/bad.mpk" $pos $v
+  outcome "$T/bad.mpk" -- "$MIPR_RUN" "$T/bad.mpk" -n 4 -t 0
+done
+echo "m.mpk: $ran corruptions, $refused refused"
+[ $refused = $ran ] || fail "only $refused of $ran .mpk corruptions were refused"
+for ((k = 0; k < 64; k++)); do
+  head -c $((msize * k / 64)) "$T/m.mpk" >"$T/cut.mpk"
+  expect 1 "cut.mpk" -- "$MIPR_RUN" "$T/cut.mpk" -n 4
 done
 finish
