@@ -103,16 +103,16 @@ uint16_t mipr_f32_to_bf16(float f)
 }
 
 /* Calls block(out + b, 32 values) for the ceil(n / 32) blocks of x, the last one from a
- * zero-padded copy when n % 32 != 0. */
+ * zero-padded copy when n % 32 != 0 (Q8_0 and Q4_0 blocks both hold 32). */
 static void for_blocks(void *out, size_t block_bytes, const float *x, size_t n,
                        void (*block)(void *, const float *))
 {
-    size_t full = n / 32;
+    size_t full = n / MIPR_QK8_0;
     for (size_t b = 0; b < full; b++)
-        block((char *)out + b * block_bytes, x + b * 32);
-    if (n % 32) {
-        float pad[32] = {0};
-        memcpy(pad, x + full * 32, n % 32 * sizeof *pad);
+        block((char *)out + b * block_bytes, x + b * MIPR_QK8_0);
+    if (n % MIPR_QK8_0) {
+        float pad[MIPR_QK8_0] = {0};
+        memcpy(pad, x + full * MIPR_QK8_0, n % MIPR_QK8_0 * sizeof *pad);
         block((char *)out + full * block_bytes, pad);
     }
 }
