@@ -16,3 +16,8 @@ void mipr_file_unmap(mipr_mapped_file *f)
     if (f)
         memset(f, 0, sizeof *f);
 }
+
+void mipr_file_release(const mipr_mapped_file *f, const void *p, size_t n)
+{
+    (void)f, (void)p, (void)n;
+}

@@ -50,6 +50,9 @@ typedef struct mipr_mapped_file {
 /* Maps (or reads) the whole file read-only. An empty file is mapped with data == NULL. */
 mipr_status mipr_file_map(mipr_mapped_file *out, const char *path, mipr_error *err);
 void mipr_file_unmap(mipr_mapped_file *f);
+/* Tells the system the pages of [p, p + n) in f will not be read soon (they stop counting
+ * as this process's memory; a later read maps them again). A hint: never fails. */
+void mipr_file_release(const mipr_mapped_file *f, const void *p, size_t n);
 
 /* ---- checksums ------------------------------------------------------------------------- */
 

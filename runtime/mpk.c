@@ -13,6 +13,7 @@
 #include "mpk_internal.h"
 
 typedef struct mpk_reader {
+    const mipr_mapped_file *file; /* set when the bytes are a mapping of ours */
     const uint8_t *p;
     size_t size;
     const char *what;
@@ -494,6 +495,16 @@ static mipr_status decode_resident(mpk_decoder *d, mipr_model *m, const mpk_tens
     return MIPR_OK;
 }
 
+/* After decoding, the compressed bytes of a mapped file are not needed any more: without
+ * this, a decoded model would also keep the whole file resident. */
+static void release_stored(const mpk_reader *r, const mpk_tensor *t)
+{
+    const mpk_chunk *first = &t->chunks[0], *last = &t->chunks[t->n_chunks - 1];
+    if (r->file)
+        mipr_file_release(r->file, r->p + first->offset,
+                          (size_t)(last->offset + last->stored - first->offset));
+}
+
 /* Hands t to the engine as a streamed tensor; its chunk table moves into the model. */
 static mipr_status attach_stream(mpk_decoder *d, mipr_model *m, mpk_tensor *t, mipr_tensor *dst,
                                  mipr_error *err)
@@ -530,7 +541,9 @@ static mipr_status attach(const mpk_reader *r, mpk_decoder *d, mipr_model *m, mp
     /* vectors (norms, biases) are read whole by the engine: always decoded */
     if (low_ram && t->rows > 1)
         return attach_stream(d, m, t, dst, err);
-    return decode_resident(d, m, t, dst, err);
+    mipr_status st = decode_resident(d, m, t, dst, err);
+    release_stored(r, t);
+    return st;
 }
 
 static mipr_status build_tensors(const mpk_reader *r, mipr_model *m, mpk_table *tab,
@@ -573,9 +586,9 @@ static mipr_status open_reader(mpk_reader *r, const void *data, size_t size, con
     return parse_header(r, err);
 }
 
-static mipr_status open_model(mipr_model **model, mipr_tokenizer **tok, const void *data,
-                              size_t size, const char *what, const mipr_mpk_options *opt,
-                              mipr_error *err)
+static mipr_status open_model(mipr_model **model, mipr_tokenizer **tok,
+                              const mipr_mapped_file *file, const void *data, size_t size,
+                              const char *what, const mipr_mpk_options *opt, mipr_error *err)
 {
     static const mipr_mpk_options defaults = {0, 0};
     mpk_reader r;
@@ -584,6 +597,7 @@ static mipr_status open_model(mipr_model **model, mipr_tokenizer **tok, const vo
     if (tok)
         *tok = NULL;
     mipr_status st = open_reader(&r, data, size, what, err);
+    r.file = file;
     if (st == MIPR_OK)
         st = parse_hpar(&r, model, err);
     if (st == MIPR_OK && tok)
@@ -614,10 +628,9 @@ static mipr_status open_model(mipr_model **model, mipr_tokenizer **tok, const vo
 mipr_status mipr_mpk_open_memory(mipr_model **model, mipr_tokenizer **tok, const void *data,
                                  size_t size, const mipr_mpk_options *opt, mipr_error *err)
 {
-    return open_model(model, tok, data, size, "memory buffer", opt, err);
+    return open_model(model, tok, NULL, data, size, "memory buffer", opt, err);
 }
 
-#ifndef MIPR_NO_FILES
 mipr_status mipr_mpk_open_file(mipr_model **model, mipr_tokenizer **tok, const char *path,
                                const mipr_mpk_options *opt, mipr_error *err)
 {
@@ -628,7 +641,7 @@ mipr_status mipr_mpk_open_file(mipr_model **model, mipr_tokenizer **tok, const c
     mipr_status st = mipr_file_map(&f, path, err);
     if (st)
         return st;
-    st = open_model(model, tok, f.data, f.size, path, opt, err);
+    st = open_model(model, tok, &f, f.data, f.size, path, opt, err);
     if (st == MIPR_OK)
         st = mipr_model_adopt_file(*model, &f, err);
     if (st) {
@@ -642,7 +655,6 @@ mipr_status mipr_mpk_open_file(mipr_model **model, mipr_tokenizer **tok, const c
     }
     return st;
 }
-#endif
 
 /* ---- inspection ------------------------------------------------------------------------- */
 
