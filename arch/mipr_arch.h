@@ -12,16 +12,22 @@
 extern "C" {
 #endif
 
-/* Element types of weight tensors. Values are ours; GGUF's ggml type ids are mapped in core. */
+/* Element types of weight tensors. Values are ours; GGUF's ggml type ids are mapped in core.
+ * The quantized types hold a row of n elements in ceil(n / 32) blocks: when n % 32 != 0 the
+ * last block is partial, its elements past n quantized as zeros (the quantizers pad), and
+ * every kernel reads it as if the row were zero-padded. (GGUF cannot store partial blocks:
+ * core keeps ggml's rule ne0 % 32 == 0 for its files.) */
 enum mipr_dtype {
     MIPR_DT_F32 = 0,
     MIPR_DT_F16 = 1,
     MIPR_DT_BF16 = 2,
     MIPR_DT_Q8_0 = 3, /* blocks of 32: fp16 scale d, 32 int8; x = d * q */
+    MIPR_DT_Q4_0 = 4, /* blocks of 32: fp16 scale d, 32 nibbles; x = d * (q - 8) */
     MIPR_DT_COUNT
 };
 
 #define MIPR_QK8_0 32
+#define MIPR_QK4_0 32
 
 /* Same layout as ggml's block_q8_0 (34 bytes) so GGUF data can be used in place. */
 typedef struct {
@@ -29,26 +35,42 @@ typedef struct {
     int8_t qs[MIPR_QK8_0];
 } mipr_block_q8_0;
 
+/* Same layout as ggml's block_q4_0 (18 bytes): element j < 16 is the low nibble of qs[j],
+ * element j >= 16 the high nibble of qs[j - 16]. */
+typedef struct {
+    uint16_t d;
+    uint8_t qs[MIPR_QK4_0 / 2];
+} mipr_block_q4_0;
+
 const char *mipr_dtype_name(enum mipr_dtype t);
-/* Bytes of one row of n elements; 0 when n is not valid for the type (Q8_0: n % 32 != 0). */
+/* Bytes of one row of n elements: ceil(n / 32) blocks for the quantized types. 0 when n is 0
+ * or t is not a type. */
 size_t mipr_dtype_row_bytes(enum mipr_dtype t, size_t n);
+/* Elements per block: 32 for Q8_0 and Q4_0, 1 for the float types (0 for no type). */
+size_t mipr_dtype_block_size(enum mipr_dtype t);
 
 float mipr_f16_to_f32(uint16_t h);
 uint16_t mipr_f32_to_f16(float f);   /* round to nearest even */
 float mipr_bf16_to_f32(uint16_t h);
 uint16_t mipr_f32_to_bf16(float f);  /* round to nearest even, NaN kept quiet */
-/* Quantizes n floats (n % 32 == 0) to Q8_0 as ggml's reference does: d = max|x| / 127. */
+/* Quantize a row of n floats (any n > 0) into ceil(n / 32) blocks as ggml's reference does,
+ * a partial last block as if zero-padded. Q8_0: d = max|x| / 127, q = round(x / d).
+ * Q4_0: m = the value of largest magnitude (the first of ties), d = m / -8,
+ * q = min(15, (int)(x / d + 8.5)); d is stored as fp16 but q uses the float d. */
 void mipr_quantize_q8_0(mipr_block_q8_0 *out, const float *x, size_t n);
+void mipr_quantize_q4_0(mipr_block_q4_0 *out, const float *x, size_t n);
 
 /* One pointer per operation. Matrices are row-major with rows of `cols` elements of the
  * weight type; "W x" means y[r] = sum_c W[r][c] * x[c]. */
 struct mipr_kernels {
     const char *isa;
-    /* y[r] = W[r] . x, r < rows.
-     * Q8_0 is an integer product, as in llama.cpp: x is quantized per block of 32 like a Q8_0
-     * weight row (d_x = max|x| / 127 kept as a float, q_x = round(x / d_x)), then
+    /* y[r] = W[r] . x, r < rows; any cols > 0 for every type.
+     * Q8_0 and Q4_0 are integer products, as in llama.cpp: x is quantized per block of 32 like
+     * a Q8_0 weight row (d_x = max|x| / 127 kept as a float, q_x = round(x / d_x); the last
+     * block of a partial row zero-padded), then
      *     y[r] = sum over blocks b, in order, of (d_w[b] * d_x[b]) * (float)(q_w[b] . q_x[b])
-     * with the integer dot products exact: every table gives the generic twin's bits. */
+     * where Q4_0's q_w are the nibbles minus 8. The integer dot products are exact, so every
+     * table gives the generic twin's bits. */
     void (*gemv[MIPR_DT_COUNT])(float *y, const void *w, const float *x, size_t rows, size_t cols);
     /* Y[t][r] = W[r] . X[t] for t < n; X is n x cols, Y is n x rows. Each element is
      * computed exactly as gemv computes it, so batched prefill and decode agree bit for bit. */

@@ -1,4 +1,4 @@
-/* bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0] [--threads N]
+/* bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] [--threads N]
  *              [--prefill P] [--decode D] [--batch B] [--gguf OUT] [--json FILE]
  *              [--calib-text FILE --calib-tokens N]
  *
@@ -79,11 +79,13 @@ static int matrix(mipr_model *m, mipr_tensor *t, uint32_t rows, uint32_t cols, e
             row[c] = rnd(1.0f / sqrtf((float)cols));
         if (type == MIPR_DT_Q8_0)
             mipr_quantize_q8_0((mipr_block_q8_0 *)(p + rb * r), row, cols);
+        else if (type == MIPR_DT_Q4_0)
+            mipr_quantize_q4_0((mipr_block_q4_0 *)(p + rb * r), row, cols);
         else
             memcpy(p + rb * r, row, rb);
     }
     free(row);
-    *t = (mipr_tensor){type, rows, cols, p};
+    *t = (mipr_tensor){.type = type, .rows = rows, .cols = cols, .data = p};
     return 1;
 }
 
@@ -92,7 +94,7 @@ static int norm(mipr_model *m, mipr_tensor *t, uint32_t n)
     float *p = mipr_model_alloc(m, n * sizeof *p);
     for (uint32_t i = 0; p && i < n; i++)
         p[i] = 1.0f;
-    *t = (mipr_tensor){MIPR_DT_F32, 1, n, p};
+    *t = (mipr_tensor){.type = MIPR_DT_F32, .rows = 1, .cols = n, .data = p};
     return p != NULL;
 }
 
@@ -164,8 +166,10 @@ static int parse(int argc, char **argv, options *o)
                 if (!strcmp(v, shapes[k].name))
                     o->s = &shapes[k];
         } else if (!strcmp(a, "--type")) {
-            o->type = !strcmp(v, "q8_0") ? MIPR_DT_Q8_0 : !strcmp(v, "f32") ? MIPR_DT_F32
-                                                                            : MIPR_DT_COUNT;
+            o->type = !strcmp(v, "q8_0")   ? MIPR_DT_Q8_0
+                      : !strcmp(v, "q4_0") ? MIPR_DT_Q4_0
+                      : !strcmp(v, "f32")  ? MIPR_DT_F32
+                                           : MIPR_DT_COUNT;
         } else if (!strcmp(a, "--threads")) o->threads = (uint32_t)atoi(v);
         else if (!strcmp(a, "--prefill")) o->prefill = (uint32_t)atoi(v);
         else if (!strcmp(a, "--decode")) o->decode = (uint32_t)atoi(v);
@@ -295,7 +299,7 @@ int main(int argc, char **argv)
     options o = {&shapes[0], MIPR_DT_F32, 0, 512, 128, 128, NULL, NULL, MIPR_BACKEND_OURS, 0,
                  NULL, 0};
     if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0] "
+        fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] "
                         "[--threads N] [--prefill P] [--decode D] [--batch B] "
                         "[--backend ours|xnnpack|auto] [--gguf OUT] [--json FILE] "
                         "[--calib-text FILE --calib-tokens N]\n");
@@ -315,7 +319,7 @@ int main(int argc, char **argv)
     weight_cost(m, &r);
     if (o.gguf) {
         mipr_tokenizer *t = synthetic_tokenizer(o.s->vocab, &err);
-        mipr_gguf_write_opts wo = {o.type, NULL, NULL};
+        mipr_gguf_write_opts wo = {.type = o.type, .on_fallback = NULL, .ctx = NULL};
         if (!t || mipr_gguf_write(o.gguf, m, t, &wo, &err))
             return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
         mipr_tokenizer_free(t);

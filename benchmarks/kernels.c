@@ -187,8 +187,11 @@ static char *make_weights(enum mipr_dtype t, size_t rows, size_t cols, size_t co
         h[i] = t == MIPR_DT_F16 ? mipr_f32_to_f16(f[i]) : mipr_f32_to_bf16(f[i]);
     if (t == MIPR_DT_F32)
         memcpy(w, f, bytes);
-    if (t == MIPR_DT_Q8_0)
-        mipr_quantize_q8_0((mipr_block_q8_0 *)w, f, n);
+    size_t rb = mipr_dtype_row_bytes(t, cols);
+    for (size_t r = 0; r < rows && t == MIPR_DT_Q8_0; r++)
+        mipr_quantize_q8_0((mipr_block_q8_0 *)(w + r * rb), f + r * cols, cols);
+    for (size_t r = 0; r < rows && t == MIPR_DT_Q4_0; r++)
+        mipr_quantize_q4_0((mipr_block_q4_0 *)(w + r * rb), f + r * cols, cols);
     for (size_t c = 1; c < copies; c++)
         memcpy(w + c * bytes, w, bytes);
     free(f);

@@ -80,29 +80,17 @@ static float bits_f32(uint32_t u)
     return v;
 }
 
-/* CRC-32 as zlib computes it (reflected, polynomial 0xEDB88320). The table lives with the
- * reader or writer that uses it: no global state. */
-typedef struct crc_table {
-    uint32_t t[256];
-} crc_table;
+/* CRC-32 is the runtime's (mipr_crc32); the table lives with the reader or writer. */
+typedef mipr_crc32_table crc_table;
 
 static void crc_init(crc_table *c)
 {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t v = i;
-        for (int k = 0; k < 8; k++)
-            v = v & 1 ? (v >> 1) ^ 0xEDB88320u : v >> 1;
-        c->t[i] = v;
-    }
+    mipr_crc32_init(c);
 }
 
-/* crc: 0 to start, or the result of a previous call to continue. */
 static uint32_t crc_update(const crc_table *c, uint32_t crc, const uint8_t *p, size_t n)
 {
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++)
-        crc = c->t[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
+    return mipr_crc32(c, crc, p, n);
 }
 
 /* ---- section layouts ----------------------------------------------------------------------- */
@@ -399,22 +387,33 @@ static mipr_status writer_setup(writer *w, int level, const char *path, mipr_err
     return MIPR_OK;
 }
 
-mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err)
+mipr_status mipr_calib_write(mipr_outfile *o, const mipr_calib *c, int level, mipr_error *err)
 {
+    const char *path = o && o->final_path ? o->final_path : "(output)";
     writer w = {0};
     mipr_status st = check_record(c, path, err);
     if (st == MIPR_OK)
         st = writer_setup(&w, level, path, err);
-    if (st == MIPR_OK && (st = mipr_outfile_open(&w.out, path, err)) == MIPR_OK) {
+    if (st == MIPR_OK) {
+        w.out = *o; /* the stream is shared; o stays the caller's to commit or abort */
         st = write_all(&w, c, err);
-        if (st == MIPR_OK)
-            st = mipr_outfile_commit(&w.out, err);
-        else
-            mipr_outfile_abort(&w.out);
     }
     ZSTD_freeCCtx(w.z);
     free(w.raw);
     free(w.dst);
+    return st;
+}
+
+mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err)
+{
+    mipr_outfile o;
+    mipr_status st = check_record(c, path, err);
+    if (st != MIPR_OK || (st = mipr_outfile_open(&o, path, err)) != MIPR_OK)
+        return st;
+    st = mipr_calib_write(&o, c, level, err);
+    if (st == MIPR_OK)
+        return mipr_outfile_commit(&o, err);
+    mipr_outfile_abort(&o);
     return st;
 }
 
@@ -768,6 +767,24 @@ static mipr_status read_all(reader *r, mipr_calib **out)
     return decode_sections(r, *out);
 }
 
+static mipr_status read_bytes(mipr_calib **out, const uint8_t *data, size_t size,
+                              const char *name, int with_samples, mipr_error *err)
+{
+    reader r = {.path = name, .data = data, .size = size, .with_samples = with_samples,
+                .err = err};
+    crc_init(&r.crc);
+    mipr_calib *c = NULL;
+    mipr_status st = read_all(&r, &c);
+    free(r.d_ff);
+    free(r.sec);
+    if (st) {
+        mipr_calib_free(c);
+        return st;
+    }
+    *out = c;
+    return MIPR_OK;
+}
+
 static mipr_status load(mipr_calib **out, const char *path, int with_samples, mipr_error *err)
 {
     *out = NULL;
@@ -775,20 +792,16 @@ static mipr_status load(mipr_calib **out, const char *path, int with_samples, mi
     mipr_status st = mipr_file_map(&f, path, err);
     if (st)
         return st;
-    reader r = {.path = path, .data = f.data, .size = f.size, .with_samples = with_samples,
-                .err = err};
-    crc_init(&r.crc);
-    mipr_calib *c = NULL;
-    st = read_all(&r, &c);
-    free(r.d_ff);
-    free(r.sec);
+    st = read_bytes(out, f.data, f.size, path, with_samples, err);
     mipr_file_unmap(&f);
-    if (st) {
-        mipr_calib_free(c);
-        return st;
-    }
-    *out = c;
-    return MIPR_OK;
+    return st;
+}
+
+mipr_status mipr_calib_read(mipr_calib **out, const void *buf, size_t len, const char *name,
+                            mipr_error *err)
+{
+    *out = NULL;
+    return read_bytes(out, buf, len, name ? name : "(memory)", 1, err);
 }
 
 mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err)

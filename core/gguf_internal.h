@@ -39,8 +39,8 @@ int mipr_gguf_has_file(const mipr_gguf *g);
 uint32_t mipr_ggml_from_dtype(enum mipr_dtype t);
 int mipr_ggml_to_dtype(uint32_t ggml_type, enum mipr_dtype *out);
 
-/* n elements of type dt at src (any alignment, little-endian) as floats; Q8_0 needs
- * n % 32 == 0. */
+/* n elements of type dt at src (any alignment, little-endian) as floats; a quantized row
+ * of n elements may end in a partial block. */
 void mipr_gguf_to_f32(float *dst, const void *src, enum mipr_dtype dt, size_t n);
 
 /* Key lookup with a NUL-free length-delimited string compare. */

@@ -239,7 +239,7 @@ static mipr_status read_hparams(loader *L)
 /* ---- tensors ---------------------------------------------------------------------------- */
 
 /* Bytes the engine may read as its element type: F32 needs 4-byte alignment, the 16-bit
- * types and Q8_0 blocks (fp16 scale first) need 2. */
+ * types and Q8_0 / Q4_0 blocks (fp16 scale first, 34 / 18 bytes) need 2. */
 static size_t dtype_align(enum mipr_dtype t) { return t == MIPR_DT_F32 ? 4 : 2; }
 
 /* Zero copy into the model's mapping when aligned; otherwise (file with a small
@@ -269,7 +269,8 @@ static mipr_status find_typed(loader *L, const char *name, const mipr_gguf_tenso
     if (!mipr_ggml_to_dtype(t->ggml_type, dt) || !t->data)
         return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED,
                               "%s: tensor %s has type %s (%" PRIu32 "); mipr reads F32, F16, "
-                              "BF16 and Q8_0", L->path, name, mipr_ggml_type_name(t->ggml_type),
+                              "BF16, Q8_0 and Q4_0", L->path, name,
+                              mipr_ggml_type_name(t->ggml_type),
                               t->ggml_type);
     if (t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] > UINT32_MAX || t->ne[1] > UINT32_MAX)
         return mipr_error_set(L->err, MIPR_ERR_FORMAT,
@@ -312,9 +313,14 @@ void mipr_gguf_to_f32(float *dst, const void *src_, enum mipr_dtype dt, size_t n
             dst[i] = mipr_f16_to_f32(load_u16(src + 2 * i));
         else if (dt == MIPR_DT_BF16)
             dst[i] = mipr_bf16_to_f32(load_u16(src + 2 * i));
-        else {
+        else if (dt == MIPR_DT_Q8_0) {
             const uint8_t *b = src + (i / MIPR_QK8_0) * sizeof(mipr_block_q8_0);
             dst[i] = mipr_f16_to_f32(load_u16(b)) * (float)(int8_t)b[2 + i % MIPR_QK8_0];
+        } else {
+            const uint8_t *b = src + (i / MIPR_QK4_0) * sizeof(mipr_block_q4_0);
+            size_t j = i % MIPR_QK4_0;
+            int q = j < MIPR_QK4_0 / 2 ? b[2 + j] & 15 : b[2 + j - MIPR_QK4_0 / 2] >> 4;
+            dst[i] = mipr_f16_to_f32(load_u16(b)) * (float)(q - 8);
         }
     }
 }

@@ -448,7 +448,9 @@ typedef struct ggml_traits {
     uint32_t block_bytes;
 } ggml_traits;
 
-/* Sizes only for the types mipr reads; others are listed but have no data. */
+/* Sizes only for the types mipr reads; others are listed but have no data. ggml stores
+ * whole blocks only: tensor_size rejects rows that are not a multiple of the block (mipr's
+ * own partial last blocks exist in memory and in its runtime format, never in GGUF). */
 static int known_traits(uint32_t type, ggml_traits *t)
 {
     switch (type) {
@@ -456,6 +458,7 @@ static int known_traits(uint32_t type, ggml_traits *t)
     case MIPR_GGML_F16: *t = (ggml_traits){1, 2}; return 1;
     case MIPR_GGML_BF16: *t = (ggml_traits){1, 2}; return 1;
     case MIPR_GGML_Q8_0: *t = (ggml_traits){MIPR_QK8_0, sizeof(mipr_block_q8_0)}; return 1;
+    case MIPR_GGML_Q4_0: *t = (ggml_traits){MIPR_QK4_0, sizeof(mipr_block_q4_0)}; return 1;
     default: return 0;
     }
 }
@@ -957,6 +960,7 @@ uint32_t mipr_ggml_from_dtype(enum mipr_dtype t)
     case MIPR_DT_F16: return MIPR_GGML_F16;
     case MIPR_DT_BF16: return MIPR_GGML_BF16;
     case MIPR_DT_Q8_0: return MIPR_GGML_Q8_0;
+    case MIPR_DT_Q4_0: return MIPR_GGML_Q4_0;
     default: return MIPR_GGML_F32;
     }
 }
@@ -968,6 +972,7 @@ int mipr_ggml_to_dtype(uint32_t ggml_type, enum mipr_dtype *out)
     case MIPR_GGML_F16: *out = MIPR_DT_F16; return 1;
     case MIPR_GGML_BF16: *out = MIPR_DT_BF16; return 1;
     case MIPR_GGML_Q8_0: *out = MIPR_DT_Q8_0; return 1;
+    case MIPR_GGML_Q4_0: *out = MIPR_DT_Q4_0; return 1;
     default: return 0;
     }
 }

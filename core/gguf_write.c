@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gguf_internal.h"
+#include "rows.h"
 
 #define ALIGN 32u
 
@@ -32,7 +33,7 @@ typedef struct plan {
     planned *t;
     size_t n;
     uint32_t max_cols;
-    int any_q8;
+    int any_quant;
 } plan;
 
 /* ---- primitive writes (sticky error) ----------------------------------------------------- */
@@ -131,6 +132,7 @@ static uint32_t file_type(enum mipr_dtype t)
     switch (t) {
     case MIPR_DT_F16: return 1;
     case MIPR_DT_Q8_0: return 7;
+    case MIPR_DT_Q4_0: return 2;
     case MIPR_DT_BF16: return 32;
     default: return 0;
     }
@@ -142,7 +144,7 @@ static void write_general(writer *w, const mipr_model *m, const plan *p, enum mi
     kv_str(w, "general.name", m->name[0] ? m->name : "mipr");
     kv_u32(w, "general.alignment", ALIGN);
     kv_u32(w, "general.file_type", file_type(type));
-    if (p->any_q8)
+    if (p->any_quant)
         kv_u32(w, "general.quantization_version", 2);
 }
 
@@ -260,13 +262,15 @@ static mipr_status add_tensor(plan *p, const char *path, const char *name, const
         return mipr_error_set(err, MIPR_ERR_ARG,
                               "%s: tensor %s is invalid (type %d, %" PRIu32 "x%" PRIu32 ")", path,
                               name, (int)t->type, t->rows, t->cols);
-    e->type = is_norm ? MIPR_DT_F32 : opts->type;
-    if (!is_norm && e->type == MIPR_DT_Q8_0 && t->cols % MIPR_QK8_0) {
-        e->type = MIPR_DT_F16; /* Q8_0 blocks cannot split a row */
+    e->type = is_norm ? MIPR_DT_F32 : opts->keep_types ? t->type : opts->type;
+    size_t block = mipr_dtype_block_size(e->type);
+    if (block > 1 && t->cols % block) {
+        /* ggml's blocks cannot split a row (no partial last block in GGUF) */
         if (opts->on_fallback)
-            opts->on_fallback(opts->ctx, name, MIPR_DT_Q8_0, MIPR_DT_F16);
+            opts->on_fallback(opts->ctx, name, e->type, MIPR_DT_F16);
+        e->type = MIPR_DT_F16;
     }
-    p->any_q8 |= e->type == MIPR_DT_Q8_0;
+    p->any_quant |= mipr_dtype_block_size(e->type) > 1;
     if (t->cols > p->max_cols)
         p->max_cols = t->cols;
     e->nbytes = (uint64_t)mipr_dtype_row_bytes(e->type, t->cols) * t->rows;
@@ -335,27 +339,6 @@ static void write_infos(writer *w, const plan *p)
 
 /* ---- tensor data -------------------------------------------------------------------------- */
 
-static size_t encode_row(uint8_t *out, const float *x, enum mipr_dtype t, size_t n)
-{
-    uint16_t *h = (uint16_t *)out;
-    switch (t) {
-    case MIPR_DT_F16:
-        for (size_t i = 0; i < n; i++)
-            h[i] = mipr_f32_to_f16(x[i]);
-        break;
-    case MIPR_DT_BF16:
-        for (size_t i = 0; i < n; i++)
-            h[i] = mipr_f32_to_bf16(x[i]);
-        break;
-    case MIPR_DT_Q8_0:
-        mipr_quantize_q8_0((mipr_block_q8_0 *)out, x, n);
-        break;
-    default:
-        memcpy(out, x, n * sizeof(float));
-    }
-    return mipr_dtype_row_bytes(t, n);
-}
-
 /* Rows already in the wanted type are copied bit for bit; others go through f32. */
 static void write_data(writer *w, const planned *e, float *rowf, uint8_t *rowb)
 {
@@ -368,7 +351,7 @@ static void write_data(writer *w, const planned *e, float *rowf, uint8_t *rowb)
             w_bytes(w, row, in_bytes);
         } else {
             mipr_gguf_to_f32(rowf, row, t->type, t->cols);
-            w_bytes(w, rowb, encode_row(rowb, rowf, e->type, t->cols));
+            w_bytes(w, rowb, mipr_row_encode(rowb, rowf, e->type, t->cols));
         }
     }
     w_pad(w);
@@ -432,27 +415,21 @@ static char *piece_buffer(const mipr_tokenizer *tok)
     return malloc(3 * longest + 1);
 }
 
-static mipr_status write_file(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+/* Header and data into o; the caller commits or aborts. */
+static mipr_status write_into(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
                               const plan *p, enum mipr_dtype type, char *buf, mipr_error *err)
 {
-    mipr_outfile o;
-    mipr_status st = mipr_outfile_open(&o, path, err);
-    if (st != MIPR_OK)
-        return st;
-    writer w = {.o = &o, .err = err, .arch = uniform_ffn(m) ? "llama" : "deci"};
+    writer w = {.o = o, .err = err, .arch = uniform_ffn(m) ? "llama" : "deci"};
     write_header(&w, m, tok, p, type, buf);
     if (w.st == MIPR_OK)
         write_all_data(&w, p);
-    if (w.st == MIPR_OK)
-        w.st = mipr_outfile_commit(&o, err);
-    if (w.st != MIPR_OK)
-        mipr_outfile_abort(&o);
     return w.st;
 }
 
-mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
-                            const mipr_gguf_write_opts *opts, mipr_error *err)
+mipr_status mipr_gguf_write_to(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
+                               const mipr_gguf_write_opts *opts, mipr_error *err)
 {
+    const char *path = o && o->final_path ? o->final_path : "(output)";
     mipr_status st = check_args(path, m, tok, opts, err);
     if (st != MIPR_OK)
         return st;
@@ -462,8 +439,22 @@ mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_to
     if (st == MIPR_OK && !(buf = piece_buffer(tok)))
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", path);
     if (st == MIPR_OK)
-        st = write_file(path, m, tok, &p, opts->type, buf, err);
+        st = write_into(o, m, tok, &p, opts->type, buf, err);
     free(buf);
     free(p.t);
+    return st;
+}
+
+mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                            const mipr_gguf_write_opts *opts, mipr_error *err)
+{
+    mipr_status st = check_args(path, m, tok, opts, err);
+    mipr_outfile o;
+    if (st != MIPR_OK || (st = mipr_outfile_open(&o, path, err)) != MIPR_OK)
+        return st;
+    st = mipr_gguf_write_to(&o, m, tok, opts, err);
+    if (st == MIPR_OK)
+        return mipr_outfile_commit(&o, err);
+    mipr_outfile_abort(&o);
     return st;
 }

@@ -1,4 +1,6 @@
 /* llama2.c checkpoints, version 0 ("legacy"): a 7 x int32 header, then float32 arrays. */
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mipr.h"
@@ -38,7 +40,7 @@ static uint64_t place(mipr_model *m, const float *base, const struct l2c_header 
     const uint64_t hs = dim / (uint64_t)h->n_heads, kv = hs * (uint64_t)h->n_kv_heads;
     const uint64_t vocab = m->hp.vocab_size;
     uint64_t at = 0;
-#define TAKE(T, R, C) (T = (mipr_tensor){MIPR_DT_F32, (uint32_t)(R), (uint32_t)(C), base + at}, at += (uint64_t)(R) * (C))
+#define TAKE(T, R, C) (T = (mipr_tensor){.type = MIPR_DT_F32, .rows = (uint32_t)(R), .cols = (uint32_t)(C), .data = base + at}, at += (uint64_t)(R) * (C))
     TAKE(m->tok_embd, vocab, dim);
     for (uint64_t l = 0; l < L; l++) TAKE(m->layers[l].attn_norm, 1, dim);
     for (uint64_t l = 0; l < L; l++) TAKE(m->layers[l].wq, dim, dim);
@@ -89,6 +91,57 @@ static mipr_status fill_model(mipr_model *m, const struct l2c_header *h)
     return MIPR_OK;
 }
 
+/* Validates the header and the size, then builds the model over data (borrowed). */
+static mipr_status read_model(mipr_model **out, const uint8_t *data, size_t size,
+                              const char *name, mipr_error *err)
+{
+    struct l2c_header h;
+    if (size < sizeof h)
+        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: %zu bytes is too short for a llama2.c "
+                              "checkpoint header (28 bytes)", name, size);
+    memcpy(&h, data, sizeof h);
+    if (h.dim == 0x616b3432)
+        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: llama2.c version %d checkpoint "
+                              "(magic ak42); only version 0 is supported", name, h.hidden_dim);
+    mipr_status st = check_header(&h, name, err);
+    if (st)
+        return st;
+    /* Every factor is bounded by the limits above, so this cannot overflow 64 bits, and
+     * nothing is allocated before the file is known to hold exactly these bytes. */
+    uint64_t need = sizeof h + 4 * needed_floats(&h);
+    if (need != size)
+        return mipr_error_set(err, MIPR_ERR_FORMAT,
+                              "%s: the header describes %llu bytes of weights but the file has "
+                              "%zu bytes (%s)", name, (unsigned long long)need, size,
+                              need > size ? "truncated?" : "wrong header or trailing data");
+    mipr_model *m = NULL;
+    if ((st = mipr_model_new(&m, (uint32_t)h.n_layers, err)))
+        return st;
+    fill_model(m, &h);
+    place(m, (const float *)(const void *)(data + sizeof h), &h);
+    snprintf(m->name, sizeof m->name, "llama2.c");
+    *out = m;
+    return MIPR_OK;
+}
+
+mipr_status mipr_llama2c_read_model(mipr_model **out, const void *buf, size_t len,
+                                    const char *name, mipr_error *err)
+{
+    *out = NULL;
+    if (!name)
+        name = "(memory)";
+    if (len && ((uintptr_t)buf % sizeof(float)))
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: buffer is not aligned for floats", name);
+    mipr_model *m = NULL;
+    mipr_status st = read_model(&m, buf, len, name, err);
+    if (st == MIPR_OK && (st = mipr_model_validate(m, name, err)) != MIPR_OK) {
+        mipr_model_free(m);
+        m = NULL;
+    }
+    *out = m;
+    return st;
+}
+
 mipr_status mipr_llama2c_load_model(mipr_model **out, const char *path, mipr_error *err)
 {
     *out = NULL;
@@ -96,34 +149,9 @@ mipr_status mipr_llama2c_load_model(mipr_model **out, const char *path, mipr_err
     mipr_status st = mipr_file_map(&f, path, err);
     if (st)
         return st;
-    struct l2c_header h;
-    if (f.size < sizeof h) {
-        mipr_file_unmap(&f);
-        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: %zu bytes is too short for a llama2.c "
-                              "checkpoint header (28 bytes)", path, f.size);
-    }
-    memcpy(&h, f.data, sizeof h);
-    if (h.dim == 0x616b3432) {
-        mipr_file_unmap(&f);
-        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: llama2.c version %d checkpoint "
-                              "(magic ak42); only version 0 is supported", path, h.hidden_dim);
-    }
     mipr_model *m = NULL;
-    if ((st = check_header(&h, path, err)) == MIPR_OK) {
-        uint64_t need = sizeof h + 4 * needed_floats(&h);
-        if (need != f.size)
-            st = mipr_error_set(err, MIPR_ERR_FORMAT,
-                                "%s: the header describes %llu bytes of weights but the file has "
-                                "%zu bytes (%s)", path, (unsigned long long)need, f.size,
-                                need > f.size ? "truncated?" : "wrong header or trailing data");
-    }
-    if (st == MIPR_OK && (st = mipr_model_new(&m, (uint32_t)h.n_layers, err)) == MIPR_OK) {
-        fill_model(m, &h);
-        place(m, (const float *)(f.data + sizeof h), &h);
-        snprintf(m->name, sizeof m->name, "llama2.c");
-        st = mipr_model_adopt_file(m, &f, err);
-    }
-    if (st == MIPR_OK)
+    if ((st = read_model(&m, f.data, f.size, path, err)) == MIPR_OK &&
+        (st = mipr_model_adopt_file(m, &f, err)) == MIPR_OK)
         st = mipr_model_validate(m, path, err);
     if (st) {
         mipr_model_free(m);

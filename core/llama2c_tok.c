@@ -126,6 +126,42 @@ static int32_t special_id(uint32_t id, uint32_t n_vocab)
     return id < n_vocab ? (int32_t)id : -1;
 }
 
+/* Every token takes at least 8 bytes (score and length), so the file bounds the count
+ * before the tokenizer's tables are allocated. */
+static mipr_status read_tokenizer(mipr_tokenizer **out, const uint8_t *data, size_t size,
+                                  const char *name, uint32_t n_vocab, mipr_error *err)
+{
+    if (n_vocab == 0 || n_vocab > MIPR_MAX_VOCAB)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: vocabulary size %u out of range (1..%u)",
+                              name, n_vocab, MIPR_MAX_VOCAB);
+    tok_reader r = {data, size, 0, name, 0};
+    mipr_status st = read_header(&r, err);
+    if (st)
+        return st;
+    if ((size - 4) / 8 < n_vocab)
+        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: %zu bytes cannot hold the %u tokens "
+                              "the model needs (truncated, or not its tokenizer)", name, size,
+                              n_vocab);
+    mipr_tokenizer *t = NULL;
+    if ((st = mipr_tokenizer_new(&t, n_vocab, err)) == MIPR_OK &&
+        (st = read_tokens(t, &r, n_vocab, err)) == MIPR_OK)
+        st = mipr_tokenizer_finish(t, special_id(1, n_vocab), special_id(2, n_vocab),
+                                   special_id(0, n_vocab), 1, err);
+    if (st != MIPR_OK) {
+        mipr_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return MIPR_OK;
+}
+
+mipr_status mipr_llama2c_read_tokenizer(mipr_tokenizer **out, const void *buf, size_t len,
+                                        const char *name, uint32_t n_vocab, mipr_error *err)
+{
+    *out = NULL;
+    return read_tokenizer(out, buf, len, name ? name : "(memory)", n_vocab, err);
+}
+
 mipr_status mipr_llama2c_load_tokenizer(mipr_tokenizer **out, const char *path, uint32_t n_vocab,
                                         mipr_error *err)
 {
@@ -137,18 +173,7 @@ mipr_status mipr_llama2c_load_tokenizer(mipr_tokenizer **out, const char *path, 
     mipr_status st = mipr_file_map(&f, path, err);
     if (st != MIPR_OK)
         return st;
-    tok_reader r = {f.data, f.size, 0, path, 0};
-    mipr_tokenizer *t = NULL;
-    if ((st = read_header(&r, err)) == MIPR_OK &&
-        (st = mipr_tokenizer_new(&t, n_vocab, err)) == MIPR_OK &&
-        (st = read_tokens(t, &r, n_vocab, err)) == MIPR_OK)
-        st = mipr_tokenizer_finish(t, special_id(1, n_vocab), special_id(2, n_vocab),
-                                   special_id(0, n_vocab), 1, err);
+    st = read_tokenizer(out, f.data, f.size, path, n_vocab, err);
     mipr_file_unmap(&f);
-    if (st != MIPR_OK) {
-        mipr_tokenizer_free(t);
-        return st;
-    }
-    *out = t;
-    return MIPR_OK;
+    return st;
 }

@@ -17,6 +17,8 @@ enum mipr_file_kind mipr_detect_file(const char *path, mipr_error *err)
     fclose(f);
     if (n >= 4 && memcmp(head, "GGUF", 4) == 0)
         return MIPR_FILE_GGUF;
+    if (mipr_mpk_is_mpk(head, n))
+        return MIPR_FILE_MPK;
     if (n >= 8)
         return MIPR_FILE_LLAMA2C; /* no magic: the header check decides */
     mipr_error_set(err, MIPR_ERR_FORMAT, "%s: too short (%zu bytes) to be a model file", path, n);
@@ -86,6 +88,12 @@ mipr_status mipr_load(mipr_model **model, mipr_tokenizer **tok, const char *path
     switch (mipr_detect_file(path, err)) {
     case MIPR_FILE_GGUF: st = load_gguf(model, tok, path, tokenizer_path, err); break;
     case MIPR_FILE_LLAMA2C: st = load_llama2c(model, tok, path, tokenizer_path, err); break;
+    case MIPR_FILE_MPK:
+        if (tokenizer_path)
+            return mipr_error_set(err, MIPR_ERR_ARG, "%s: an .mpk carries its tokenizer; drop -z",
+                                  path);
+        st = mipr_mpk_open_file(model, tok, path, NULL, err);
+        break;
     default: return err ? err->status : MIPR_ERR_FORMAT;
     }
     if (st) {

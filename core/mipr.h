@@ -23,7 +23,8 @@ enum mipr_gguf_vtype {
 
 /* ggml tensor type ids that mipr reads or writes. */
 enum mipr_ggml_type {
-    MIPR_GGML_F32 = 0, MIPR_GGML_F16 = 1, MIPR_GGML_Q8_0 = 8, MIPR_GGML_BF16 = 30,
+    MIPR_GGML_F32 = 0, MIPR_GGML_F16 = 1, MIPR_GGML_Q4_0 = 2, MIPR_GGML_Q8_0 = 8,
+    MIPR_GGML_BF16 = 30,
 };
 
 typedef struct mipr_gguf mipr_gguf;
@@ -75,12 +76,13 @@ const char *mipr_ggml_type_name(uint32_t ggml_type);
 
 /* ---- model files -------------------------------------------------------------------------- */
 
-enum mipr_file_kind { MIPR_FILE_UNKNOWN = 0, MIPR_FILE_GGUF, MIPR_FILE_LLAMA2C };
+enum mipr_file_kind { MIPR_FILE_UNKNOWN = 0, MIPR_FILE_GGUF, MIPR_FILE_LLAMA2C, MIPR_FILE_MPK };
 
 /* Looks at the first bytes (GGUF magic, or a plausible llama2.c header). */
 enum mipr_file_kind mipr_detect_file(const char *path, mipr_error *err);
 
-/* Loads a model and its tokenizer. GGUF carries its tokenizer; a llama2.c checkpoint needs
+/* Loads a model and its tokenizer. GGUF and .mpk carry their tokenizer (an .mpk is decoded
+ * whole, as mipr_mpk_open_file does without low_ram); a llama2.c checkpoint needs
  * tokenizer_path (NULL: "tokenizer.bin" beside the model). tok may be NULL when the caller
  * does not need it. Hyper-parameters come from the file only. */
 mipr_status mipr_load(mipr_model **model, mipr_tokenizer **tok, const char *path,
@@ -90,25 +92,15 @@ mipr_status mipr_llama2c_load_model(mipr_model **out, const char *path, mipr_err
 /* Reads a llama2.c tokenizer.bin, which must hold exactly n_vocab tokens. */
 mipr_status mipr_llama2c_load_tokenizer(mipr_tokenizer **out, const char *path, uint32_t n_vocab,
                                         mipr_error *err);
+/* The same readers over bytes in memory (fuzzing, embedded callers); name stands for the
+ * file in messages. The model borrows buf (4-byte aligned), which must outlive it; the
+ * tokenizer copies what it needs. */
+mipr_status mipr_llama2c_read_model(mipr_model **out, const void *buf, size_t len,
+                                    const char *name, mipr_error *err);
+mipr_status mipr_llama2c_read_tokenizer(mipr_tokenizer **out, const void *buf, size_t len,
+                                        const char *name, uint32_t n_vocab, mipr_error *err);
 mipr_status mipr_gguf_load_model(mipr_model **out, const mipr_gguf *g, mipr_error *err);
 mipr_status mipr_gguf_load_tokenizer(mipr_tokenizer **out, const mipr_gguf *g, mipr_error *err);
-
-/* ---- GGUF writer -------------------------------------------------------------------------- */
-
-typedef struct mipr_gguf_write_opts {
-    enum mipr_dtype type; /* of 2-D weights; norms stay F32 */
-    /* Called once per tensor that could not take `type` (e.g. Q8_0 rows not a multiple of
-     * 32) with the type it was written in instead. May be NULL. */
-    void (*on_fallback)(void *ctx, const char *tensor, enum mipr_dtype wanted,
-                        enum mipr_dtype used);
-    void *ctx;
-} mipr_gguf_write_opts;
-
-/* Writes model + tokenizer as GGUF v3 (32-byte aligned). Uniform FFN widths give
- * architecture "llama"; per-layer widths give "deci" with an INT32 feed_forward_length
- * array. The file appears atomically: written to a temporary beside it, then renamed. */
-mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
-                            const mipr_gguf_write_opts *opts, mipr_error *err);
 
 /* ---- atomic output ------------------------------------------------------------------------ */
 
@@ -120,12 +112,71 @@ typedef struct mipr_outfile {
 
 /* Opens a temporary file in path's directory. */
 mipr_status mipr_outfile_open(mipr_outfile *o, const char *path, mipr_error *err);
-/* Flushes, syncs and renames onto the final path; on failure the temporary is removed. */
+/* Flushes, syncs and renames onto the final path; on failure (a write error on the stream
+ * included) the temporary is removed. */
 mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err);
 /* Removes the temporary; the final path is untouched. Safe after commit. */
 void mipr_outfile_abort(mipr_outfile *o);
 /* Writes n bytes or records an I/O error naming the file. */
 mipr_status mipr_outfile_write(mipr_outfile *o, const void *p, size_t n, mipr_error *err);
+
+/* ---- GGUF writer -------------------------------------------------------------------------- */
+
+typedef struct mipr_gguf_write_opts {
+    enum mipr_dtype type; /* of 2-D weights; norms stay F32 */
+    /* Called once per tensor that could not take `type` (e.g. Q8_0 rows not a multiple of
+     * 32) with the type it was written in instead. May be NULL. */
+    void (*on_fallback)(void *ctx, const char *tensor, enum mipr_dtype wanted,
+                        enum mipr_dtype used);
+    void *ctx;
+    int keep_types; /* each 2-D weight keeps its own type (type is then ignored) */
+} mipr_gguf_write_opts;
+
+/* Writes model + tokenizer as GGUF v3 (32-byte aligned). Uniform FFN widths give
+ * architecture "llama"; per-layer widths give "deci" with an INT32 feed_forward_length
+ * array. The file appears atomically: written to a temporary beside it, then renamed. */
+mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                            const mipr_gguf_write_opts *opts, mipr_error *err);
+/* The same into an open output, which the caller then commits or aborts (so that it can
+ * decide, e.g. after an interrupt, that the new file must not replace the old one). */
+mipr_status mipr_gguf_write_to(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
+                               const mipr_gguf_write_opts *opts, mipr_error *err);
+
+/* ---- .mpk writer (docs/FORMAT.md; the reader is the runtime's) --------------------------- */
+
+typedef struct mipr_mpk_extra {
+    char tag[4];
+    int required;
+    const void *data;
+    size_t size;
+} mipr_mpk_extra;
+
+typedef struct mipr_mpk_write_opts {
+    /* Type of the layers' 2-D weights: F32, F16, BF16, Q8_0 or Q4_0. Norms and biases stay
+     * F32; with Q4_0 the embedding and output matrices take Q8_0 (they are the most
+     * sensitive, as llama.cpp's Q4_0 also keeps them finer). Rows already in the wanted
+     * type are copied bit for bit. */
+    enum mipr_dtype type;
+    int raw;              /* store every tensor uncompressed (firmware: no zstd) */
+    int level;            /* zstd level 1..19; 0: 9 */
+    int planes;           /* byte planes for float tensors: -1 try both per tensor, 0 off, 1 on */
+    uint32_t chunk_bytes; /* decoded bytes per chunk (whole rows); 0: 256 KiB */
+    const char *meta;     /* free text for the META section (producer, source); may be NULL */
+    const mipr_mpk_extra *extra; /* more sections (tests use this for unknown ones) */
+    size_t n_extra;
+    /* Called after each tensor is written (info as mipr_mpk_inspect gives it). */
+    void (*on_tensor)(void *ctx, const mipr_mpk_tensor_info *t, uint32_t index, uint32_t total);
+    void *ctx;
+} mipr_mpk_write_opts;
+
+/* Writes model + tokenizer as .mpk, atomically (temporary file, then rename). */
+mipr_status mipr_mpk_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
+                           const mipr_mpk_write_opts *opts, mipr_error *err);
+/* The same into an open output (seekable), which the caller then commits or aborts. */
+mipr_status mipr_mpk_write_to(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
+                              const mipr_mpk_write_opts *opts, mipr_error *err);
+
+
 
 /* ---- evaluation --------------------------------------------------------------------------- */
 
@@ -199,7 +250,12 @@ mipr_status mipr_calibrate(mipr_calib **out, const mipr_model *m, const mipr_tok
 /* The .mcal file (docs/CALIB_FORMAT.md): versioned, sections zstd-compressed with checksums,
  * written atomically. level: zstd level (0: default). */
 mipr_status mipr_calib_save(const mipr_calib *c, const char *path, int level, mipr_error *err);
+/* The same into an open output, which the caller commits or aborts. */
+mipr_status mipr_calib_write(mipr_outfile *o, const mipr_calib *c, int level, mipr_error *err);
 mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err);
+/* mipr_calib_load over len bytes in memory (samples included); name is for messages. */
+mipr_status mipr_calib_read(mipr_calib **out, const void *buf, size_t len, const char *name,
+                            mipr_error *err);
 /* Like mipr_calib_load, but the samples stay in the file (every layer's `samples` is NULL):
  * mipr_calib_samples reads one layer at a time, so pruning holds one layer's samples. */
 mipr_status mipr_calib_open(mipr_calib **out, const char *path, mipr_error *err);

@@ -121,13 +121,21 @@ mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err)
     if (!o->fp)
         return mipr_error_set(err, MIPR_ERR_ARG, "%s: commit of a closed output",
                               o->final_path ? o->final_path : "(output)");
-    const char *step = "flush";
-    int bad = fflush(o->fp) != 0;
+    /* A stream error from any earlier write (e.g. fprintf into a full disk) leaves the
+     * buffer discarded, and a later fflush may then succeed: check the sticky flag too. */
+    const char *step = "write";
+    int bad = ferror(o->fp) != 0;
+    int e = 0;
+    if (!bad) {
+        step = "flush";
+        bad = fflush(o->fp) != 0;
+        e = errno;
+    }
     if (!bad) {
         step = "sync";
         bad = fsync(fileno(o->fp)) != 0;
+        e = errno;
     }
-    int e = errno;
     if (fclose(o->fp) != 0 && !bad) {
         step = "close";
         bad = 1;
@@ -140,7 +148,12 @@ mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err)
         e = errno;
     }
     if (bad) {
-        mipr_error_set(err, MIPR_ERR_IO, "%s: %s failed: %s", o->final_path, step, strerror(e));
+        if (e == 0 && strcmp(step, "write") == 0) /* stdio keeps the flag, not the errno */
+            mipr_error_set(err, MIPR_ERR_IO, "%s: write failed (disk full, or an I/O error)",
+                           o->final_path);
+        else
+            mipr_error_set(err, MIPR_ERR_IO, "%s: %s failed: %s", o->final_path, step,
+                           strerror(e));
         unlink(o->tmp_path);
         outfile_clear(o);
         return MIPR_ERR_IO;

@@ -26,7 +26,7 @@ static mipr_status slice_rows(mipr_model *out, mipr_tensor *dst, const mipr_tens
     char *p = mipr_model_alloc(out, rb * k);
     if (!p)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for a pruned tensor");
-    *dst = (mipr_tensor){src->type, k, src->cols, p};
+    *dst = (mipr_tensor){.type = src->type, .rows = k, .cols = src->cols, .data = p};
     for (uint32_t r = 0; r < src->rows; r++)
         if (keep[r])
             memcpy(p, (const char *)src->data + rb * r, rb), p += rb;
@@ -71,6 +71,8 @@ static void store_row(enum mipr_dtype t, void *dst, const float *x, uint32_t n)
         memcpy(dst, x, n * sizeof *x);
     else if (t == MIPR_DT_Q8_0)
         mipr_quantize_q8_0(dst, x, n);
+    else if (t == MIPR_DT_Q4_0)
+        mipr_quantize_q4_0(dst, x, n);
     for (uint32_t i = 0; (t == MIPR_DT_F16 || t == MIPR_DT_BF16) && i < n; i++)
         ((uint16_t *)dst)[i] = t == MIPR_DT_F16 ? mipr_f32_to_f16(x[i]) : mipr_f32_to_bf16(x[i]);
 }
@@ -78,8 +80,8 @@ static void store_row(enum mipr_dtype t, void *dst, const float *x, uint32_t n)
 static mipr_status slice_down(mipr_model *out, mipr_layer *L, const slicer *s, mipr_error *err)
 {
     enum mipr_dtype t = s->src->ffn_down.type;
-    if (t == MIPR_DT_Q8_0 && s->k % MIPR_QK8_0)
-        t = MIPR_DT_F16; /* Q8_0 rows must be multiples of 32 */
+    if (s->k % mipr_dtype_block_size(t))
+        t = MIPR_DT_F16; /* the pruned model goes to GGUF, whose blocks cannot split a row */
     size_t rb = mipr_dtype_row_bytes(t, s->k);
     char *p = mipr_model_alloc(out, rb * s->dim);
     float *bias = s->use_bias || s->src->ffn_down_b.data ? mipr_model_alloc(out, s->dim * 4) : NULL;
@@ -97,8 +99,11 @@ static mipr_status slice_down(mipr_model *out, mipr_layer *L, const slicer *s, m
             bias[r] = (float)b;
     }
     if (st == MIPR_OK) {
-        L->ffn_down = (mipr_tensor){t, s->dim, s->k, p};
-        L->ffn_down_b = bias ? (mipr_tensor){MIPR_DT_F32, 1, s->dim, bias} : (mipr_tensor){0};
+        L->ffn_down = (mipr_tensor){.type = t, .rows = s->dim, .cols = s->k, .data = p};
+        L->ffn_down_b = (mipr_tensor){.type = MIPR_DT_F32, .rows = 1, .cols = s->dim,
+                                      .data = bias};
+        if (!bias)
+            L->ffn_down_b = (mipr_tensor){0};
     }
     free(full), free(kept);
     return st;

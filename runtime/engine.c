@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mipr_runtime.h"
+#include "stream.h"
 #include "xnn.h"
 
 struct mipr_engine {
@@ -23,6 +24,7 @@ struct mipr_engine {
     mipr_pool *pool;
     mipr_backend backend;
     mipr_xnn *xnn;             /* XNNPACK operators when the backend uses them, else NULL */
+    const struct mipr_stream_ *stream; /* any streamed tensor of the model, else NULL */
 };
 
 /* Upper bound on parallel tasks per operation (sizes the attention scratch). */
@@ -41,6 +43,24 @@ static float *alloc_floats(size_t n, int *ok)
     if (!p)
         *ok = 0;
     return p;
+}
+
+/* Streamed tensors of one model share one decoder: asking any of them reports its error. */
+static const struct mipr_stream_ *any_stream(const mipr_model *m)
+{
+    const mipr_tensor *g[] = {&m->tok_embd, &m->output};
+    for (size_t i = 0; i < 2; i++)
+        if (g[i]->stream_)
+            return g[i]->stream_;
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
+        const mipr_layer *L = &m->layers[l];
+        const mipr_tensor *t[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up,
+                                  &L->ffn_down};
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+            if (t[i]->stream_)
+                return t[i]->stream_;
+    }
+    return NULL;
 }
 
 mipr_status mipr_engine_new(mipr_engine **out, const mipr_model *m, uint32_t max_ctx,
@@ -63,6 +83,7 @@ mipr_status mipr_engine_new(mipr_engine **out, const mipr_model *m, uint32_t max
     e->max_ctx = max_ctx;
     e->max_batch = max_batch;
     e->kv_dim = hp->head_size * hp->n_kv_heads;
+    e->stream = any_stream(m);
     for (uint32_t l = 0; l < hp->n_layers; l++)
         e->max_ff = m->layers[l].d_ff > e->max_ff ? m->layers[l].d_ff : e->max_ff;
     size_t bd = (size_t)max_batch * hp->dim, bf = (size_t)max_batch * e->max_ff;
@@ -178,8 +199,40 @@ static size_t ceil_div(size_t a, size_t b)
     return (a + b - 1) / b;
 }
 
+static void matmul_resident(const mipr_engine *e, float *y, const mipr_tensor *w,
+                            const float *x, uint32_t n);
+
+/* A streamed tensor (low-RAM .mpk) arrives a chunk of rows at a time. Each token's rows go
+ * through gemv, which gemm equals bit for bit, so results match the resident model's; the
+ * chunk stays in cache across the tokens of a batch. A decoding error is recorded in the
+ * stream and reported by mipr_engine_forward. */
+static void matmul_streamed(const mipr_engine *e, float *y, const mipr_tensor *w,
+                            const float *x, uint32_t n)
+{
+    uint32_t chunks = mipr_stream_n_chunks(w->stream_);
+    for (uint32_t c = 0; c < chunks; c++) {
+        uint32_t first, rows;
+        const void *data = mipr_stream_chunk(w->stream_, c, &first, &rows);
+        if (!data)
+            return;
+        mipr_tensor part = {.type = w->type, .rows = rows, .cols = w->cols, .data = data};
+        for (uint32_t t = 0; t < n; t++)
+            matmul_resident(e, y + (size_t)t * w->rows + first, &part, x + (size_t)t * w->cols,
+                            1);
+    }
+}
+
 static void matmul(const mipr_engine *e, float *y, const mipr_tensor *w, const float *x,
                    uint32_t n)
+{
+    if (w->stream_)
+        matmul_streamed(e, y, w, x, n);
+    else
+        matmul_resident(e, y, w, x, n);
+}
+
+static void matmul_resident(const mipr_engine *e, float *y, const mipr_tensor *w,
+                            const float *x, uint32_t n)
 {
     if (n > 1 && e->xnn && mipr_xnn_matmul(e->xnn, y, w, x, n, e->pool))
         return; /* not bit-identical to gemm: see mipr_engine_set_backend */
@@ -310,16 +363,35 @@ static void classify(mipr_engine *e, float *logits, uint32_t first, uint32_t n)
     matmul(e, logits, &e->m->output, e->xb, n);
 }
 
+/* Row `row` of the embedding, from wherever it lives. */
+static void embed(mipr_engine *e, float *out, const mipr_tensor *w, uint32_t row)
+{
+    const void *data = w->data;
+    if (w->stream_) {
+        uint32_t first, rows;
+        data = mipr_stream_chunk(w->stream_, row / mipr_stream_rows_per_chunk(w->stream_),
+                                 &first, &rows);
+        if (!data)
+            return;
+        row -= first;
+    }
+    e->k->row_to_f32[w->type](out, data, row, w->cols);
+}
+
 static void forward_chunk(mipr_engine *e, const int32_t *tokens, uint32_t n, uint32_t pos)
 {
     const mipr_model *m = e->m;
     for (uint32_t t = 0; t < n; t++)
-        e->k->row_to_f32[m->tok_embd.type](e->x + (size_t)t * m->hp.dim, m->tok_embd.data,
-                                           (size_t)tokens[t], m->hp.dim);
+        embed(e, e->x + (size_t)t * m->hp.dim, &m->tok_embd, (uint32_t)tokens[t]);
     for (uint32_t l = 0; l < m->hp.n_layers; l++) {
         attention_block(e, l, n, pos);
         ffn_block(e, l, n, pos);
     }
+}
+
+static mipr_status take_stream_error(const mipr_engine *e, mipr_error *err)
+{
+    return e->stream ? mipr_stream_take_error(e->stream, err) : MIPR_OK;
 }
 
 mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t n, uint32_t pos,
@@ -342,6 +414,8 @@ mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t 
         else if (logits && done + c == n)
             classify(e, logits, c - 1, 1);
         mipr_status st = e->xnn ? mipr_xnn_take_error(e->xnn, err) : MIPR_OK;
+        if (st == MIPR_OK)
+            st = take_stream_error(e, err);
         if (st)
             return st;
         done += c;

@@ -1,5 +1,6 @@
 /* The only file-system access of the runtime. A firmware build replaces this file. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -45,4 +46,17 @@ void mipr_file_unmap(mipr_mapped_file *f)
         munmap(f->handle_, f->size);
     if (f)
         memset(f, 0, sizeof *f);
+}
+
+void mipr_file_release(const mipr_mapped_file *f, const void *p, size_t n)
+{
+    /* only whole pages inside [p, p + n) of this mapping: the rest may still be in use */
+    const uint8_t *lo = p, *hi = lo + n, *base = f ? f->data : NULL;
+    long page = sysconf(_SC_PAGESIZE);
+    if (!base || page <= 0 || lo < base || hi > base + f->size)
+        return;
+    uintptr_t a = ((uintptr_t)lo + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t b = (uintptr_t)hi / (uintptr_t)page * (uintptr_t)page;
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }

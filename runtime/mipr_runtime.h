@@ -50,6 +50,20 @@ typedef struct mipr_mapped_file {
 /* Maps (or reads) the whole file read-only. An empty file is mapped with data == NULL. */
 mipr_status mipr_file_map(mipr_mapped_file *out, const char *path, mipr_error *err);
 void mipr_file_unmap(mipr_mapped_file *f);
+/* Tells the system the pages of [p, p + n) in f will not be read soon (they stop counting
+ * as this process's memory; a later read maps them again). A hint: never fails. */
+void mipr_file_release(const mipr_mapped_file *f, const void *p, size_t n);
+
+/* ---- checksums ------------------------------------------------------------------------- */
+
+/* CRC-32 as zlib computes it. The 8 KiB table is the caller's (no global state). */
+typedef struct mipr_crc32_table {
+    uint32_t t[8][256];
+} mipr_crc32_table;
+
+void mipr_crc32_init(mipr_crc32_table *c);
+/* crc: 0 to start, or a previous result to continue over more bytes. */
+uint32_t mipr_crc32(const mipr_crc32_table *c, uint32_t crc, const void *data, size_t n);
 
 /* ---- the model ------------------------------------------------------------------------- */
 
@@ -59,6 +73,9 @@ typedef struct mipr_tensor {
     enum mipr_dtype type;
     uint32_t rows, cols;
     const void *data;
+    /* Set (and data NULL) when the tensor stays compressed in a low-RAM .mpk model: the
+     * engine decodes it chunk by chunk as it multiplies (runtime/mpk_stream.c). */
+    const struct mipr_stream_ *stream_;
 } mipr_tensor;
 
 typedef struct mipr_hparams {
@@ -155,6 +172,58 @@ size_t mipr_tokenizer_encode(const mipr_tokenizer *t, const char *text, size_t l
 /* The bytes token `id` stands for when it follows `prev`: byte tokens give their byte,
  * control tokens give nothing, the leading space after BOS is dropped. */
 const char *mipr_tokenizer_decode(const mipr_tokenizer *t, int32_t prev, int32_t id, size_t *len);
+
+/* ---- the .mpk runtime format (docs/FORMAT.md) -------------------------------------------- */
+
+typedef struct mipr_mpk_options {
+    /* 0: decode every tensor at open (fastest; RAM = decoded weights). 1: compressed tensors
+     * stay compressed and are decoded chunk by chunk (about 256 KiB) while the engine
+     * multiplies with them; RAM = the file's bytes + one chunk. Uncompressed tensors are
+     * used in place either way. A low-RAM model serves one engine at a time. */
+    int low_ram;
+    /* Skip the CRC-32 pass over every chunk at open (zstd's own checksums still apply). */
+    int skip_verify;
+} mipr_mpk_options;
+
+/* Opens a model held in memory. The buffer must stay valid and unchanged until the model is
+ * freed: uncompressed tensors point into it (e.g. straight into flash). opt may be NULL. */
+mipr_status mipr_mpk_open_memory(mipr_model **model, mipr_tokenizer **tok, const void *data,
+                                 size_t size, const mipr_mpk_options *opt, mipr_error *err);
+/* Opens a file (mapped where the platform can). tok may be NULL. */
+mipr_status mipr_mpk_open_file(mipr_model **model, mipr_tokenizer **tok, const char *path,
+                               const mipr_mpk_options *opt, mipr_error *err);
+/* Whether the first bytes are an .mpk's magic. */
+int mipr_mpk_is_mpk(const void *data, size_t size);
+
+typedef struct mipr_mpk_tensor_info {
+    char name[48];            /* GGUF-style, e.g. "blk.0.ffn_up.weight" */
+    enum mipr_dtype type;
+    uint32_t rows, cols, n_chunks;
+    const char *codec;        /* "raw" or "zstd" */
+    int planes;               /* byte planes before compression */
+    uint64_t raw_bytes, stored_bytes;
+} mipr_mpk_tensor_info;
+
+typedef struct mipr_mpk_section_info {
+    char tag[5];
+    int required, known;
+    const char *codec;
+    uint64_t raw_bytes, stored_bytes;
+} mipr_mpk_section_info;
+
+typedef struct mipr_mpk_info {
+    uint32_t version_major, version_minor;
+    uint64_t file_size;
+    uint32_t n_sections, n_tensors;
+    mipr_mpk_section_info *sections;
+    mipr_mpk_tensor_info *tensors;
+} mipr_mpk_info;
+
+/* Checks every checksum and decodes every tensor once (without keeping it), and describes
+ * the file. what names the source in messages. Free with mipr_mpk_info_free. */
+mipr_status mipr_mpk_inspect(const void *data, size_t size, const char *what, mipr_mpk_info *out,
+                             mipr_error *err);
+void mipr_mpk_info_free(mipr_mpk_info *info);
 
 /* ---- the sampler ------------------------------------------------------------------------ */
 

@@ -1,16 +1,35 @@
 /* The model in memory: hyper-parameters, tensor views and the storage they point into. */
+#if defined(__ANDROID__)
+#define _POSIX_C_SOURCE 200112L /* posix_memalign */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mipr_runtime.h"
+#include "model_internal.h"
 
-/* Storage blocks are kept in a list: either a heap allocation or an adopted file mapping. */
+/* Storage blocks are kept in a list: a heap allocation, an adopted file mapping, or a
+ * cleanup call. The list is newest first, so a cleanup registered after the storage it uses
+ * runs before that storage goes. */
 struct mipr_block_ {
     struct mipr_block_ *next;
     mipr_mapped_file file; /* when handle_ is set */
     void *mem;
+    void (*cleanup)(void *ctx);
+    void *ctx;
 };
+
+/* C11's aligned_alloc, except on Android, whose C library has it only from API 28 (we
+ * support 24): there posix_memalign, which it has had since API 16. */
+static void *alloc_aligned(size_t align, size_t bytes)
+{
+#if defined(__ANDROID__)
+    void *p = NULL;
+    return posix_memalign(&p, align, bytes) == 0 ? p : NULL;
+#else
+    return aligned_alloc(align, bytes);
+#endif
+}
 
 mipr_status mipr_model_new(mipr_model **out, uint32_t n_layers, mipr_error *err)
 {
@@ -36,7 +55,7 @@ void *mipr_model_alloc(mipr_model *m, size_t bytes)
     if (!b)
         return NULL;
     size_t rounded = (bytes + 63) / 64 * 64;
-    if (rounded < bytes || !(b->mem = aligned_alloc(64, rounded ? rounded : 64))) {
+    if (rounded < bytes || !(b->mem = alloc_aligned(64, rounded ? rounded : 64))) {
         free(b);
         return NULL;
     }
@@ -58,12 +77,27 @@ mipr_status mipr_model_adopt_file(mipr_model *m, mipr_mapped_file *f, mipr_error
     return MIPR_OK;
 }
 
+mipr_status mipr_model_add_cleanup(mipr_model *m, void (*fn)(void *ctx), void *ctx,
+                                   mipr_error *err)
+{
+    struct mipr_block_ *b = calloc(1, sizeof *b);
+    if (!b)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    b->cleanup = fn;
+    b->ctx = ctx;
+    b->next = m->blocks_;
+    m->blocks_ = b;
+    return MIPR_OK;
+}
+
 void mipr_model_free(mipr_model *m)
 {
     if (!m)
         return;
     for (struct mipr_block_ *b = m->blocks_, *next; b; b = next) {
         next = b->next;
+        if (b->cleanup)
+            b->cleanup(b->ctx);
         mipr_file_unmap(&b->file);
         free(b->mem);
         free(b);
@@ -109,8 +143,11 @@ static mipr_status check_tensor(const mipr_tensor *t, const char *tname, int lay
         snprintf(name, sizeof name, "blk.%d.%s", layer, tname);
     else
         snprintf(name, sizeof name, "%s", tname);
-    if (!t->data)
+    if (!t->data && !t->stream_)
         return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tensor %s is missing", what, name);
+    if (f32_only && t->stream_)
+        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tensor %s must not be streamed",
+                              what, name);
     if (t->rows != rows || t->cols != cols)
         return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tensor %s is %ux%u, expected %ux%u",
                               what, name, t->rows, t->cols, rows, cols);
@@ -142,7 +179,7 @@ static mipr_status check_layer(const mipr_model *m, int l, const char *what, mip
         (st = check_tensor(&L->ffn_up, "ffn_up", l, L->d_ff, hp->dim, 0, what, err)) ||
         (st = check_tensor(&L->ffn_down, "ffn_down", l, hp->dim, L->d_ff, 0, what, err)))
         return st;
-    if (L->ffn_down_b.data &&
+    if ((L->ffn_down_b.data || L->ffn_down_b.stream_) &&
         (st = check_tensor(&L->ffn_down_b, "ffn_down.bias", l, 1, hp->dim, 1, what, err)))
         return st;
     return MIPR_OK;

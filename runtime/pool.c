@@ -31,8 +31,12 @@ static uint32_t default_threads(void)
 
 uint32_t mipr_cpu_count(void)
 {
+#ifdef MIPR_NO_THREADS
+    return 1; /* bare metal: one core, and no sysconf */
+#else
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (uint32_t)n : 1;
+#endif
 }
 
 mipr_status mipr_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err)

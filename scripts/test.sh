@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then builds and runs every ctest suite
-# (host Release, host ASan+UBSan, and the cross builds under qemu once they exist).
+# (host Release, host ASan+UBSan, the cross builds under qemu-user, the Android smoke build,
+# and the firmware under qemu-system-arm).
 # Test data comes from MIPR_TEST_DATA (default: ../shared/data beside the checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,13 @@ suite host
 echo "=== benchmarks: quick run"
 bash benchmarks/run.sh --quick --no-build --out build/host/bench-quick
 suite sanitize
-for p in aarch64 armhf; do
+# Every fuzz target for MIPR_FUZZ_SECONDS (default 60) from the committed corpus.
+bash scripts/fuzz.sh "${MIPR_FUZZ_SECONDS:-60}"
+for p in aarch64 armhf android-smoke firmware-m7 firmware-m55; do
   if grep -q "\"name\": \"$p\"" CMakePresets.json; then suite "$p"; fi
+done
+# firmware footprint and instructions per token: build/firmware-*/bench_firmware.json
+for p in firmware-m7 firmware-m55; do
+  cmake --build --preset "$p" --target bench_firmware
 done
 echo "=== all suites passed"

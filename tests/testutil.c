@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -181,3 +182,39 @@ int mipr_test_finish(const char *name)
     printf("%s: all checks passed\n", name);
     return 0;
 }
+
+/* Same filter as the CLI (llama2.c's safe_printf). */
+static int collect(void *ctx, int32_t prev, int32_t token)
+{
+    mipr_test_text *c = ctx;
+    size_t len;
+    const char *s = mipr_tokenizer_decode(c->tok, prev, token, &len);
+    if (c->n_ids < 1024)
+        c->ids[c->n_ids++] = token;
+    if (len == 1 && !(isprint((unsigned char)s[0]) || isspace((unsigned char)s[0])))
+        return 0;
+    if (c->len + len < sizeof c->text) {
+        memcpy(c->text + c->len, s, len);
+        c->len += len;
+        c->text[c->len] = 0;
+    }
+    return 0;
+}
+
+void mipr_test_greedy(const mipr_model *m, const mipr_tokenizer *tok, const char *prompt,
+                   uint32_t steps, mipr_test_text *out)
+{
+    mipr_error err = {0};
+    mipr_engine *e;
+    mipr_sampler s;
+    CHECK_OK(mipr_engine_new(&e, m, 0, 0, &err), &err);
+    CHECK_OK(mipr_sampler_init(&s, m->hp.vocab_size, 0.0f, 0.9f, 1, &err), &err);
+    int32_t ids[512];
+    uint32_t n = (uint32_t)mipr_tokenizer_encode(tok, prompt, strlen(prompt), 1, ids);
+    memset(out, 0, sizeof *out);
+    out->tok = tok;
+    CHECK_OK(mipr_generate(e, &s, tok, ids, n, steps, collect, out, NULL, NULL, &err), &err);
+    mipr_sampler_free(&s);
+    mipr_engine_free(e);
+}
+

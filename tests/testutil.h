@@ -45,4 +45,15 @@ char *mipr_test_json_string(const char *p, const char **end);
 size_t mipr_test_json_ints(const char *p, int32_t *out, size_t cap, const char **end);
 int mipr_test_finish(const char *name);
 
+/* Greedy generation (llama2.c's loop) collecting the text as the CLI prints it and the ids. */
+typedef struct mipr_test_text {
+    const mipr_tokenizer *tok;
+    char text[8192];
+    size_t len;
+    int32_t ids[1024];
+    size_t n_ids;
+} mipr_test_text;
+void mipr_test_greedy(const mipr_model *m, const mipr_tokenizer *tok, const char *prompt,
+                      uint32_t steps, mipr_test_text *out);
+
 #endif

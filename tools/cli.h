@@ -56,6 +56,16 @@ double cli_now(void);
 /* Progress on stderr, only when it is a terminal: "\rLABEL done/total". */
 void cli_progress(void *label, uint64_t done, uint64_t total);
 
+/* Output files (tools/output.c). Installs the SIGINT/SIGTERM/SIGHUP handler that removes
+ * the temporaries of open outputs, and ignores SIGXFSZ so a full quota is an error. */
+void cli_signals_init(void);
+/* mipr_outfile_open/commit/abort with the temporary registered for that handler. */
+mipr_status cli_out_open(mipr_outfile *o, const char *path, mipr_error *err);
+mipr_status cli_out_commit(mipr_outfile *o, mipr_error *err);
+void cli_out_abort(mipr_outfile *o);
+/* mipr_pool_new with workers that never take those signals (they go to the main thread). */
+mipr_status cli_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err);
+
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
@@ -63,5 +73,8 @@ int cmd_convert(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+int cmd_unpack(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

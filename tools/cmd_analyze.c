@@ -354,7 +354,7 @@ int cmd_analyze(int argc, char **argv)
     mipr_calib *c = NULL;
     mipr_pool *pool = NULL;
     rc = EXIT_FAIL;
-    if (mipr_pool_new(&pool, a.threads, &err) == MIPR_OK &&
+    if (cli_pool_new(&pool, a.threads, &err) == MIPR_OK &&
         mipr_calib_open(&c, a.calib, &err) == MIPR_OK) /* one layer's samples at a time */
         rc = run(&a, c, pool, &err);
     if (rc)

@@ -103,18 +103,10 @@ static void summary(const calib_args *a, const mipr_calib *c, double secs)
             (double)c->tokens / (secs + 1e-9), a->output, size);
 }
 
-/* Fails before the (long) run when the output cannot be created; leaves nothing behind. */
-static int output_writable(const char *path, mipr_error *err)
-{
-    mipr_outfile o;
-    if (mipr_outfile_open(&o, path, err) != MIPR_OK)
-        return 0;
-    mipr_outfile_abort(&o);
-    return 1;
-}
-
+/* The output is opened before the (long) run, so an unwritable path fails at once; its
+ * temporary exists until the record is complete, and an interrupt removes it. */
 static int run(calib_args *a, mipr_pool *pool, const mipr_model *m, const mipr_tokenizer *tok,
-               const char *text, size_t len, mipr_error *err)
+               const char *text, size_t len, mipr_outfile *out, mipr_error *err)
 {
     mipr_calib_opts o = {.max_tokens = a->tokens, .window = a->window,
                          .n_samples = a->samples, .seed = a->seed, .model_name = a->model,
@@ -123,7 +115,8 @@ static int run(calib_args *a, mipr_pool *pool, const mipr_model *m, const mipr_t
     mipr_calib *c = NULL;
     double t0 = cli_now();
     int ok = mipr_calibrate(&c, m, tok, text, len, &o, err) == MIPR_OK &&
-             mipr_calib_save(c, a->output, (int)a->level, err) == MIPR_OK;
+             mipr_calib_write(out, c, (int)a->level, err) == MIPR_OK &&
+             cli_out_commit(out, err) == MIPR_OK;
     if (ok)
         summary(a, c, cli_now() - t0);
     mipr_calib_free(c);
@@ -142,16 +135,19 @@ int cmd_calibrate(int argc, char **argv)
     mipr_pool *pool = NULL;
     char *text = NULL;
     size_t len = 0;
+    mipr_outfile out = {0};
     rc = EXIT_FAIL;
-    if (output_writable(a.output, &err) && mipr_pool_new(&pool, a.threads, &err) == MIPR_OK &&
+    if (cli_out_open(&out, a.output, &err) == MIPR_OK &&
+        cli_pool_new(&pool, a.threads, &err) == MIPR_OK &&
         mipr_load(&m, &tok, a.model, a.tokenizer, &err) == MIPR_OK &&
         (text = cli_read_text(a.text, &len, &err)) != NULL) {
-        rc = set_window(&a, m) ? run(&a, pool, m, tok, text, len, &err) : EXIT_USAGE;
+        rc = set_window(&a, m) ? run(&a, pool, m, tok, text, len, &out, &err) : EXIT_USAGE;
         if (rc == EXIT_FAIL)
             cli_fail(&err);
     } else {
         cli_fail(&err);
     }
+    cli_out_abort(&out); /* after a commit: nothing left to remove */
     free(text);
     mipr_tokenizer_free(tok);
     mipr_model_free(m);

@@ -5,14 +5,15 @@
 #include "cli.h"
 
 static const char usage_text[] =
-    "usage: mipr convert MODEL [-z TOKENIZER] -o OUT.gguf [--type f32|f16|bf16|q8_0]\n\n"
+    "usage: mipr convert MODEL [-z TOKENIZER] -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0]\n\n"
     "Writes MODEL (GGUF or llama2.c .bin) with its tokenizer as GGUF v3 that llama.cpp also\n"
     "loads. 2-D weights take --type (default f32); norms stay f32. A tensor whose rows can't\n"
-    "be q8_0 (row length not a multiple of 32) is written as f16 instead, and said so.\n"
+    "be q8_0 or q4_0 (row length not a multiple of 32) is written as f16 instead, and said\n"
+    "so.\n"
     "The output appears only when complete (written to a temporary file, then renamed).\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
     "  -o, --output FILE     the GGUF to write\n"
-    "      --type T          f32, f16, bf16 or q8_0\n";
+    "      --type T          f32, f16, bf16, q8_0 or q4_0\n";
 
 static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"output", 'o', 1}, {"type", 0, 1}, {NULL, 0, 0}};
@@ -56,7 +57,8 @@ int cmd_convert(int argc, char **argv)
         else if (k == 1)
             out = v;
         else if (!parse_type(v, &type))
-            return cli_usage_error(&p, "--type expects f32, f16, bf16 or q8_0, got '%s'", v);
+            return cli_usage_error(&p, "--type expects f32, f16, bf16, q8_0 or q4_0, got '%s'",
+                                   v);
     }
     if (!model || !out)
         return cli_usage_error(&p, "%s", !model ? "missing MODEL" : "missing -o OUT.gguf");
@@ -64,13 +66,17 @@ int cmd_convert(int argc, char **argv)
     mipr_model *m = NULL;
     mipr_tokenizer *tok = NULL;
     unsigned fallbacks = 0;
-    mipr_gguf_write_opts wo = {type, on_fallback, &fallbacks};
+    mipr_gguf_write_opts wo = {.type = type, .on_fallback = on_fallback, .ctx = &fallbacks};
+    mipr_outfile o = {0};
     int rc = EXIT_OK;
-    if (mipr_load(&m, &tok, model, tokp, &err) || mipr_gguf_write(out, m, tok, &wo, &err))
+    /* The output first: an unwritable path fails before the model is read. */
+    if (cli_out_open(&o, out, &err) || mipr_load(&m, &tok, model, tokp, &err) ||
+        mipr_gguf_write_to(&o, m, tok, &wo, &err) || cli_out_commit(&o, &err))
         rc = cli_fail(&err);
     else
         fprintf(stderr, "wrote %s: %llu parameters, weights %s (%u tensor(s) kept wider)\n", out,
                 (unsigned long long)mipr_model_n_params(m), mipr_dtype_name(type), fallbacks);
+    cli_out_abort(&o);
     mipr_tokenizer_free(tok);
     mipr_model_free(m);
     return rc;

@@ -135,7 +135,7 @@ int cmd_generate(int argc, char **argv)
     mipr_error err = {0};
     gen_state g = {0};
     rc = EXIT_FAIL;
-    if (mipr_pool_new(&g.pool, a.threads, &err) == MIPR_OK &&
+    if (cli_pool_new(&g.pool, a.threads, &err) == MIPR_OK &&
         mipr_load(&g.m, &g.tok, a.model, a.tokenizer, &err) == MIPR_OK &&
         mipr_engine_new(&g.eng, g.m, a.ctx, 0, &err) == MIPR_OK &&
         mipr_engine_set_backend(g.eng, a.backend, &err) == MIPR_OK &&

@@ -85,7 +85,9 @@ int cmd_info(int argc, char **argv)
     if (kind == MIPR_FILE_UNKNOWN || mipr_load(&m, &tok, model, tokp, &err))
         return cli_fail(&err);
     printf("file            %s\nformat          %s\n", model,
-           kind == MIPR_FILE_GGUF ? "GGUF" : "llama2.c checkpoint (version 0)");
+           kind == MIPR_FILE_GGUF  ? "GGUF"
+           : kind == MIPR_FILE_MPK ? "mipr .mpk (see mipr verify)"
+                                   : "llama2.c checkpoint (version 0)");
     print_model(m, tok);
     int rc = EXIT_OK;
     if (meta && kind == MIPR_FILE_GGUF)

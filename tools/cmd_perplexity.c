@@ -177,7 +177,7 @@ int cmd_perplexity(int argc, char **argv)
     mipr_ppl_result r;
     mipr_pool *pool = NULL;
     rc = EXIT_FAIL;
-    if (mipr_pool_new(&pool, a.threads, &err) == MIPR_OK &&
+    if (cli_pool_new(&pool, a.threads, &err) == MIPR_OK &&
         mipr_load(&m, &tok, a.model, a.tokenizer, &err) == MIPR_OK &&
         (text = cli_read_text(a.text, &len, &err)) != NULL) {
         if (!a.window)

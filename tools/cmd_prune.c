@@ -38,7 +38,7 @@ static const char usage_text[] =
     "                         of the criteria benchmark, docs/PRUNING.md)\n"
     "      --compensate       mi: fold each removed neuron's least-squares reconstruction\n"
     "                         from its redundant partner into the partner's ffn_down column\n"
-    "      --type T           weights of the output: f32 (default), f16, bf16, q8_0\n"
+    "      --type T           weights of the output: f32 (default), f16, bf16, q8_0, q4_0\n"
     "      --eval-text FILE   also report perplexity and KL on this text\n"
     "      --window W         evaluation window (default: the calibration window)\n"
     "      --report FILE      write the report as JSON\n"
@@ -92,7 +92,8 @@ static int parse_choice(const cli_parser *p, int k, const char *v, prune_args *a
         for (int t = 0; t < MIPR_DT_COUNT; t++)
             if (strcmp(v, mipr_dtype_name((enum mipr_dtype)t)) == 0)
                 return a->type = (enum mipr_dtype)t, 1;
-        return cli_usage_error(p, "--type expects f32, f16, bf16 or q8_0, got '%s'", v), 0;
+        return cli_usage_error(p, "--type expects f32, f16, bf16, q8_0 or q4_0, got '%s'", v),
+               0;
     }
 }
 

@@ -12,10 +12,13 @@ static const struct {
     {"info", cmd_info, "describe a model file (hyper-parameters, tensors, tokenizer)"},
     {"generate", cmd_generate, "generate text from a prompt"},
     {"perplexity", cmd_perplexity, "perplexity and bits per byte of a text"},
-    {"convert", cmd_convert, "write a model as GGUF (f32, f16, bf16 or q8_0 weights)"},
+    {"convert", cmd_convert, "write a model as GGUF (f32, f16, bf16, q8_0 or q4_0 weights)"},
     {"calibrate", cmd_calibrate, "record FFN activation statistics and samples on a text"},
     {"prune", cmd_prune, "remove FFN neurons: a smaller GGUF, with a before/after report"},
     {"analyze", cmd_analyze, "mutual information between FFN neurons of a calibration record"},
+    {"pack", cmd_pack, "write a model as .mpk, the compressed runtime format"},
+    {"unpack", cmd_unpack, "write an .mpk back as GGUF"},
+    {"verify", cmd_verify, "check every checksum of an .mpk and list its tensors"},
 };
 
 static void usage(FILE *f)
@@ -30,6 +33,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cli_signals_init();
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

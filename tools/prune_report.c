@@ -123,12 +123,9 @@ static void json_body(FILE *f, const prune_args *a, const prune_state *s)
             s->t_prune, s->t_eval, s->t_write, peak_rss_mib());
 }
 
-mipr_status prune_report_json(const prune_args *a, const prune_state *s, mipr_error *err)
+mipr_status prune_report_json(const prune_args *a, const prune_state *s, mipr_outfile *o,
+                              mipr_error *err)
 {
-    mipr_outfile o;
-    mipr_status st = mipr_outfile_open(&o, a->report, err);
-    if (st)
-        return st;
-    json_body(o.fp, a, s);
-    return mipr_outfile_commit(&o, err);
+    json_body(o->fp, a, s);
+    return cli_out_commit(o, err); /* commit checks the stream's error flag */
 }

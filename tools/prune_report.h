@@ -35,6 +35,8 @@ typedef struct prune_state {
 
 int prune_run(prune_args *a);
 void prune_report_text(const prune_args *a, const prune_state *s);
-mipr_status prune_report_json(const prune_args *a, const prune_state *s, mipr_error *err);
+/* Writes the JSON report into o (opened by the caller) and commits it. */
+mipr_status prune_report_json(const prune_args *a, const prune_state *s, mipr_outfile *o,
+                              mipr_error *err);
 
 #endif

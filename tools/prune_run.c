@@ -13,7 +13,7 @@ static void step(const char *what)
 static mipr_status load(prune_args *a, prune_state *s, mipr_error *err)
 {
     double t0 = cli_now();
-    mipr_status st = mipr_pool_new(&s->pool, a->threads, err);
+    mipr_status st = cli_pool_new(&s->pool, a->threads, err);
     if (st || (st = mipr_load(&s->m, &s->tok, a->model, a->tokenizer, err)) ||
         (st = mipr_calib_open(&s->c, a->calib, err))) /* samples: one layer at a time */
         return st;
@@ -149,11 +149,25 @@ static void release(prune_state *s)
     free(s->text_ids);
 }
 
+/* Both outputs are opened first (an unwritable path fails before the work) and committed
+ * only when complete; an interrupt removes their temporaries (tools/output.c). */
+static mipr_status open_outputs(const prune_args *a, mipr_outfile *model, mipr_outfile *report,
+                                mipr_error *err)
+{
+    mipr_status st = cli_out_open(model, a->output, err);
+    if (st == MIPR_OK && a->report)
+        st = cli_out_open(report, a->report, err);
+    return st;
+}
+
 int prune_run(prune_args *a)
 {
     prune_state s = {0};
     mipr_error err = {0};
-    mipr_status st = load(a, &s, &err);
+    mipr_outfile out = {0}, report = {0};
+    mipr_status st = open_outputs(a, &out, &report, &err);
+    if (st == MIPR_OK)
+        st = load(a, &s, &err);
     if (st == MIPR_OK)
         st = heldout(a, &s, &err);
     if (st == MIPR_OK)
@@ -162,17 +176,21 @@ int prune_run(prune_args *a)
         st = prune_eval(a, &s, &err);
     if (st == MIPR_OK) {
         double t0 = cli_now();
-        mipr_gguf_write_opts wo = {a->type, on_fallback, NULL};
-        st = mipr_gguf_write(a->output, s.pruned, s.tok, &wo, &err);
+        mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
+        st = mipr_gguf_write_to(&out, s.pruned, s.tok, &wo, &err);
+        if (st == MIPR_OK)
+            st = cli_out_commit(&out, &err);
         s.t_write = cli_now() - t0;
     }
     if (st == MIPR_OK) {
         prune_report_text(a, &s);
         if (a->report)
-            st = prune_report_json(a, &s, &err);
+            st = prune_report_json(a, &s, &report, &err);
     }
     if (st)
         cli_fail(&err);
+    cli_out_abort(&report);
+    cli_out_abort(&out);
     release(&s);
     return st ? EXIT_FAIL : EXIT_OK;
 }

@@ -8,7 +8,8 @@
  * exact in f32). gemv and gemm differ only in how many accumulators share the registers
  * (gemv: 1 token x 8 rows; gemm: 4 tokens x 4 rows on aarch64's 32 registers, 2 x 4 on
  * armv7's 16), never in that sequence, so both give the same bits for every (token, row).
- * Q8_0 is an integer product with its own kernels (see "Q8_0" below). */
+ * Q8_0 and Q4_0 are integer products with their own kernels (see "Q8_0" and "Q4_0" below),
+ * partial last blocks included. */
 #include <arm_neon.h>
 #include <math.h>
 #include <string.h>
@@ -225,7 +226,7 @@ struct mk_set {
 static const struct mk_set mk_sets[MIPR_DT_COUNT] = {
     MK_SET(f32, MIPR_DT_F32),
     MK_SET(f16, MIPR_DT_F16),
-    MK_SET(bf16, MIPR_DT_BF16), /* Q8_0 has its own integer kernels below */
+    MK_SET(bf16, MIPR_DT_BF16), /* Q8_0 and Q4_0 have their own integer kernels below */
 };
 
 /* ---- drivers ---- */
@@ -364,10 +365,10 @@ static void quantize_block(mipr_xq8 *o, const float *x)
     o->d = d;
 }
 
-static void quantize_xq8(mipr_xq8 *out, const float *x, size_t nb)
+/* The n values at x as ceil(n / 32) blocks, the last one zero-padded. */
+static void quantize_xq8(mipr_xq8 *out, const float *x, size_t n)
 {
-    for (size_t b = 0; b < nb; b++)
-        quantize_block(out + b, x + b * MIPR_QK8_0);
+    mipr_quantize_xq8_with(quantize_block, out, x, n);
 }
 
 /* q_w . q_x of one block as four int32 partial sums. Two products of int8 fit int16 as
@@ -462,35 +463,155 @@ static void q8_chunk(float *y, size_t ldy, const char *w, size_t ldw, const mipr
             q8_rows1(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, nb);
 }
 
-/* Quantized tokens kept on the stack: 1024 blocks (36 KiB), i.e. 56 tokens of 576 columns
- * or 4 of a full 8192-column chunk. */
+/* ---- Q4_0: the same integer products with nibble weights ----
+ * The nibbles are multiplied as they are (0..15, valid int8) and the block's sum of q_x times
+ * 8 is subtracted from the row sums: sum (q_w - 8) q_x exactly, one subtraction per block for
+ * four rows instead of re-centring every weight. Each int16 lane of a row's products then
+ * holds 4 products (within 4 * 15 * 127), so the four rows' pairwise reduction runs in int16
+ * down to two lanes a row (within 16 * 15 * 127 < 2^15) and widens once. */
+
+static inline const mipr_block_q4_0 *q4_block(const char *w, size_t ldw, int r, size_t b)
+{
+    return (const mipr_block_q4_0 *)(w + (size_t)r * ldw) + b;
+}
+
+/* One row's block against x (x0: elements 0..15, x1: 16..31) as eight int16 sums. */
+static inline int16x8_t q4dot_s16(const mipr_block_q4_0 *w, int8x16_t x0, int8x16_t x1)
+{
+    uint8x16_t v = vld1q_u8(w->qs);
+    int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15)));
+    int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+    int16x8_t p = vmull_s8(vget_low_s8(lo), vget_low_s8(x0));
+    p = vmlal_s8(p, vget_high_s8(lo), vget_high_s8(x0));
+    p = vmlal_s8(p, vget_low_s8(hi), vget_low_s8(x1));
+    return vmlal_s8(p, vget_high_s8(hi), vget_high_s8(x1));
+}
+
+/* Lanes r = the block sums of rows 0..3 from their int16 sums. */
+static inline int32x4_t q4_isum4x4(const int16x8_t *p)
+{
+#if defined(__aarch64__)
+    int16x8_t h = vpaddq_s16(vpaddq_s16(p[0], p[1]), vpaddq_s16(p[2], p[3]));
+#else
+    int16x4_t a = vpadd_s16(vpadd_s16(vget_low_s16(p[0]), vget_high_s16(p[0])),
+                            vpadd_s16(vget_low_s16(p[1]), vget_high_s16(p[1])));
+    int16x4_t c = vpadd_s16(vpadd_s16(vget_low_s16(p[2]), vget_high_s16(p[2])),
+                            vpadd_s16(vget_low_s16(p[3]), vget_high_s16(p[3])));
+    int16x8_t h = vcombine_s16(a, c);
+#endif
+    return vpaddlq_s16(h); /* rows 0..3, two int16 lanes each */
+}
+
+/* xs[b] = 8 * sum of block b's q_x, for nb blocks. */
+static void xq_sums8(int32_t *xs, const mipr_xq8 *xq, size_t nb)
+{
+    for (size_t b = 0; b < nb; b++) {
+        int16x8_t s = vpaddlq_s8(vld1q_s8(xq[b].qs));
+        s = vpadalq_s8(s, vld1q_s8(xq[b].qs + 16));
+        xs[b] = 8 * isum4(vpaddlq_s16(s));
+    }
+}
+
+/* y[r] += W[r] . x over nb blocks, for 4 rows (ldw bytes apart) and for 1. */
+static void q4_rows4(float *y, const char *w, size_t ldw, const mipr_xq8 *xq, const int32_t *xs,
+                     size_t nb)
+{
+    float32x4_t acc = vld1q_f32(y);
+    for (size_t b = 0; b < nb; b++) {
+        int8x16_t x0 = vld1q_s8(xq[b].qs), x1 = vld1q_s8(xq[b].qs + 16);
+        int16x8_t s[4];
+        uint16_t d[4];
+        for (int r = 0; r < 4; r++) {
+            s[r] = q4dot_s16(q4_block(w, ldw, r, b), x0, x1);
+            d[r] = q4_block(w, ldw, r, b)->d;
+        }
+        int32x4_t is = vsubq_s32(q4_isum4x4(s), vdupq_n_s32(xs[b]));
+        float32x4_t p = vmulq_n_f32(f16x4_to_f32(d), xq[b].d);
+        acc = vaddq_f32(acc, vmulq_f32(p, vcvtq_f32_s32(is)));
+    }
+    vst1q_f32(y, acc);
+}
+
+static void q4_rows1(float *y, const char *w, const mipr_xq8 *xq, const int32_t *xs, size_t nb)
+{
+    float acc = *y;
+    for (size_t b = 0; b < nb; b++) {
+        const mipr_block_q4_0 *blk = q4_block(w, 0, 0, b);
+        int16x8_t s = q4dot_s16(blk, vld1q_s8(xq[b].qs), vld1q_s8(xq[b].qs + 16));
+        float p = mipr_f16_to_f32(blk->d) * xq[b].d;
+        acc += p * (float)(isum4(vpaddlq_s16(s)) - xs[b]);
+    }
+    *y = acc;
+}
+
+/* All rows over tokens [0, n) of a quantized chunk, blocked as q8_chunk. */
+static void q4_chunk(float *y, size_t ldy, const char *w, size_t ldw, const mipr_xq8 *xq,
+                     const int32_t *xs, size_t n, size_t nb, size_t rows)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        for (size_t t = 0; t < n; t++)
+            q4_rows4(y + t * ldy + r, w + r * ldw, ldw, xq + t * nb, xs + t * nb, nb);
+    for (; r < rows; r++)
+        for (size_t t = 0; t < n; t++)
+            q4_rows1(y + t * ldy + r, w + r * ldw, xq + t * nb, xs + t * nb, nb);
+}
+
+/* Quantized tokens kept on the stack: 1024 blocks (40 KiB with Q4_0's sums), i.e. 56 tokens
+ * of 576 columns or 4 of a full 8192-column chunk. */
 #define XQ8_STACK_BLOCKS 1024
 
-/* Columns in chunks of MIPR_XQ8_CHUNK blocks, tokens in groups that fit the stack buffer;
- * every output's float sum carries on across chunks, so the result does not depend on
- * either split (nor on gemv's or gemm's). */
-static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,
-                      size_t cols)
+/* Q8_0 and Q4_0 (type): columns in chunks of MIPR_XQ8_CHUNK blocks, tokens in groups that
+ * fit the stack buffer; every output's float sum carries on across chunks, so the result
+ * does not depend on either split (nor on gemv's or gemm's). */
+static void gemm_quant(enum mipr_dtype type, float *y, const void *w, const float *x, size_t n,
+                       size_t rows, size_t cols)
 {
     mipr_xq8 xq[XQ8_STACK_BLOCKS];
-    size_t nb = cols / MIPR_QK8_0, ldw = mipr_dtype_row_bytes(MIPR_DT_Q8_0, cols);
+    int32_t xs[XQ8_STACK_BLOCKS];
+    size_t nb = (cols + MIPR_QK8_0 - 1) / MIPR_QK8_0, ldw = mipr_dtype_row_bytes(type, cols);
+    size_t bb = mipr_dtype_row_bytes(type, MIPR_QK8_0);
     memset(y, 0, n * rows * sizeof *y);
     for (size_t c = 0; c < nb; c += MIPR_XQ8_CHUNK) {
         size_t nc = nb - c < MIPR_XQ8_CHUNK ? nb - c : MIPR_XQ8_CHUNK;
+        size_t k0 = c * MIPR_QK8_0;
+        size_t kn = cols - k0 < nc * MIPR_QK8_0 ? cols - k0 : nc * MIPR_QK8_0;
         size_t tg = XQ8_STACK_BLOCKS / nc;
+        const char *wc = (const char *)w + c * bb;
         for (size_t t0 = 0; t0 < n; t0 += tg) {
             size_t tn = n - t0 < tg ? n - t0 : tg;
             for (size_t t = 0; t < tn; t++)
-                quantize_xq8(xq + t * nc, x + (t0 + t) * cols + c * MIPR_QK8_0, nc);
-            q8_chunk(y + t0 * rows, rows, (const char *)w + c * sizeof(mipr_block_q8_0), ldw,
-                     xq, tn, nc, rows);
+                quantize_xq8(xq + t * nc, x + (t0 + t) * cols + k0, kn);
+            if (type == MIPR_DT_Q8_0) {
+                q8_chunk(y + t0 * rows, rows, wc, ldw, xq, tn, nc, rows);
+            } else {
+                xq_sums8(xs, xq, tn * nc);
+                q4_chunk(y + t0 * rows, rows, wc, ldw, xq, xs, tn, nc, rows);
+            }
         }
     }
 }
 
+static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,
+                      size_t cols)
+{
+    gemm_quant(MIPR_DT_Q8_0, y, w, x, n, rows, cols);
+}
+
 static void gemv_q8_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
 {
-    gemm_q8_0(y, w, x, 1, rows, cols);
+    gemm_quant(MIPR_DT_Q8_0, y, w, x, 1, rows, cols);
+}
+
+static void gemm_q4_0(float *y, const void *w, const float *x, size_t n, size_t rows,
+                      size_t cols)
+{
+    gemm_quant(MIPR_DT_Q4_0, y, w, x, n, rows, cols);
+}
+
+static void gemv_q4_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    gemm_quant(MIPR_DT_Q4_0, y, w, x, 1, rows, cols);
 }
 
 /* ---- rows to float (exact, like the generic twin) ---- */
@@ -520,14 +641,55 @@ static void row_bf16(float *out, const void *w, size_t row, size_t cols)
         out[i] = mipr_bf16_to_f32(p[i]);
 }
 
+/* Block b of a Q8_0 or Q4_0 row as 32 floats (exact). */
+static void q8_block_f32(float *out, const char *p, size_t b)
+{
+    float32x4_t d = q8_scale(p, b);
+    for (size_t j = 0; j < MIPR_QK8_0; j += 4)
+        vst1q_f32(out + j, w4_q8(p, b, j, d));
+}
+
+static void q4_block_f32(float *out, const char *p, size_t b)
+{
+    const mipr_block_q4_0 *blk = (const mipr_block_q4_0 *)p + b;
+    float32x4_t d = vdupq_n_f32(mipr_f16_to_f32(blk->d));
+    uint8x16_t v = vld1q_u8(blk->qs);
+    int8x16_t h[2] = {vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))),
+                      vreinterpretq_s8_u8(vshrq_n_u8(v, 4))};
+    for (int k = 0; k < 2; k++) {
+        int8x16_t q = vsubq_s8(h[k], vdupq_n_s8(8));
+        int16x8_t q0 = vmovl_s8(vget_low_s8(q)), q1 = vmovl_s8(vget_high_s8(q));
+        int16x4_t e[4] = {vget_low_s16(q0), vget_high_s16(q0), vget_low_s16(q1),
+                          vget_high_s16(q1)};
+        for (int i = 0; i < 4; i++)
+            vst1q_f32(out + 16 * k + 4 * i, vmulq_f32(vcvtq_f32_s32(vmovl_s16(e[i])), d));
+    }
+}
+
+/* A row of blocks; a partial last block goes through a full block's floats. */
+static void row_blocks(float *out, const char *p, size_t cols,
+                       void (*block)(float *, const char *, size_t))
+{
+    size_t full = cols / MIPR_QK8_0;
+    for (size_t b = 0; b < full; b++)
+        block(out + b * MIPR_QK8_0, p, b);
+    if (cols % MIPR_QK8_0) {
+        float t[MIPR_QK8_0];
+        block(t, p, full);
+        memcpy(out + full * MIPR_QK8_0, t, cols % MIPR_QK8_0 * sizeof *t);
+    }
+}
+
 static void row_q8_0(float *out, const void *w, size_t row, size_t cols)
 {
-    const char *p = (const char *)((const mipr_block_q8_0 *)w + row * (cols / MIPR_QK8_0));
-    for (size_t b = 0; b < cols / MIPR_QK8_0; b++) {
-        float32x4_t d = q8_scale(p, b);
-        for (size_t j = 0; j < MIPR_QK8_0; j += 4)
-            vst1q_f32(out + b * MIPR_QK8_0 + j, w4_q8(p, b, j, d));
-    }
+    row_blocks(out, (const char *)w + row * mipr_dtype_row_bytes(MIPR_DT_Q8_0, cols), cols,
+               q8_block_f32);
+}
+
+static void row_q4_0(float *out, const void *w, size_t row, size_t cols)
+{
+    row_blocks(out, (const char *)w + row * mipr_dtype_row_bytes(MIPR_DT_Q4_0, cols), cols,
+               q4_block_f32);
 }
 
 /* ---- vector operations ---- */
@@ -796,9 +958,9 @@ static void colstats_neon(const float *x, size_t n, size_t d, size_t ld, double 
 
 const struct mipr_kernels mipr_kernels_neon_table = {
     .isa = "neon",
-    .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
-    .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0},
-    .row_to_f32 = {row_f32, row_f16, row_bf16, row_q8_0},
+    .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0, gemv_q4_0},
+    .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0},
+    .row_to_f32 = {row_f32, row_f16, row_bf16, row_q8_0, row_q4_0},
     .dot = dot_neon,
     .axpy = axpy_neon,
     .rmsnorm = rmsnorm_neon,

@@ -25,6 +25,7 @@ const char *mipr_dtype_name(enum mipr_dtype t)
     case MIPR_DT_F16: return "f16";
     case MIPR_DT_BF16: return "bf16";
     case MIPR_DT_Q8_0: return "q8_0";
+    case MIPR_DT_Q4_0: return "q4_0";
     default: return "?";
     }
 }
@@ -35,7 +36,20 @@ size_t mipr_dtype_row_bytes(enum mipr_dtype t, size_t n)
     case MIPR_DT_F32: return n * 4;
     case MIPR_DT_F16:
     case MIPR_DT_BF16: return n * 2;
-    case MIPR_DT_Q8_0: return n % MIPR_QK8_0 ? 0 : n / MIPR_QK8_0 * sizeof(mipr_block_q8_0);
+    case MIPR_DT_Q8_0: return (n + MIPR_QK8_0 - 1) / MIPR_QK8_0 * sizeof(mipr_block_q8_0);
+    case MIPR_DT_Q4_0: return (n + MIPR_QK4_0 - 1) / MIPR_QK4_0 * sizeof(mipr_block_q4_0);
+    default: return 0;
+    }
+}
+
+size_t mipr_dtype_block_size(enum mipr_dtype t)
+{
+    switch (t) {
+    case MIPR_DT_F32:
+    case MIPR_DT_F16:
+    case MIPR_DT_BF16: return 1;
+    case MIPR_DT_Q8_0: return MIPR_QK8_0;
+    case MIPR_DT_Q4_0: return MIPR_QK4_0;
     default: return 0;
     }
 }
@@ -88,17 +102,64 @@ uint16_t mipr_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+/* Calls block(out + b, 32 values) for the ceil(n / 32) blocks of x, the last one from a
+ * zero-padded copy when n % 32 != 0 (Q8_0 and Q4_0 blocks both hold 32). */
+static void for_blocks(void *out, size_t block_bytes, const float *x, size_t n,
+                       void (*block)(void *, const float *))
+{
+    size_t full = n / MIPR_QK8_0;
+    for (size_t b = 0; b < full; b++)
+        block((char *)out + b * block_bytes, x + b * MIPR_QK8_0);
+    if (n % MIPR_QK8_0) {
+        float pad[MIPR_QK8_0] = {0};
+        memcpy(pad, x + full * MIPR_QK8_0, n % MIPR_QK8_0 * sizeof *pad);
+        block((char *)out + full * block_bytes, pad);
+    }
+}
+
+static void q8_0_block(void *out, const float *x)
+{
+    mipr_block_q8_0 *o = out;
+    float amax = 0.0f;
+    for (int i = 0; i < MIPR_QK8_0; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    o->d = mipr_f32_to_f16(d);
+    for (int i = 0; i < MIPR_QK8_0; i++)
+        o->qs[i] = (int8_t)roundf(x[i] * id);
+}
+
+/* x / d + 8.5 truncated, at most 15 (ggml's cast and MIN; for finite x it is >= 0.5). NaN
+ * gives 0 instead of the cast's undefined behaviour. */
+static uint8_t q4_nibble(float v)
+{
+    return v > 0.0f ? (uint8_t)(v < 15.0f ? (int)v : 15) : 0;
+}
+
+static void q4_0_block(void *out, const float *x)
+{
+    mipr_block_q4_0 *o = out;
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < MIPR_QK4_0; i++)
+        if (amax < fabsf(x[i])) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    float d = max / -8.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    o->d = mipr_f32_to_f16(d);
+    for (int j = 0; j < MIPR_QK4_0 / 2; j++)
+        o->qs[j] = (uint8_t)(q4_nibble(x[j] * id + 8.5f) |
+                             q4_nibble(x[j + MIPR_QK4_0 / 2] * id + 8.5f) << 4);
+}
+
 void mipr_quantize_q8_0(mipr_block_q8_0 *out, const float *x, size_t n)
 {
-    for (size_t b = 0; b < n / MIPR_QK8_0; b++) {
-        const float *xb = x + b * MIPR_QK8_0;
-        float amax = 0.0f;
-        for (int i = 0; i < MIPR_QK8_0; i++)
-            amax = fmaxf(amax, fabsf(xb[i]));
-        float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        out[b].d = mipr_f32_to_f16(d);
-        for (int i = 0; i < MIPR_QK8_0; i++)
-            out[b].qs[i] = (int8_t)roundf(xb[i] * id);
-    }
+    for_blocks(out, sizeof *out, x, n, q8_0_block);
+}
+
+void mipr_quantize_q4_0(mipr_block_q4_0 *out, const float *x, size_t n)
+{
+    for_blocks(out, sizeof *out, x, n, q4_0_block);
 }

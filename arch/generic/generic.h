@@ -2,6 +2,8 @@
 #ifndef MIPR_ARCH_GENERIC_H
 #define MIPR_ARCH_GENERIC_H
 
+#include <string.h>
+
 #include "mipr_arch.h"
 
 /* One block of 32 activations quantized for the Q8_0 integer dot product. Quantized like
@@ -16,8 +18,23 @@ typedef struct {
  * columns, 9 KiB of stack); longer rows take several chunks with the same result. */
 #define MIPR_XQ8_CHUNK 256
 
-/* The reference quantization of nb blocks of x; SIMD twins must match it bit for bit. */
-void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t nb);
+/* The reference quantization of the n values at x into ceil(n / 32) blocks, the last one
+ * zero-padded; SIMD twins must match it bit for bit. */
+void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t n);
+
+/* mipr_quantize_xq8 with another (SIMD) quantizer of one full block. */
+static inline void mipr_quantize_xq8_with(void (*block)(mipr_xq8 *, const float *),
+                                          mipr_xq8 *out, const float *x, size_t n)
+{
+    size_t full = n / MIPR_QK8_0;
+    for (size_t b = 0; b < full; b++)
+        block(out + b, x + b * MIPR_QK8_0);
+    if (n % MIPR_QK8_0) {
+        float pad[MIPR_QK8_0] = {0};
+        memcpy(pad, x + full * MIPR_QK8_0, n % MIPR_QK8_0 * sizeof *pad);
+        block(out + full, pad);
+    }
+}
 
 float mipr_dot_generic(const float *a, const float *b, size_t n);
 void mipr_axpy_generic(float *y, float a, const float *x, size_t n);

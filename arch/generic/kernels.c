@@ -29,8 +29,8 @@ static float dot_bf16(const uint16_t *w, const float *x, size_t n)
     return s;
 }
 
-/* Q8_0 against quantized activations: the integer dot product of one block (exact: at
- * most 32 * 128 * 127 in magnitude). */
+/* Quantized weights against quantized activations: the integer dot product of one block
+ * (exact: at most 32 * 128 * 127 in magnitude). */
 static int32_t isum_q8(const int8_t *w, const int8_t *x)
 {
     int32_t s = 0;
@@ -39,53 +39,96 @@ static int32_t isum_q8(const int8_t *w, const int8_t *x)
     return s;
 }
 
-/* s0 + the Q8_0 dot product of nb blocks, one float step per block in block order. */
-static float dot_q8_0(float s0, const mipr_block_q8_0 *w, const mipr_xq8 *xq, size_t nb)
+/* Through the Q8_0 sum of the unpacked nibbles: compilers vectorise both loops. */
+static int32_t isum_q4(const uint8_t *w, const int8_t *x)
+{
+    int8_t q[MIPR_QK4_0];
+    for (int i = 0; i < MIPR_QK4_0 / 2; i++) {
+        q[i] = (int8_t)((w[i] & 15) - 8);
+        q[i + MIPR_QK4_0 / 2] = (int8_t)((w[i] >> 4) - 8);
+    }
+    return isum_q8(q, x);
+}
+
+/* s0 + the dot product of nb blocks of a Q8_0 or Q4_0 row (w at its first block), one float
+ * step per block in block order. */
+static float dot_quant(enum mipr_dtype t, float s0, const void *w, const mipr_xq8 *xq,
+                       size_t nb)
 {
     float s = s0;
-    for (size_t b = 0; b < nb; b++)
-        s += (mipr_f16_to_f32(w[b].d) * xq[b].d) * (float)isum_q8(w[b].qs, xq[b].qs);
+    if (t == MIPR_DT_Q8_0)
+        for (size_t b = 0; b < nb; b++) {
+            const mipr_block_q8_0 *wb = (const mipr_block_q8_0 *)w + b;
+            s += (mipr_f16_to_f32(wb->d) * xq[b].d) * (float)isum_q8(wb->qs, xq[b].qs);
+        }
+    else
+        for (size_t b = 0; b < nb; b++) {
+            const mipr_block_q4_0 *wb = (const mipr_block_q4_0 *)w + b;
+            s += (mipr_f16_to_f32(wb->d) * xq[b].d) * (float)isum_q4(wb->qs, xq[b].qs);
+        }
     return s;
 }
 
-void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t nb)
+static void quantize_xq8_block(mipr_xq8 *o, const float *x)
 {
-    for (size_t b = 0; b < nb; b++, x += MIPR_QK8_0) {
-        float amax = 0.0f;
-        for (int i = 0; i < MIPR_QK8_0; i++)
-            amax = fmaxf(amax, fabsf(x[i]));
-        float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        out[b].d = d;
-        for (int i = 0; i < MIPR_QK8_0; i++)
-            out[b].qs[i] = (int8_t)roundf(x[i] * id);
-    }
+    float amax = 0.0f;
+    for (int i = 0; i < MIPR_QK8_0; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    o->d = d;
+    for (int i = 0; i < MIPR_QK8_0; i++)
+        o->qs[i] = (int8_t)roundf(x[i] * id);
 }
 
-/* Q8_0 products: each token's row is quantized once per chunk of at most MIPR_XQ8_CHUNK
- * blocks (on the stack), then every weight row continues its sum over that chunk. Chunking
- * changes nothing in the result: a block's quantization depends on its 32 values only, and
- * the float sum simply carries on from the previous chunk. */
-static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,
-                      size_t cols)
+void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t n)
+{
+    mipr_quantize_xq8_with(quantize_xq8_block, out, x, n);
+}
+
+/* Quantized products: each token's row is quantized once per chunk of at most
+ * MIPR_XQ8_CHUNK blocks (on the stack), then every weight row continues its sum over that
+ * chunk. Chunking changes nothing in the result: a block's quantization depends on its 32
+ * values only, and the float sum simply carries on from the previous chunk. */
+static void gemm_quant(enum mipr_dtype t, float *y, const void *w, const float *x, size_t n,
+                       size_t rows, size_t cols)
 {
     mipr_xq8 xq[MIPR_XQ8_CHUNK];
-    const mipr_block_q8_0 *wb = w;
-    size_t nb = cols / MIPR_QK8_0;
+    size_t nb = (cols + MIPR_QK8_0 - 1) / MIPR_QK8_0, ldw = mipr_dtype_row_bytes(t, cols);
+    size_t bb = mipr_dtype_row_bytes(t, MIPR_QK8_0); /* bytes per block */
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < nb; c += MIPR_XQ8_CHUNK) {
             size_t nc = nb - c < MIPR_XQ8_CHUNK ? nb - c : MIPR_XQ8_CHUNK;
-            mipr_quantize_xq8(xq, x + i * cols + c * MIPR_QK8_0, nc);
+            size_t k0 = c * MIPR_QK8_0;
+            size_t kn = cols - k0 < nc * MIPR_QK8_0 ? cols - k0 : nc * MIPR_QK8_0;
+            mipr_quantize_xq8(xq, x + i * cols + k0, kn);
             for (size_t r = 0; r < rows; r++) {
                 float *yr = &y[i * rows + r];
-                *yr = dot_q8_0(c ? *yr : 0.0f, wb + r * nb + c, xq, nc);
+                *yr = dot_quant(t, c ? *yr : 0.0f, (const char *)w + r * ldw + c * bb, xq, nc);
             }
         }
 }
 
+static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,
+                      size_t cols)
+{
+    gemm_quant(MIPR_DT_Q8_0, y, w, x, n, rows, cols);
+}
+
 static void gemv_q8_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
 {
-    gemm_q8_0(y, w, x, 1, rows, cols);
+    gemm_quant(MIPR_DT_Q8_0, y, w, x, 1, rows, cols);
+}
+
+static void gemm_q4_0(float *y, const void *w, const float *x, size_t n, size_t rows,
+                      size_t cols)
+{
+    gemm_quant(MIPR_DT_Q4_0, y, w, x, n, rows, cols);
+}
+
+static void gemv_q4_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    gemm_quant(MIPR_DT_Q4_0, y, w, x, 1, rows, cols);
 }
 
 /* One row-dot per float type; gemv and gemm both go through it so they agree bit for bit. */
@@ -144,10 +187,24 @@ static void row_bf16(float *out, const void *w, size_t row, size_t cols)
 
 static void row_q8_0(float *out, const void *w, size_t row, size_t cols)
 {
-    const mipr_block_q8_0 *b = (const mipr_block_q8_0 *)w + row * (cols / MIPR_QK8_0);
+    size_t nb = (cols + MIPR_QK8_0 - 1) / MIPR_QK8_0;
+    const mipr_block_q8_0 *b = (const mipr_block_q8_0 *)w + row * nb;
     for (size_t i = 0; i < cols; i++) {
         const mipr_block_q8_0 *blk = &b[i / MIPR_QK8_0];
         out[i] = mipr_f16_to_f32(blk->d) * (float)blk->qs[i % MIPR_QK8_0];
+    }
+}
+
+/* Exact: an fp16 scale times an integer in [-8, 7] fits float's 24 bits. */
+static void row_q4_0(float *out, const void *w, size_t row, size_t cols)
+{
+    size_t nb = (cols + MIPR_QK4_0 - 1) / MIPR_QK4_0;
+    const mipr_block_q4_0 *b = (const mipr_block_q4_0 *)w + row * nb;
+    for (size_t i = 0; i < cols; i++) {
+        const mipr_block_q4_0 *blk = &b[i / MIPR_QK4_0];
+        size_t j = i % MIPR_QK4_0;
+        int q = j < 16 ? blk->qs[j] & 15 : blk->qs[j - 16] >> 4;
+        out[i] = mipr_f16_to_f32(blk->d) * (float)(q - 8);
     }
 }
 
@@ -258,9 +315,9 @@ const struct mipr_kernels *mipr_kernels_generic(void)
 {
     static const struct mipr_kernels table = {
         .isa = "generic",
-        .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0},
-        .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0},
-        .row_to_f32 = {row_f32, row_f16, row_bf16, row_q8_0},
+        .gemv = {gemv_f32, gemv_f16, gemv_bf16, gemv_q8_0, gemv_q4_0},
+        .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0},
+        .row_to_f32 = {row_f32, row_f16, row_bf16, row_q8_0, row_q4_0},
         .dot = mipr_dot_generic,
         .axpy = mipr_axpy_generic,
         .rmsnorm = mipr_rmsnorm_generic,

@@ -443,7 +443,7 @@ static void test_file_replaced(const mipr_model *m, const mipr_tokenizer *t)
     char path[4096], other[4096];
     snprintf(path, sizeof path, "%s", mipr_test_tmp("replaced.gguf"));
     snprintf(other, sizeof other, "%s", mipr_test_tmp("replacement.gguf"));
-    mipr_gguf_write_opts o = {MIPR_DT_F32, NULL, NULL};
+    mipr_gguf_write_opts o = {.type = MIPR_DT_F32, .on_fallback = NULL, .ctx = NULL};
     mipr_error e;
     CHECK_OK(mipr_gguf_write(path, m, t, &o, &e), &e);
     CHECK_OK(mipr_gguf_write(other, m, NULL, &o, &e), &e); /* no tokenizer: other header */
@@ -474,14 +474,15 @@ static void on_fallback(void *ctx, const char *tensor, enum mipr_dtype wanted,
 {
     fallbacks *f = ctx;
     f->count++;
-    f->wrong += wanted != MIPR_DT_Q8_0 || used != MIPR_DT_F16 || !strstr(tensor, "ffn_down");
+    f->wrong += (wanted != MIPR_DT_Q8_0 && wanted != MIPR_DT_Q4_0) || used != MIPR_DT_F16 ||
+                !strstr(tensor, "ffn_down");
 }
 
 static void write_ok(const char *path, const mipr_model *m, const mipr_tokenizer *t,
                      enum mipr_dtype type, fallbacks *fb)
 {
     mipr_error e;
-    mipr_gguf_write_opts o = {type, on_fallback, fb};
+    mipr_gguf_write_opts o = {.type = type, .on_fallback = on_fallback, .ctx = fb};
     CHECK_OK(mipr_gguf_write(path, m, t, &o, &e), &e);
 }
 
@@ -538,14 +539,21 @@ static void test_roundtrip_f32(const mipr_model *m, const mipr_tokenizer *t)
     unlink(path2);
 }
 
-/* Q8_0 error bound per block: half a step, plus the fp16 rounding of the scale. */
-static int q8_close(const float *x, const float *y, size_t n)
+static int quantized(enum mipr_dtype t)
+{
+    return t == MIPR_DT_Q8_0 || t == MIPR_DT_Q4_0;
+}
+
+/* Error bound per block: Q8_0 half a step, Q4_0 one step (the value opposite the largest
+ * clips from 8 to 7 steps), plus the fp16 rounding of the scale. */
+static int quant_close(enum mipr_dtype t, const float *x, const float *y, size_t n)
 {
     for (size_t b = 0; b < n; b += 32) {
         float amax = 0;
         for (size_t i = b; i < b + 32; i++)
             amax = fmaxf(amax, fabsf(x[i]));
-        float tol = amax / 127.0f / 2.0f + amax * 1e-3f + 1e-12f;
+        float step = t == MIPR_DT_Q8_0 ? amax / 127.0f / 2.0f : amax / 8.0f;
+        float tol = step + amax * 1e-3f + 1e-12f;
         for (size_t i = b; i < b + 32; i++)
             if (fabsf(x[i] - y[i]) > tol)
                 return 0;
@@ -563,9 +571,9 @@ static int converted_ok(const mipr_tensor *want, const mipr_tensor *got, enum mi
     mipr_gguf_to_f32(y, got->data, got->type, n);
     const float *x = want->data;
     int ok = 1;
-    if (type == MIPR_DT_Q8_0)
-        ok = q8_close(x, y, n);
-    for (size_t i = 0; i < n && ok && type != MIPR_DT_Q8_0; i++) {
+    if (quantized(type))
+        ok = quant_close(type, x, y, n);
+    for (size_t i = 0; i < n && ok && !quantized(type); i++) {
         float r = type == MIPR_DT_F16 ? mipr_f16_to_f32(mipr_f32_to_f16(x[i]))
                   : type == MIPR_DT_BF16 ? mipr_bf16_to_f32(mipr_f32_to_bf16(x[i]))
                                          : x[i];
@@ -586,7 +594,7 @@ static void check_converted_model(const mipr_model *m, const mipr_model *m2,
         enum mipr_dtype want = type;
         if (na[i])
             want = MIPR_DT_F32;
-        else if (type == MIPR_DT_Q8_0 && ta[i]->cols % 32)
+        else if (quantized(type) && ta[i]->cols % 32)
             want = MIPR_DT_F16;
         if (!converted_ok(ta[i], tb[i], want)) {
             fprintf(stderr, "tensor %zu not converted to %s as expected\n", i,
@@ -603,16 +611,21 @@ static void test_roundtrip_type(const mipr_model *m, const mipr_tokenizer *t,
     snprintf(path, sizeof path, "%s", mipr_test_tmp("rt_typed.gguf"));
     fallbacks fb = {0, 0};
     write_ok(path, m, t, type, &fb);
-    CHECK(fb.count == (type == MIPR_DT_Q8_0 ? LAYERS : 0) && fb.wrong == 0);
+    CHECK(fb.count == (quantized(type) ? LAYERS : 0) && fb.wrong == 0);
     mipr_gguf *g;
     mipr_model *m2;
     mipr_tokenizer *t2;
     load_both(path, &g, &m2, &t2);
     CHECK(key_i64(g, "general.file_type") == ftype);
-    if (type == MIPR_DT_Q8_0) {
+    if (quantized(type)) {
         CHECK(mipr_gguf_find_tensor(g, "blk.2.ffn_down.weight")->ggml_type == MIPR_GGML_F16);
-        CHECK(mipr_gguf_find_tensor(g, "blk.2.ffn_up.weight")->ggml_type == MIPR_GGML_Q8_0);
+        CHECK(mipr_gguf_find_tensor(g, "blk.2.ffn_up.weight")->ggml_type ==
+              mipr_ggml_from_dtype(type));
         CHECK(mipr_gguf_find_tensor(g, "blk.2.ffn_norm.weight")->ggml_type == MIPR_GGML_F32);
+        CHECK(key_i64(g, "general.quantization_version") == 2);
+        /* 18-byte Q4_0 blocks (34 for Q8_0): 172 rows of 64 are 2 blocks each */
+        CHECK(mipr_gguf_find_tensor(g, "blk.2.ffn_up.weight")->nbytes ==
+              (type == MIPR_DT_Q4_0 ? 18u : 34u) * 2 * FF);
     }
     check_same_hparams(m, m2);
     check_converted_model(m, m2, type);
@@ -697,6 +710,73 @@ static void test_deci(const mipr_model *m, const mipr_tokenizer *t)
     mipr_tokenizer_free(t2);
     mipr_model_free(m2);
     mipr_gguf_close(g);
+
+    fb.count = 0;
+    write_ok(path, p, t, MIPR_DT_Q4_0, &fb); /* the same rule for Q4_0 */
+    CHECK(fb.count == 2 && fb.wrong == 0);
+    load_both(path, &g, &m2, &t2);
+    CHECK(m2->layers[3].ffn_down.type == MIPR_DT_F16);
+    CHECK(m2->layers[4].ffn_down.type == MIPR_DT_Q4_0);
+    check_converted_model(p, m2, MIPR_DT_Q4_0);
+    mipr_tokenizer_free(t2);
+    mipr_model_free(m2);
+    mipr_gguf_close(g);
+    mipr_model_free(p);
+    unlink(path);
+}
+
+/* ffn_down of src as the values its element type holds, written into f32 model memory. */
+static int down_values_are(const mipr_model *m, const float *want, uint32_t l,
+                           enum mipr_dtype round_to)
+{
+    const mipr_tensor *d = &m->layers[l].ffn_down;
+    size_t n = (size_t)d->rows * d->cols;
+    float *y = malloc(n * sizeof *y);
+    mipr_gguf_to_f32(y, d->data, d->type, n);
+    int ok = d->type == round_to;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = y[i] == (round_to == MIPR_DT_F16 ? mipr_f16_to_f32(mipr_f32_to_f16(want[i]))
+                                              : want[i]);
+    free(y);
+    return ok;
+}
+
+/* A model in memory whose ffn_down rows (172 columns) end in a partial Q4_0 block, as mipr's
+ * runtime format holds them: GGUF cannot, so they are written as F16 when Q4_0 is asked for
+ * (and reported), or as F32, with the values the blocks represent. */
+static void test_partial_source(const mipr_model *m, const mipr_tokenizer *t)
+{
+    const uint32_t dff[LAYERS] = {FF, FF, FF, FF, FF};
+    mipr_model *p = make_pruned(m, dff);
+    size_t n = (size_t)DIM * FF, rb = mipr_dtype_row_bytes(MIPR_DT_Q4_0, FF);
+    float *deq = malloc(LAYERS * n * sizeof *deq);
+    for (uint32_t l = 0; l < LAYERS; l++) {
+        char *q = mipr_model_alloc(p, rb * DIM);
+        for (uint32_t r = 0; r < DIM; r++) {
+            const float *row = (const float *)m->layers[l].ffn_down.data + (size_t)r * FF;
+            mipr_quantize_q4_0((mipr_block_q4_0 *)(q + r * rb), row, FF);
+            mipr_kernels_generic()->row_to_f32[MIPR_DT_Q4_0](deq + l * n + r * FF, q, r, FF);
+        }
+        p->layers[l].ffn_down = (mipr_tensor){.type = MIPR_DT_Q4_0, .rows = DIM, .cols = FF, .data = q};
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s", mipr_test_tmp("partial.gguf"));
+    for (int pass = 0; pass < 2; pass++) {
+        enum mipr_dtype type = pass ? MIPR_DT_F32 : MIPR_DT_Q4_0;
+        fallbacks fb = {0, 0};
+        write_ok(path, p, t, type, &fb);
+        CHECK(fb.count == (pass ? 0 : LAYERS) && fb.wrong == 0);
+        mipr_gguf *g;
+        mipr_model *m2;
+        mipr_tokenizer *t2;
+        load_both(path, &g, &m2, &t2);
+        for (uint32_t l = 0; l < LAYERS; l++)
+            CHECK(down_values_are(m2, deq + l * n, l, pass ? MIPR_DT_F32 : MIPR_DT_F16));
+        mipr_tokenizer_free(t2);
+        mipr_model_free(m2);
+        mipr_gguf_close(g);
+    }
+    free(deq);
     mipr_model_free(p);
     unlink(path);
 }
@@ -1137,6 +1217,13 @@ static void test_bad_tensors(void)
     put(&b, huge, 32);
     put(&b, huge, 32);
     expect_fail(&b, MIPR_ERR_FORMAT, "multiple of 32");
+    b.n = 0; /* GGUF keeps ggml's whole blocks, though mipr's runtime has partial ones */
+    put_header(&b, 3, 1, 0);
+    put_info(&b, "q", 1, odd, MIPR_GGML_Q4_0, 0);
+    pad_to(&b, 32);
+    put(&b, huge, 32);
+    put(&b, huge, 32);
+    expect_fail(&b, MIPR_ERR_FORMAT, "multiple of 32 as type Q4_0");
     b.n = 0;
     put_header(&b, 3, 2, 0);
     put_info(&b, "t", 1, ne, MIPR_GGML_F32, 0);
@@ -1365,7 +1452,7 @@ static void expect_write_fails(const char *path, const mipr_model *m, const mipr
                                const char *why)
 {
     mipr_error e;
-    mipr_gguf_write_opts o = {MIPR_DT_F32, NULL, NULL};
+    mipr_gguf_write_opts o = {.type = MIPR_DT_F32, .on_fallback = NULL, .ctx = NULL};
     mipr_status st = mipr_gguf_write(path, m, t, &o, &e);
     if (st == MIPR_OK || !strstr(e.msg, path)) {
         fprintf(stderr, "write expected to fail (%s): %s\n", why, e.msg);
@@ -1402,7 +1489,7 @@ static void test_atomic_write(const mipr_model *m, const mipr_tokenizer *t)
     bad->layers[2].wq.type = (enum mipr_dtype)99;
     expect_write_fails(path, bad, t, "invalid tensor type");
     CHECK(file_is(path, "previous contents"));
-    mipr_gguf_write_opts o = {(enum mipr_dtype)7, NULL, NULL};
+    mipr_gguf_write_opts o = {.type = (enum mipr_dtype)7, .on_fallback = NULL, .ctx = NULL};
     mipr_error e;
     CHECK(mipr_gguf_write(path, m, t, &o, &e) == MIPR_ERR_ARG && count_temps(path) == 0);
     CHECK(file_is(path, "previous contents"));
@@ -1441,7 +1528,9 @@ int main(void)
     test_roundtrip_type(m, t, MIPR_DT_F16, 1);
     test_roundtrip_type(m, t, MIPR_DT_BF16, 32);
     test_roundtrip_type(m, t, MIPR_DT_Q8_0, 7);
+    test_roundtrip_type(m, t, MIPR_DT_Q4_0, 2);
     test_deci(m, t);
+    test_partial_source(m, t);
     test_tied(m, t);
     test_file_replaced(m, t);
 

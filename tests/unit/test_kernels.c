@@ -6,11 +6,17 @@
  *    This is the textbook worst-case bound of recursive summation (K eps sum|w x|) for the
  *    reference plus the same for the SIMD order, so it never fails by chance, yet one lost or
  *    doubled term (>= sum/K on these inputs) breaks it.
- *  - Q8_0 gemv/gemm: bit-exact (x quantized the same way, integer block sums, one float
- *    order). The reference itself is checked against the exact product W x in double:
+ *  - Q8_0 and Q4_0 gemv/gemm: bit-exact (x quantized the same way, integer block sums, one
+ *    float order). The reference itself is checked against the exact product W x in double:
  *    |ref - W x| <= sum_b (d_x[b] / 2) (1 + 2^-20) sum_{i in b} |w_i| + 2 (K + 2) eps sum|w x|,
  *    the error of rounding x to d_x q_x (half a step per element, d_x itself rounded once)
- *    plus the float sums; one wrong block scale or quantized value breaks it.
+ *    plus the float sums; one wrong block scale or quantized value breaks it. A row whose
+ *    length is not a multiple of 32 must give the bits of the same row zero-padded.
+ *  - quantizers (weights): Q8_0 |x - deq| <= d (1/2 + 1e-5) + 127 |d - fp16(d)| with
+ *    d = max|x| / 127 (half a step, the float rounding of x / d, and the scale's rounding to
+ *    fp16 over up to 127 steps); Q4_0 <= |d| (1 + 1e-5) + 8 |d - fp16(d)| with d = m / -8 (one
+ *    step: the value opposite m clips from 8 to 7), and m itself within 8 |d - fp16(d)|.
+ *    Block ranges 2^-10..2^9 reach fp16's subnormal scales.
  *  - colstats: bit-exact (each column summed in row order, in double).
  *  - rmsnorm: |simd - ref| <= 2 (n + 8) eps |ref| (sum of squares reassociated).
  *  - softmax: |simd - ref| <= (2 n + 16) eps ref + 1e-37 (exp within 2 ulp, sum reassociated,
@@ -24,10 +30,11 @@
  *  - attn_mix: bit-exact (each element sums a[t] v_t[i] in t order, multiply then add).
  *  - axpy, rope, row_to_f32: one rounding at most, |d| <= eps (|terms|) — the kernels are
  *    written to be exact (no FMA), this only allows a compiler that contracts the reference.
- * Sizes 1..67 (Q8_0: 32..160) plus rows wider than the SIMD gemm's 2048-float panel (Q8_0:
- * than its 8192-column chunk of quantized activations, with more tokens than one chunk's
- * stack buffer holds), rows and tokens 1..9, every pointer offset by one element from the
- * allocation so nothing is aligned. gemv of a whole matrix must equal gemv row by row, and gemm, bit for bit. */
+ * Sizes 1..67 (Q8_0, Q4_0: multiples of 32 to 160 and partial rows 1, 17, 33, 100, 172) plus
+ * rows wider than the SIMD gemm's 2048-float panel (quantized: than its 8192-column chunk of
+ * quantized activations, with more tokens than one chunk's stack buffer holds), rows and
+ * tokens 1..9, every pointer offset by one element from the allocation so nothing is aligned.
+ * gemv of a whole matrix must equal gemv row by row, and gemm, bit for bit. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -66,11 +73,19 @@ static int same_bits(float a, float b)
 
 /* ---- matrix products ---- */
 
+#define MAXB ((MAXK + 31) / 32) /* blocks of the widest quantized row */
+
+static int quantized(enum mipr_dtype t)
+{
+    return t == MIPR_DT_Q8_0 || t == MIPR_DT_Q4_0;
+}
+
 /* A weight matrix in every type, with its exact float values (for the error bound). */
 struct weights {
     float f[MAXR * MAXK];       /* the values the typed data represents */
     uint16_t h[MAXR * MAXK + 1]; /* f16 or bf16, one element of offset */
-    mipr_block_q8_0 q[MAXR * MAXK / MIPR_QK8_0 + 1];
+    mipr_block_q8_0 q[MAXR * MAXB + 1];
+    mipr_block_q4_0 q4[MAXR * MAXB + 1];
 };
 
 /* Fills w with type t data of rows x cols; returns the (unaligned) typed pointer. */
@@ -88,10 +103,20 @@ static const void *make_weights(struct rng *r, struct weights *w, enum mipr_dtyp
         }
         return w->h + 1;
     case MIPR_DT_Q8_0:
-        /* one block of offset keeps the uint16 scale aligned as C requires */
-        mipr_quantize_q8_0(w->q + 1, w->f, n);
-        mipr_kernels_generic()->row_to_f32[t](w->f, w->q + 1, 0, n);
-        return w->q + 1;
+    case MIPR_DT_Q4_0: {
+        /* one block of offset keeps the uint16 scale aligned as C requires; row by row, since
+         * a partial row ends in a padded block */
+        size_t rb = mipr_dtype_row_bytes(t, cols);
+        char *q = t == MIPR_DT_Q8_0 ? (char *)(w->q + 1) : (char *)(w->q4 + 1);
+        for (size_t i = 0; i < rows; i++) {
+            if (t == MIPR_DT_Q8_0)
+                mipr_quantize_q8_0((mipr_block_q8_0 *)(q + i * rb), w->f + i * cols, cols);
+            else
+                mipr_quantize_q4_0((mipr_block_q4_0 *)(q + i * rb), w->f + i * cols, cols);
+            mipr_kernels_generic()->row_to_f32[t](w->f + i * cols, q, i, cols);
+        }
+        return q;
+    }
     default:
         return w->f;
     }
@@ -111,13 +136,13 @@ static int close_dot(float got, float ref, double absdot, size_t k)
     return fabs((double)got - (double)ref) <= 2.0 * (double)(k + 2) * EPS * absdot;
 }
 
-/* The Q8_0 reference against the exact W . x (bound at the top of this file). */
+/* The quantized reference against the exact W . x (bound at the top of this file). */
 static int close_q8(float ref, const float *w, const float *x, size_t k)
 {
     double exact = 0.0, quant = 0.0;
     for (size_t b = 0; b < k; b += MIPR_QK8_0) {
         double amax = 0.0, aw = 0.0;
-        for (size_t i = b; i < b + MIPR_QK8_0; i++) {
+        for (size_t i = b; i < b + MIPR_QK8_0 && i < k; i++) {
             exact += (double)w[i] * x[i];
             amax = fmax(amax, fabs(x[i]));
             aw += fabs(w[i]);
@@ -153,7 +178,7 @@ static void check_matmul_case(const struct mipr_kernels *k, enum mipr_dtype t, s
         bad += memcmp(one, yv + 1, rows * sizeof *one) != 0;
         for (size_t j = 0; j < rows; j++) {
             double ad = abs_dot(w.f + j * cols, x + i * cols, cols);
-            if (t == MIPR_DT_Q8_0)
+            if (quantized(t))
                 bad += !same_bits(yv[1 + j], ref[i * rows + j]) +
                        !close_q8(ref[i * rows + j], w.f + j * cols, x + i * cols, cols);
             else
@@ -167,23 +192,52 @@ static void check_matmul_case(const struct mipr_kernels *k, enum mipr_dtype t, s
     CHECK(bad == 0);
 }
 
+/* Partial quantized rows (ending in a padded block) against the same rows zero-padded to
+ * whole blocks, in the generic table: the definition the SIMD tables are then held to. */
+static void check_partial_is_padded(enum mipr_dtype t, struct rng *r, size_t rows, size_t cols)
+{
+    static struct weights w;
+    static float x[MAXT * MAXK], xp[MAXT * MAXK];
+    float y[MAXT * MAXR], yp[MAXT * MAXR];
+    size_t padded = (cols + 31) / 32 * 32, n = 3;
+    const void *wt = make_weights(r, &w, t, rows, cols); /* same bytes as `padded` columns */
+    fill(r, x, n * cols, -2.0f, 2.0f);
+    memset(xp, 0, n * padded * sizeof *xp);
+    for (size_t i = 0; i < n; i++)
+        memcpy(xp + i * padded, x + i * cols, cols * sizeof *x);
+    mipr_kernels_generic()->gemm[t](y, wt, x, n, rows, cols);
+    mipr_kernels_generic()->gemm[t](yp, wt, xp, n, rows, padded);
+    CHECK(mipr_dtype_row_bytes(t, cols) == mipr_dtype_row_bytes(t, padded));
+    CHECK(memcmp(y, yp, n * rows * sizeof *y) == 0);
+}
+
 static void check_matmul(const struct mipr_kernels *k, struct rng *r)
 {
+    static const size_t partial[] = {1, 17, 33, 100, 172};
     for (int t = 0; t < MIPR_DT_COUNT; t++) {
-        size_t step = t == MIPR_DT_Q8_0 ? MIPR_QK8_0 : 1;
-        size_t kmax = t == MIPR_DT_Q8_0 ? 5 * MIPR_QK8_0 : 67;
+        int q = quantized((enum mipr_dtype)t);
+        size_t step = q ? MIPR_QK8_0 : 1;
+        size_t kmax = q ? 5 * MIPR_QK8_0 : 67;
         for (size_t cols = step; cols <= kmax; cols += step)
             for (size_t rows = 1; rows <= MAXR; rows++)
                 for (size_t n = 1; n <= MAXT; n++)
                     check_matmul_case(k, (enum mipr_dtype)t, r, rows, cols, n);
+        for (size_t i = 0; q && i < sizeof partial / sizeof partial[0]; i++)
+            for (size_t rows = 1; rows <= MAXR; rows++)
+                for (size_t n = 1; n <= MAXT; n += 2)
+                    check_matmul_case(k, (enum mipr_dtype)t, r, rows, partial[i], n);
         /* rows wider than the gemm's float panel take its other path */
-        size_t wide = t == MIPR_DT_Q8_0 ? 65 * MIPR_QK8_0 : 2083;
+        size_t wide = q ? 65 * MIPR_QK8_0 : 2083;
         check_matmul_case(k, (enum mipr_dtype)t, r, 9, wide, 7);
         check_matmul_case(k, (enum mipr_dtype)t, r, 5, wide - step, 4);
+        if (!q)
+            continue;
+        check_matmul_case(k, (enum mipr_dtype)t, r, 9, wide + 5, 3);
+        /* past one chunk of quantized activations, with tokens in two stack groups */
+        check_matmul_case(k, (enum mipr_dtype)t, r, 9, MAXK, MAXT);
+        check_matmul_case(k, (enum mipr_dtype)t, r, 3, 8192, 2);
+        check_matmul_case(k, (enum mipr_dtype)t, r, 9, MAXK - 7, MAXT);
     }
-    /* Q8_0 past one chunk of quantized activations, with tokens in two stack groups */
-    check_matmul_case(k, MIPR_DT_Q8_0, r, 9, MAXK, MAXT);
-    check_matmul_case(k, MIPR_DT_Q8_0, r, 3, 8192, 2);
 }
 
 /* row_to_f32 is exact for every type. */
@@ -192,20 +246,129 @@ static void check_rows(const struct mipr_kernels *k, struct rng *r)
     static struct weights w;
     static float got[3 * MAXK + 1], ref[3 * MAXK];
     for (int t = 0; t < MIPR_DT_COUNT; t++) {
-        size_t step = t == MIPR_DT_Q8_0 ? MIPR_QK8_0 : 1;
-        size_t kmax = t == MIPR_DT_Q8_0 ? 5 * MIPR_QK8_0 : 67;
-        for (size_t cols = step; cols <= kmax; cols += step) {
+        size_t kmax = quantized((enum mipr_dtype)t) ? 5 * MIPR_QK8_0 : 67;
+        for (size_t cols = 1; cols <= kmax; cols++) {
             const void *wt = make_weights(r, &w, (enum mipr_dtype)t, 3, cols);
             int bad = 0;
             for (size_t row = 0; row < 3; row++) {
+                got[1 + cols] = 12345.0f; /* canary: a partial block writes only its part */
                 k->row_to_f32[t](got + 1, wt, row, cols);
                 mipr_kernels_generic()->row_to_f32[t](ref, wt, row, cols);
                 for (size_t i = 0; i < cols; i++)
                     bad += !same_bits(got[1 + i], ref[i]);
+                bad += got[1 + cols] != 12345.0f;
             }
             CHECK(bad == 0);
         }
     }
+}
+
+/* ---- quantizers (table-independent) ---- */
+
+/* ggml's block_q4_0 layout on a block whose scale is exactly 1: x = -8..7 then 7..-8, so
+ * element j < 16 is nibble j (low) and element 16 + j is 15 - j (high). */
+static void check_q4_layout(void)
+{
+    float x[32];
+    mipr_block_q4_0 b;
+    for (int j = 0; j < 16; j++) {
+        x[j] = (float)(j - 8);
+        x[16 + j] = (float)(7 - j);
+    }
+    mipr_quantize_q4_0(&b, x, 32);
+    CHECK(sizeof(mipr_block_q4_0) == 18 && b.d == 0x3c00); /* fp16 1.0: d = -8 / -8 */
+    int bad = 0;
+    for (int j = 0; j < 16; j++)
+        bad += b.qs[j] != (uint8_t)(j | (15 - j) << 4);
+    CHECK(bad == 0);
+    float back[32];
+    mipr_kernels_generic()->row_to_f32[MIPR_DT_Q4_0](back, &b, 0, 32);
+    CHECK(memcmp(back, x, sizeof x) == 0);
+}
+
+/* Round trips within the bounds at the top of this file, over blocks of different ranges,
+ * all-zero blocks and ties of the largest magnitude. */
+static void check_roundtrip(enum mipr_dtype t, struct rng *r)
+{
+    enum { N = 32 * 40 };
+    static float x[N], back[N];
+    static mipr_block_q8_0 q8[N / 32];
+    static mipr_block_q4_0 q4[N / 32];
+    for (int b = 0; b < N / 32; b++) {
+        float s = ldexpf(1.0f, b % 20 - 10);
+        fill(r, x + 32 * b, 32, -s, s);
+    }
+    memset(x + 64, 0, 32 * sizeof *x);                 /* a zero block */
+    x[100] = -1.5f, x[101] = 1.5f;                     /* a tie of magnitude in block 3 */
+    const void *q = t == MIPR_DT_Q8_0 ? (const void *)q8 : (const void *)q4;
+    if (t == MIPR_DT_Q8_0)
+        mipr_quantize_q8_0(q8, x, N);
+    else
+        mipr_quantize_q4_0(q4, x, N);
+    mipr_kernels_generic()->row_to_f32[t](back, q, 0, N);
+    int bad = 0;
+    for (int b = 0; b < N / 32; b++) {
+        const float *xb = x + 32 * b, *yb = back + 32 * b;
+        float m = 0.0f;
+        for (int i = 0; i < 32; i++)
+            m = fabsf(xb[i]) > fabsf(m) ? xb[i] : m;
+        float d = t == MIPR_DT_Q8_0 ? fabsf(m) / 127.0f : fabsf(m) / 8.0f;
+        double dd = fabs((double)mipr_f16_to_f32(mipr_f32_to_f16(d)) - d); /* fp16 rounding */
+        double bound = t == MIPR_DT_Q8_0 ? d * (0.5 + 1e-5) + 127.0 * dd
+                                         : d * (1.0 + 1e-5) + 8.0 * dd;
+        for (int i = 0; i < 32; i++) {
+            bad += !(fabs((double)yb[i] - xb[i]) <= bound);
+            if (t == MIPR_DT_Q4_0 && xb[i] == m) /* the largest is -8 steps: only d rounds */
+                bad += !(fabs((double)yb[i] - m) <= 8.0 * dd);
+        }
+    }
+    CHECK(bad == 0);
+    /* Q4_0: the first of the tie sets d = -1.5 / -8, the other clips to 7 steps */
+    CHECK(t == MIPR_DT_Q8_0 || (back[100] == -1.5f && back[101] == 1.3125f));
+}
+
+/* A partial row quantizes as the same row zero-padded; sizes round up to whole blocks. */
+static void check_partial_quantize(struct rng *r)
+{
+    static const size_t ns[] = {1, 17, 31, 33, 100, 172};
+    float x[192], xp[192];
+    mipr_block_q8_0 a8[6], b8[6];
+    mipr_block_q4_0 a4[6], b4[6];
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        size_t n = ns[i], nb = (n + 31) / 32;
+        fill(r, x, n, -3.0f, 3.0f);
+        memset(xp, 0, sizeof xp);
+        memcpy(xp, x, n * sizeof *x);
+        mipr_quantize_q8_0(a8, x, n);
+        mipr_quantize_q8_0(b8, xp, nb * 32);
+        mipr_quantize_q4_0(a4, x, n);
+        mipr_quantize_q4_0(b4, xp, nb * 32);
+        CHECK(memcmp(a8, b8, nb * sizeof *a8) == 0 && memcmp(a4, b4, nb * sizeof *a4) == 0);
+        CHECK(mipr_dtype_row_bytes(MIPR_DT_Q8_0, n) == nb * 34);
+        CHECK(mipr_dtype_row_bytes(MIPR_DT_Q4_0, n) == nb * 18);
+    }
+    CHECK(mipr_dtype_row_bytes(MIPR_DT_Q8_0, 0) == 0 && mipr_dtype_row_bytes(MIPR_DT_Q4_0, 0) == 0);
+    CHECK(mipr_dtype_row_bytes(MIPR_DT_COUNT, 64) == 0);
+    CHECK(mipr_dtype_block_size(MIPR_DT_Q4_0) == 32 && mipr_dtype_block_size(MIPR_DT_Q8_0) == 32);
+    CHECK(mipr_dtype_block_size(MIPR_DT_F16) == 1 && mipr_dtype_block_size(MIPR_DT_COUNT) == 0);
+    CHECK(strcmp(mipr_dtype_name(MIPR_DT_Q4_0), "q4_0") == 0);
+}
+
+static void check_quantizers(void)
+{
+    struct rng r = {0x2545f4914f6cdd1du};
+    int before = mipr_test_failures;
+    check_q4_layout();
+    check_roundtrip(MIPR_DT_Q8_0, &r);
+    check_roundtrip(MIPR_DT_Q4_0, &r);
+    check_partial_quantize(&r);
+    static const size_t cols[] = {1, 17, 33, 100, 172};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        check_partial_is_padded(MIPR_DT_Q8_0, &r, 5, cols[i]);
+        check_partial_is_padded(MIPR_DT_Q4_0, &r, 9, cols[i]);
+    }
+    check_partial_is_padded(MIPR_DT_Q4_0, &r, 2, 8192 + 40); /* past one activation chunk */
+    printf("quantizers %s\n", mipr_test_failures == before ? "ok" : "FAILED");
 }
 
 /* ---- vector operations ---- */
@@ -501,6 +664,7 @@ int main(void)
 {
     static const char *const isas[] = {"avx2", "neon"};
     check_dispatch();
+    check_quantizers();
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         const struct mipr_kernels *k = mipr_kernels_for(isas[i]);
         if (k)

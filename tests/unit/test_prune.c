@@ -115,7 +115,7 @@ static void write_pruned(const mipr_prune_opts *o, const char *path, mipr_model 
     mipr_prune_plan p;
     CHECK_OK(mipr_prune_plan_make(model, calib, o, &p, &err), &err);
     CHECK_OK(mipr_prune_apply(model, calib, &p, o, pm, &err), &err);
-    mipr_gguf_write_opts wo = {MIPR_DT_F32, NULL, NULL};
+    mipr_gguf_write_opts wo = {.type = MIPR_DT_F32, .on_fallback = NULL, .ctx = NULL};
     CHECK_OK(mipr_gguf_write(path, *pm, tok, &wo, &err), &err);
     mipr_prune_plan_free(&p);
 }
@@ -237,9 +237,9 @@ static void test_duplicate_found(void)
         down[r * d + 172] = down[r * d + k];
     }
     L->d_ff = d;
-    L->ffn_gate = (mipr_tensor){MIPR_DT_F32, d, 64, gate};
-    L->ffn_up = (mipr_tensor){MIPR_DT_F32, d, 64, up};
-    L->ffn_down = (mipr_tensor){MIPR_DT_F32, 64, d, down};
+    L->ffn_gate = (mipr_tensor){.type = MIPR_DT_F32, .rows = d, .cols = 64, .data = gate};
+    L->ffn_up = (mipr_tensor){.type = MIPR_DT_F32, .rows = d, .cols = 64, .data = up};
+    L->ffn_down = (mipr_tensor){.type = MIPR_DT_F32, .rows = 64, .cols = d, .data = down};
     CHECK_OK(mipr_model_validate(m, "duplicated", &err), &err);
     mipr_calib *c = calibrate(m, 40000, 256);
     const mipr_calib_layer *C = &c->layers[l];

@@ -121,7 +121,7 @@ static float *random_matrix(mipr_model *m, mipr_tensor *t, uint32_t rows, uint32
         float r = (float)(rng >> 40) * 0x1.0p-24f * 2.0f - 1.0f;
         p[i] = value != 0.0f ? value : r / sqrtf((float)cols);
     }
-    *t = (mipr_tensor){MIPR_DT_F32, rows, cols, p};
+    *t = (mipr_tensor){.type = MIPR_DT_F32, .rows = rows, .cols = cols, .data = p};
     return p;
 }
 

@@ -1,0 +1,70 @@
+# Firmware footprint and speed as JSON, from the map files and one run under qemu:
+#   cmake -DAPPS="a.elf;b.elf" -DRUN="timeout;300;qemu-system-arm;-M;...;-kernel" \
+#         -DBOARD=mps2-an500 -DOUT=bench_firmware.json -P benchmarks/firmware.cmake
+# (the firmware presets' target bench_firmware runs it; scripts/test.sh keeps the JSON).
+# Per application:
+#   text, rodata        code and constants in flash (output sections .text, .rodata)
+#   data, bss           static RAM (.data is also in flash as its initial image)
+#   static_ram          data + bss
+#   stack, arena        the fixed stack and malloc arena (toolchains/firmware/sections.ld)
+#   arena_used          the arena's high-water mark in that run (printed by the firmware)
+#   model               model bytes linked into the image (.mipr_model)
+#   instructions_per_token  from the run with -icount shift=0 (printed by the firmware)
+cmake_minimum_required(VERSION 3.25)
+foreach(v APPS RUN BOARD OUT)
+  if(NOT ${v})
+    message(FATAL_ERROR "firmware.cmake: -D${v}= is required")
+  endif()
+endforeach()
+
+# Size of output section `name` in a GNU ld map file, 0 when absent.
+function(section_size map name out)
+  string(REPLACE "." "\\." re "${name}")
+  if(map MATCHES "\n${re}[ \t\n]+0x[0-9a-f]+[ \t]+0x([0-9a-f]+)")
+    math(EXPR size "0x${CMAKE_MATCH_1}" OUTPUT_FORMAT DECIMAL)
+  else()
+    set(size 0)
+  endif()
+  set(${out} ${size} PARENT_SCOPE)
+endfunction()
+
+set(json "{}")
+string(JSON json SET "${json}" board "\"${BOARD}\"")
+string(JSON json SET "${json}" apps "{}")
+foreach(elf IN LISTS APPS)
+  get_filename_component(name "${elf}" NAME_WE)
+  get_filename_component(dir "${elf}" DIRECTORY)
+  file(READ "${dir}/${name}.map" map)
+  set(app "{}")
+  foreach(pair text:.text rodata:.rodata data:.data bss:.bss stack:.stack arena:.arena
+               model:.mipr_model)
+    string(REPLACE ":" ";" pair "${pair}")
+    list(GET pair 0 key)
+    list(GET pair 1 sec)
+    section_size("${map}" ${sec} ${key})
+    string(JSON app SET "${app}" ${key} ${${key}})
+  endforeach()
+  math(EXPR static_ram "${data} + ${bss}")
+  string(JSON app SET "${app}" static_ram ${static_ram})
+
+  execute_process(COMMAND ${RUN} ${elf} OUTPUT_VARIABLE log ERROR_VARIABLE log
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${name} failed under qemu (exit ${rc}):\n${log}")
+  endif()
+  foreach(pair "arena_used:arena: ([0-9]+) of"
+               "instructions_per_token:([0-9]+) instructions per [a-z]+ token")
+    string(FIND "${pair}" ":" colon)
+    string(SUBSTRING "${pair}" 0 ${colon} key)
+    math(EXPR colon "${colon} + 1")
+    string(SUBSTRING "${pair}" ${colon} -1 re)
+    if(log MATCHES "${re}")
+      string(JSON app SET "${app}" ${key} ${CMAKE_MATCH_1})
+    else()
+      string(JSON app SET "${app}" ${key} null)
+    endif()
+  endforeach()
+  string(JSON json SET "${json}" apps ${name} "${app}")
+endforeach()
+file(WRITE "${OUT}" "${json}\n")
+message("${json}")
