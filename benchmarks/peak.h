@@ -20,6 +20,9 @@ float mipr_peak_read_neon(const float *x, size_t n);
 
 /* Best single-thread GFLOP/s over the ISAs this CPU runs (peak_best.c); *isa names it. */
 double mipr_peak_fma_best(int quick, const char **isa);
+/* The read loop of the best ISA this CPU runs. */
+typedef float (*mipr_peak_read_loop)(const float *x, size_t n);
+mipr_peak_read_loop mipr_peak_read_best_loop(void);
 /* Streaming read bandwidth in GB/s (256 MiB buffer; 32 MiB when quick), best ISA. */
 double mipr_peak_read_best(int quick);
 

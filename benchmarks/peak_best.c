@@ -45,10 +45,9 @@ double mipr_peak_fma_best(int quick, const char **isa)
     return g;
 }
 
-/* Streaming read of a buffer far larger than the caches, best of 3. */
-double mipr_peak_read_best(int quick)
+mipr_peak_read_loop mipr_peak_read_best_loop(void)
 {
-    float (*f)(const float *, size_t) = mipr_peak_read_scalar;
+    mipr_peak_read_loop f = mipr_peak_read_scalar;
 #if defined(MIPR_BENCH_AVX2)
     if (mipr_kernels_for("avx2"))
         f = mipr_peak_read_avx2;
@@ -57,6 +56,13 @@ double mipr_peak_read_best(int quick)
     if (mipr_kernels_for("neon"))
         f = mipr_peak_read_neon;
 #endif
+    return f;
+}
+
+/* Streaming read of a buffer far larger than the caches, best of 3. */
+double mipr_peak_read_best(int quick)
+{
+    mipr_peak_read_loop f = mipr_peak_read_best_loop();
     size_t n = (quick ? 32u : 256u) << 20 >> 2;
     float *x = malloc(n * sizeof *x);
     if (!x)

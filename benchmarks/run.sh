@@ -126,16 +126,30 @@ else
   done
 fi
 
-# ---- SLOT: pack / unpack throughput (.mpk) -------------------------------------------------
-# `mipr pack` / `mipr unpack` are being added on main. Once merged, measure them here on a
-# random-weight model of a real shape (e.g. bench_engine --shape smollm2 --type q8_0 --gguf
-# FILE, then time `mipr pack` and `mipr unpack` on it) and write $res/perf/pack.json:
-#   {"shape": "smollm2", "type": "q8_0", "bytes": N, "pack_seconds": S, "unpack_seconds": S,
-#    "read_bandwidth_gbs": B}
-# bench_report then fills RESULTS.md's pack section and perf.json's "pack" entry.
-bench_pack_slot() { :; }
-bench_pack_slot
-# ---------------------------------------------------------------------------------------------
+# Pack / unpack throughput (.mpk): a random-weight model of a real shape written as GGUF by
+# bench_engine, packed with `mipr pack --quant q8` (zstd) and unpacked back to GGUF, each
+# timed once. The quick run uses the smaller Q8_0 GGUF of the same shape.
+pack_unpack() {
+  local mipr=build/host/tools/mipr type=f32 dir
+  [ $mode = quick ] && type=q8_0
+  [ -x "$mipr" ] || { echo "run.sh: $mipr is missing: build the host preset" >&2; exit 1; }
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/mipr-pack.XXXXXX")
+  "$bin/bench_engine" --shape smollm2 --type $type --prefill 1 --decode 1 \
+    --gguf "$dir/m.gguf" >"$res/perf/pack.log" 2>&1
+  local a b c
+  a=$(date +%s.%N)
+  "$mipr" pack "$dir/m.gguf" -o "$dir/m.mpk" --quant q8 -q >>"$res/perf/pack.log" 2>&1
+  b=$(date +%s.%N)
+  "$mipr" unpack "$dir/m.mpk" -o "$dir/back.gguf" >>"$res/perf/pack.log" 2>&1
+  c=$(date +%s.%N)
+  printf '{"shape": "smollm2", "type": "%s", "quant": "q8", "gguf_bytes": %s, "mpk_bytes": %s, "unpacked_bytes": %s, "pack_seconds": %s, "unpack_seconds": %s}\n' \
+    $type "$(stat -c %s "$dir/m.gguf")" "$(stat -c %s "$dir/m.mpk")" \
+    "$(stat -c %s "$dir/back.gguf")" "$(awk "BEGIN{print $b - $a}")" \
+    "$(awk "BEGIN{print $c - $b}")" >"$res/perf/pack.json"
+  rm -rf "$dir"
+  echo "perf: pack done ($(( $(now) - t0 )) s)"
+}
+pack_unpack
 t2=$(now)
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
