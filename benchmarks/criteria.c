@@ -1,14 +1,24 @@
-/* bench_criteria --model M [-z TOK] --calib-text F --eval-text F [--ratios 0.1,...]
- *                [--seeds K] [--window W] [--eval-bytes N] [--csv FILE] [--json FILE]
+/* bench_criteria --model M [-z TOK] [--name NAME] --calib-text F --eval NAME=FILE:WINDOW ...
+ *                [--eval-tokens N] [--calib-tokens N] [--samples N] [--heldout N]
+ *                [--ratios 0.1,...] [--criteria a,b,...]
+ *                [--seeds K] [--threads T] [--csv FILE] [--json FILE]
  *
- * Every criterion x allocation x ratio on one model: perplexity on the evaluation text,
- * KL divergence from the dense model, time to prune. Randomised criteria (mi, random) run
- * K seeds and report mean and standard deviation. Calibration and evaluation texts must be
- * different files (the calibration record's held-out tokens come from the calibration
- * text's tail). The last lines summarise how much the choice of criterion matters at each
- * ratio (worst / best perplexity): the evidence behind the size-aware policy. Every
- * configuration also runs with compensation (bias for all; bias + least squares for mi),
- * to show whether it helps. */
+ * Every criterion x allocation x compensation x ratio on one model. Each pruned model is
+ * scored on every evaluation set (perplexity, and KL divergence from the dense model); the
+ * time and the peak resident memory of the pruning itself (plan + apply, and for `auto` the
+ * policy's tournament) are measured apart from the scoring. Randomised criteria (mi, random,
+ * and auto, whose tournament includes mi) run K seeds and report mean and sample standard
+ * deviation. `auto` lets the policy choose the allocation too (allocation "policy").
+ *
+ * Calibration and evaluation text must not overlap: the texts must be different files and
+ * share no line of 40 bytes or more (checked). The calibration record's held-out tokens,
+ * which the policy scores its candidates on, are the calibration text's tail.
+ *
+ * Evaluating whole files hundreds of times would take hours, so each set scores about N
+ * tokens (--eval-tokens) as windows spread evenly from the start to the end of its file,
+ * the same windows for every pruned model; the dense model's log-probabilities on them
+ * are computed once (mipr_eval_ref_new). A window larger than the model's context is cut
+ * to the context (the CSV gives the window used). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -16,21 +26,58 @@
 #include <string.h>
 #include <time.h>
 
+#include "memory.h"
 #include "mipr.h"
 
+#define MAX_EVAL 4
+#define MAX_SEEDS 16
+#define AUTO MIPR_CRIT_COUNT /* the policy, after the real criteria */
+#define N_CRIT (MIPR_CRIT_COUNT + 1)
+
 typedef struct {
-    const char *model, *tok, *calib_text, *eval_text, *csv, *json;
+    const char *name, *file;
+    uint32_t window;
+} eval_spec;
+
+typedef struct {
+    const char *model, *tok, *name, *calib_text, *csv, *json;
+    eval_spec eval[MAX_EVAL];
+    int n_eval, crit[N_CRIT];
     double ratios[16];
     int n_ratios;
-    uint32_t seeds, window, eval_bytes;
+    uint32_t seeds, threads, samples, heldout;
+    uint64_t eval_tokens, calib_tokens;
 } options;
 
 typedef struct {
-    enum mipr_criterion crit;
-    int adaptive, comp;
-    double ratio, ppl, ppl_sd, kl, kl_sd, seconds;
+    eval_spec spec;
+    uint32_t window;
+    size_t tokens, windows;
+    mipr_eval_ref *ref;
+    mipr_eval_result dense;
+} eval_set;
+
+typedef struct {
+    mipr_model *m;
+    mipr_tokenizer *tok;
+    mipr_calib *c;
+    mipr_pool *pool;
+    mipr_heldout h;
+    eval_set ev[MAX_EVAL];
+    int n_ev;
+    double calib_seconds;
+} subject;
+
+/* One configuration: its per-seed measurements. */
+typedef struct {
+    int crit, adaptive, comp; /* adaptive -1: the policy's choice */
+    double ratio;
+    uint32_t runs;
+    double ppl[MAX_EVAL][MAX_SEEDS], kl[MAX_EVAL][MAX_SEEDS];
+    double seconds[MAX_SEEDS], peak_mib[MAX_SEEDS], added_mib[MAX_SEEDS];
     uint64_t params;
-} row;
+    char chosen[MAX_SEEDS][32];
+} run;
 
 static double now(void)
 {
@@ -39,209 +86,495 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static const char *crit_name(int c)
+{
+    return c == AUTO ? "auto" : mipr_criterion_name((enum mipr_criterion)c);
+}
+
+static const char *alloc_name(int adaptive)
+{
+    return adaptive < 0 ? "policy" : adaptive ? "adaptive" : "uniform";
+}
+
+/* ---- options ---- */
+
+static int parse_list(const char *v, options *o)
+{
+    memset(o->crit, 0, sizeof o->crit);
+    for (const char *s = v; *s;) {
+        size_t n = strcspn(s, ",");
+        int found = 0;
+        for (int c = 0; c < N_CRIT; c++)
+            if (strlen(crit_name(c)) == n && !strncmp(s, crit_name(c), n))
+                o->crit[c] = found = 1;
+        if (!found)
+            return -1;
+        s += n + (s[n] == ',');
+    }
+    return 0;
+}
+
+static int parse_ratios(const char *v, options *o)
+{
+    o->n_ratios = 0;
+    for (char *s = (char *)v, *e; *s && o->n_ratios < 16; s = *e ? e + 1 : e) {
+        double r = strtod(s, &e);
+        if (e == s || r <= 0.0 || r >= 1.0)
+            return -1;
+        o->ratios[o->n_ratios++] = r;
+    }
+    return o->n_ratios ? 0 : -1;
+}
+
+/* NAME=FILE:WINDOW */
+static int parse_eval(char *v, options *o)
+{
+    char *eq = strchr(v, '='), *colon = strrchr(v, ':');
+    if (!eq || !colon || colon < eq || o->n_eval == MAX_EVAL)
+        return -1;
+    *eq = *colon = '\0';
+    eval_spec *e = &o->eval[o->n_eval++];
+    *e = (eval_spec){v, eq + 1, (uint32_t)atoi(colon + 1)};
+    return e->window >= 2 && *v ? 0 : -1;
+}
+
 static int parse(int argc, char **argv, options *o)
 {
     for (int i = 1; i + 1 < argc; i += 2) {
-        const char *a = argv[i], *v = argv[i + 1];
+        const char *a = argv[i];
+        char *v = argv[i + 1];
+        int bad = 0;
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "-z")) o->tok = v;
+        else if (!strcmp(a, "--name")) o->name = v;
         else if (!strcmp(a, "--calib-text")) o->calib_text = v;
-        else if (!strcmp(a, "--eval-text")) o->eval_text = v;
+        else if (!strcmp(a, "--eval")) bad = parse_eval(v, o);
         else if (!strcmp(a, "--csv")) o->csv = v;
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--seeds")) o->seeds = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--window")) o->window = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--eval-bytes")) o->eval_bytes = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--ratios")) {
-            o->n_ratios = 0;
-            for (char *s = (char *)v, *e; *s && o->n_ratios < 16; s = *e ? e + 1 : e) {
-                o->ratios[o->n_ratios++] = strtod(s, &e);
-                if (e == s)
-                    return -1;
-            }
-        } else return -1;
+        else if (!strcmp(a, "--threads")) o->threads = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--eval-tokens")) o->eval_tokens = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--calib-tokens")) o->calib_tokens = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--samples")) o->samples = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--heldout")) o->heldout = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--ratios")) bad = parse_ratios(v, o);
+        else if (!strcmp(a, "--criteria")) bad = parse_list(v, o);
+        else bad = 1;
+        if (bad)
+            return -1;
     }
-    return argc % 2 && o->model && o->calib_text && o->eval_text &&
-                   strcmp(o->calib_text, o->eval_text) ? 0 : -1;
+    if (!o->name)
+        o->name = o->model;
+    return argc % 2 && o->model && o->calib_text && o->n_eval && o->seeds >= 1 && o->samples &&
+                   o->heldout >= 2 &&
+                   o->seeds <= MAX_SEEDS && o->eval_tokens >= 2 ? 0 : -1;
 }
 
+/* ---- calibration and evaluation text never overlap ---- */
+
 typedef struct {
-    mipr_model *m;
-    mipr_tokenizer *tok;
-    mipr_calib *c;
-    int32_t *ids;
+    const char *p;
     size_t n;
-} subject;
+} line;
+
+static int line_cmp(const void *a, const void *b)
+{
+    const line *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? -1 : 1;
+    return memcmp(x->p, y->p, x->n);
+}
+
+/* Lines of at least 40 bytes (shorter ones, such as "The end.", recur in any corpus). */
+static size_t long_lines(const char *t, size_t len, line *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len;) {
+        size_t e = i;
+        while (e < len && t[e] != '\n' && t[e] != '\r')
+            e++;
+        if (e - i >= 40)
+            out[k++] = (line){t + i, e - i};
+        i = e + 1;
+    }
+    return k;
+}
+
+static mipr_status check_disjoint(const char *calib, size_t clen, const char *text, size_t len,
+                                  const char *path, mipr_error *err)
+{
+    line *c = malloc((clen / 40 + 1) * sizeof *c), *t = malloc((len / 40 + 1) * sizeof *t);
+    if (!c || !t)
+        return free(c), free(t), mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    size_t nc = long_lines(calib, clen, c), nt = long_lines(text, len, t), shared = 0;
+    qsort(c, nc, sizeof *c, line_cmp);
+    const line *first = NULL;
+    for (size_t i = 0; i < nt; i++)
+        if (bsearch(&t[i], c, nc, sizeof *c, line_cmp) && !shared++)
+            first = &t[i];
+    mipr_status st = shared ? mipr_error_set(err, MIPR_ERR_ARG, "%s shares %zu lines with the "
+                                             "calibration text, e.g. \"%.60s\"", path, shared,
+                                             first->p)
+                            : MIPR_OK;
+    free(c), free(t);
+    return st;
+}
+
+/* ---- setup ---- */
+
+static mipr_status calibrate(const options *o, subject *s, const char *text, size_t len,
+                             mipr_error *err)
+{
+    uint32_t ctx = s->m->hp.seq_len, w = ctx < 256 ? ctx : 256;
+    mipr_calib_opts co = {.window = w, .n_samples = o->samples, .max_tokens = o->calib_tokens,
+                          .heldout = o->heldout, .pool = s->pool};
+    double t0 = now();
+    mipr_status st = mipr_calibrate(&s->c, s->m, s->tok, text, len, &co, err);
+    s->calib_seconds = now() - t0;
+    if (st == MIPR_OK)
+        s->h = (mipr_heldout){s->c->heldout, s->c->n_heldout, w, mipr_tokenizer_bos(s->tok)};
+    return st;
+}
+
+/* About o->eval_tokens tokens as windows spread evenly over the whole file. */
+static mipr_status eval_setup(const options *o, subject *s, eval_set *e, const char *text,
+                              size_t len, mipr_error *err)
+{
+    uint32_t ctx = s->m->hp.seq_len;
+    e->window = e->spec.window < ctx ? e->spec.window : ctx;
+    int32_t *all = malloc((len + 2) * sizeof *all), *ids = NULL;
+    size_t n = all ? mipr_tokenizer_encode(s->tok, text, len, 0, all) : 0, per = e->window - 1;
+    if (n < per) {
+        free(all);
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: %zu tokens, fewer than one window of %u",
+                              e->spec.file, n, e->window);
+    }
+    size_t k = (o->eval_tokens + per - 1) / per;
+    k = k < n / per ? k : n / per;
+    if (!(ids = malloc(k * per * sizeof *ids)))
+        return free(all), mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    for (size_t w = 0; w < k; w++) /* window w starts w/(k-1) of the way through the file */
+        memcpy(ids + w * per, all + (k > 1 ? (n - per) * w / (k - 1) : 0), per * sizeof *ids);
+    e->tokens = k * per, e->windows = k;
+    mipr_status st = mipr_eval_ref_new(&e->ref, s->m, ids, e->tokens, e->window,
+                                       mipr_tokenizer_bos(s->tok), s->pool, &e->dense, err);
+    free(all), free(ids);
+    return st;
+}
 
 static mipr_status setup(const options *o, subject *s, mipr_error *err)
 {
-    mipr_mapped_file f;
-    mipr_status st = mipr_load(&s->m, &s->tok, o->model, o->tok, err);
-    if (st || (st = mipr_file_map(&f, o->calib_text, err)))
+    mipr_mapped_file cf, f;
+    mipr_status st = mipr_pool_new(&s->pool, o->threads, err);
+    if (st || (st = mipr_load(&s->m, &s->tok, o->model, o->tok, err)) ||
+        (st = mipr_file_map(&cf, o->calib_text, err)))
         return st;
-    mipr_calib_opts co = {.window = o->window, .n_samples = 512, .max_tokens = 100000,
-                          .heldout = 2048};
-    st = mipr_calibrate(&s->c, s->m, s->tok, (const char *)f.data, f.size, &co, err);
-    mipr_file_unmap(&f);
-    if (st || (st = mipr_file_map(&f, o->eval_text, err)))
-        return st;
-    size_t len = o->eval_bytes && o->eval_bytes < f.size ? o->eval_bytes : f.size;
-    s->ids = malloc((len + 2) * sizeof *s->ids);
-    s->n = s->ids ? mipr_tokenizer_encode(s->tok, (const char *)f.data, len, 0, s->ids) : 0;
-    mipr_file_unmap(&f);
-    return s->n ? MIPR_OK : mipr_error_set(err, MIPR_ERR_ARG, "no evaluation tokens");
+    st = calibrate(o, s, (const char *)cf.data, cf.size, err);
+    for (int i = 0; st == MIPR_OK && i < o->n_eval; i++) {
+        eval_set *e = &s->ev[s->n_ev++];
+        e->spec = o->eval[i];
+        if (!strcmp(e->spec.file, o->calib_text))
+            st = mipr_error_set(err, MIPR_ERR_ARG, "%s is the calibration text", e->spec.file);
+        if (st || (st = mipr_file_map(&f, e->spec.file, err)))
+            break;
+        st = check_disjoint((const char *)cf.data, cf.size, (const char *)f.data, f.size,
+                            e->spec.file, err);
+        if (st == MIPR_OK)
+            st = eval_setup(o, s, e, (const char *)f.data, f.size, err);
+        mipr_file_unmap(&f);
+    }
+    mipr_file_unmap(&cf);
+    return st;
 }
 
-static mipr_status measure(const options *o, const subject *s, row *r, mipr_error *err)
+/* ---- one configuration ---- */
+
+/* The pruned model of one seed, timed and its memory peak measured; auto asks the policy. */
+static mipr_status prune_one(const subject *s, run *r, uint32_t i, mipr_model **pm,
+                             mipr_error *err)
 {
-    uint32_t runs = r->crit == MIPR_CRIT_MI || r->crit == MIPR_CRIT_RANDOM ? o->seeds : 1;
-    double p[64], k[64], t0 = now();
-    for (uint32_t i = 0; i < runs && i < 64; i++) {
-        mipr_prune_opts po = {.criterion = r->crit, .ratio = r->ratio, .adaptive = r->adaptive,
-                              .align = 1, .first_layer = 1, .seed = 100 + i,
-                              .width = {MIPR_WIDTH_TUNED, 0}, .bias = r->comp,
-                              .least_squares = r->comp && r->crit == MIPR_CRIT_MI};
-        mipr_prune_plan plan;
+    mipr_prune_opts po = {.criterion = r->crit == AUTO ? MIPR_CRIT_MI : (enum mipr_criterion)r->crit,
+                          .ratio = r->ratio, .adaptive = r->adaptive > 0, .align = 1,
+                          .first_layer = 1, .seed = 100 + i, .width = {MIPR_WIDTH_TUNED, 0},
+                          .bias = r->comp, .pool = s->pool};
+    mipr_prune_plan plan;
+    mipr_policy pol;
+    mipr_bench_peak_reset();
+    double base = mipr_bench_rss_mib(), t0 = now();
+    mipr_status st = MIPR_OK;
+    if (r->crit == AUTO && !(st = mipr_policy_decide(s->m, s->c, &po, &s->h, &pol, err))) {
+        po.criterion = pol.criterion, po.adaptive = pol.adaptive, po.bias = po.bias || pol.bias;
+        snprintf(r->chosen[i], sizeof r->chosen[i], "%s/%s", mipr_criterion_name(pol.criterion),
+                 alloc_name(pol.adaptive));
+    }
+    po.least_squares = r->comp && po.criterion == MIPR_CRIT_MI;
+    if (st || (st = mipr_prune_plan_make(s->m, s->c, &po, &plan, err)))
+        return st;
+    st = mipr_prune_apply(s->m, s->c, &plan, &po, pm, err);
+    mipr_prune_plan_free(&plan);
+    r->seconds[i] = now() - t0;
+    r->peak_mib[i] = mipr_bench_peak_mib();
+    r->added_mib[i] = r->peak_mib[i] - base;
+    return st;
+}
+
+static mipr_status measure(const options *o, const subject *s, run *r, mipr_error *err)
+{
+    int randomised = r->crit == MIPR_CRIT_MI || r->crit == MIPR_CRIT_RANDOM || r->crit == AUTO;
+    r->runs = randomised ? o->seeds : 1;
+    for (uint32_t i = 0; i < r->runs; i++) {
         mipr_model *pm = NULL;
-        mipr_eval_result e;
-        mipr_status st = mipr_prune_plan_make(s->m, s->c, &po, &plan, err);
-        if (st == MIPR_OK)
-            st = mipr_prune_apply(s->m, s->c, &plan, &po, &pm, err);
-        mipr_prune_plan_free(&plan);
-        if (st == MIPR_OK)
-            st = mipr_eval_tokens(pm, s->m, s->ids, s->n, o->window,
-                                  mipr_tokenizer_bos(s->tok), NULL, &e, err);
+        mipr_status st = prune_one(s, r, i, &pm, err);
+        for (int e = 0; st == MIPR_OK && e < s->n_ev; e++) {
+            mipr_eval_result res;
+            st = mipr_eval_tokens_ref(pm, s->ev[e].ref, s->pool, &res, err);
+            r->ppl[e][i] = res.perplexity, r->kl[e][i] = res.mean_kl;
+        }
         r->params = pm ? mipr_model_n_params(pm) : 0;
         mipr_model_free(pm);
         if (st)
             return st;
-        p[i] = e.perplexity, k[i] = e.mean_kl;
     }
-    r->seconds = (now() - t0) / runs;
-    double mp = 0, mk = 0, vp = 0, vk = 0;
-    for (uint32_t i = 0; i < runs; i++)
-        mp += p[i] / runs, mk += k[i] / runs;
-    for (uint32_t i = 0; i < runs; i++)
-        vp += (p[i] - mp) * (p[i] - mp), vk += (k[i] - mk) * (k[i] - mk);
-    r->ppl = mp, r->kl = mk;
-    r->ppl_sd = runs > 1 ? sqrt(vp / (runs - 1)) : 0, r->kl_sd = runs > 1 ? sqrt(vk / (runs - 1)) : 0;
     return MIPR_OK;
 }
 
-static void write_csv(const options *o, const row *rows, int n, double dense)
+/* Mean and sample standard deviation. */
+static double mean(const double *x, uint32_t n)
 {
-    FILE *f = o->csv ? fopen(o->csv, "w") : NULL;
-    if (!f)
-        return;
-    fprintf(f, "model,criterion,allocation,compensation,ratio,perplexity,perplexity_sd,kl,kl_sd,"
-               "params,seconds,dense_perplexity\n");
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s,%s,%s,%d,%.2f,%.6f,%.6f,%.8f,%.8f,%llu,%.4f,%.6f\n", o->model,
-                mipr_criterion_name(rows[i].crit), rows[i].adaptive ? "adaptive" : "uniform",
-                rows[i].comp, rows[i].ratio, rows[i].ppl, rows[i].ppl_sd, rows[i].kl, rows[i].kl_sd,
-                (unsigned long long)rows[i].params, rows[i].seconds, dense);
-    fclose(f);
+    double m = 0.0;
+    for (uint32_t i = 0; i < n; i++)
+        m += x[i] / n;
+    return m;
 }
 
-static void write_json(const options *o, const row *rows, int n, double dense)
+static double sd(const double *x, uint32_t n)
 {
-    FILE *f = o->json ? fopen(o->json, "w") : NULL;
-    if (!f)
-        return;
-    fprintf(f, "{\"model\": \"%s\", \"eval_text\": \"%s\", \"window\": %u, \"seeds\": %u, "
-               "\"dense_perplexity\": %.6f, \"runs\": [\n", o->model, o->eval_text, o->window,
-            o->seeds, dense);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "  {\"criterion\": \"%s\", \"allocation\": \"%s\", \"compensation\": %d, "
-                   "\"ratio\": %.2f, "
-                   "\"perplexity\": %.6f, \"perplexity_sd\": %.6f, \"kl\": %.8f, \"kl_sd\": %.8f, "
-                   "\"params\": %llu, \"seconds\": %.4f}%s\n",
-                mipr_criterion_name(rows[i].crit), rows[i].adaptive ? "adaptive" : "uniform",
-                rows[i].comp, rows[i].ratio, rows[i].ppl, rows[i].ppl_sd, rows[i].kl,
-                rows[i].kl_sd, (unsigned long long)rows[i].params, rows[i].seconds,
-                i + 1 < n ? "," : "");
-    fprintf(f, "]}\n");
-    fclose(f);
+    double m = mean(x, n), v = 0.0;
+    for (uint32_t i = 0; i < n; i++)
+        v += (x[i] - m) * (x[i] - m);
+    return n > 1 ? sqrt(v / (n - 1)) : 0.0;
 }
 
-/* Per ratio: best and worst non-random criterion, and their perplexity ratio. */
-/* Compensation's effect: in how many configurations it lowered perplexity, and the mean
- * ratio with / without. */
-static void summarise_comp(const row *rows, int n)
+static double max_of(const double *x, uint32_t n)
 {
-    int better = 0, total = 0;
-    double ratio = 0.0;
-    for (int i = 0; i + 2 < n; i++)
-        if (!rows[i].comp && rows[i + 2].comp && rows[i + 2].crit == rows[i].crit &&
-            rows[i + 2].adaptive == rows[i].adaptive) {
-            better += rows[i + 2].ppl < rows[i].ppl;
-            ratio += rows[i + 2].ppl / rows[i].ppl;
-            total++;
+    double m = x[0];
+    for (uint32_t i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* auto's choices over the seeds, "flap/adaptive:2+wanda-sp/uniform:1" ("-" otherwise). */
+static void chosen_summary(const run *r, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < r->runs && r->crit == AUTO; i++) {
+        int seen = 0, count = 0;
+        for (uint32_t j = 0; j < r->runs; j++) {
+            seen |= j < i && !strcmp(r->chosen[j], r->chosen[i]);
+            count += !strcmp(r->chosen[j], r->chosen[i]);
         }
-    if (total)
-        printf("compensation lowered perplexity in %d of %d configurations; mean "
-               "with/without %.3f\n", better, total, ratio / total);
-}
-
-static void summarise(const options *o, const row *rows, int n)
-{
-    for (int r = 0; r < o->n_ratios; r++) {
-        const row *best = NULL, *worst = NULL;
-        for (int i = 0; i < n; i++) {
-            if (rows[i].ratio != o->ratios[r] || rows[i].crit == MIPR_CRIT_RANDOM || rows[i].comp)
-                continue;
-            best = !best || rows[i].ppl < best->ppl ? &rows[i] : best;
-            worst = !worst || rows[i].ppl > worst->ppl ? &rows[i] : worst;
-        }
-        if (best)
-            printf("ratio %.2f: best %s/%s %.3f, worst %s/%s %.3f: worst/best %.2fx\n",
-                   o->ratios[r], mipr_criterion_name(best->crit),
-                   best->adaptive ? "adaptive" : "uniform", best->ppl,
-                   mipr_criterion_name(worst->crit), worst->adaptive ? "adaptive" : "uniform",
-                   worst->ppl, worst->ppl / best->ppl);
+        if (!seen && len < cap)
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s:%d", len ? "+" : "",
+                                    r->chosen[i], count);
     }
+    if (!buf[0])
+        snprintf(buf, cap, "-");
+}
+
+/* ---- output ---- */
+
+#define CSV_HEADER "model,params,criterion,allocation,compensation,ratio,eval,window,tokens," \
+                   "seeds,perplexity,perplexity_sd,kl,kl_sd,dense_perplexity,params_pruned," \
+                   "prune_seconds,prune_seconds_sd,prune_peak_mib,prune_added_mib,chosen"
+
+static int write_csv(const options *o, const subject *s, const run *runs, int n)
+{
+    FILE *f = fopen(o->csv, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%s\n", CSV_HEADER);
+    for (int i = 0; i < n; i++)
+        for (int e = 0; e < s->n_ev; e++) {
+            const run *r = &runs[i];
+            const eval_set *ev = &s->ev[e];
+            char chosen[256];
+            chosen_summary(r, chosen, sizeof chosen);
+            fprintf(f, "%s,%llu,%s,%s,%s,%.2f,%s,%u,%zu,%u,%.6f,%.6f,%.8f,%.8f,%.6f,%llu,"
+                       "%.4f,%.4f,%.2f,%.2f,%s\n", o->name,
+                    (unsigned long long)mipr_model_n_params(s->m), crit_name(r->crit),
+                    alloc_name(r->adaptive), r->comp ? "bias" : "none", r->ratio,
+                    ev->spec.name, ev->window, ev->tokens, r->runs, mean(r->ppl[e], r->runs),
+                    sd(r->ppl[e], r->runs), mean(r->kl[e], r->runs), sd(r->kl[e], r->runs),
+                    ev->dense.perplexity, (unsigned long long)r->params,
+                    mean(r->seconds, r->runs), sd(r->seconds, r->runs),
+                    max_of(r->peak_mib, r->runs), max_of(r->added_mib, r->runs), chosen);
+        }
+    return fclose(f);
+}
+
+static void json_array(FILE *f, const char *key, const double *x, uint32_t n, const char *fmt)
+{
+    fprintf(f, "\"%s\": [", key);
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(f, i ? ", " : "");
+        fprintf(f, fmt, x[i]);
+    }
+    fprintf(f, "]");
+}
+
+/* Paths as given on the command line; they hold no quote or backslash in this suite, and
+ * any such character is written as '_' to keep the JSON valid. */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++)
+        fputc(*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 ? '_' : *s, f);
+    fputc('"', f);
+}
+
+static void json_head(FILE *f, const options *o, const subject *s)
+{
+    fprintf(f, "{\"model\": ");
+    json_str(f, o->name);
+    fprintf(f, ", \"path\": ");
+    json_str(f, o->model);
+    fprintf(f, ", \"params\": %llu, \"seeds\": %u,\n \"calibration\": {\"text\": ",
+            (unsigned long long)mipr_model_n_params(s->m), o->seeds);
+    json_str(f, o->calib_text);
+    fprintf(f, ", \"tokens\": %llu, \"window\": %u, \"samples\": %u, \"heldout\": %u, "
+               "\"seconds\": %.3f},\n \"evals\": [", (unsigned long long)s->c->tokens,
+            s->c->window, s->c->n_samples, s->c->n_heldout, s->calib_seconds);
+    for (int e = 0; e < s->n_ev; e++) {
+        const eval_set *ev = &s->ev[e];
+        fprintf(f, "%s\n  {\"name\": ", e ? "," : "");
+        json_str(f, ev->spec.name);
+        fprintf(f, ", \"file\": ");
+        json_str(f, ev->spec.file);
+        fprintf(f, ", \"window_asked\": %u, \"window\": %u, \"tokens\": %zu, \"windows\": %zu, "
+                   "\"dense_perplexity\": %.6f}", ev->spec.window, ev->window, ev->tokens,
+                ev->windows, ev->dense.perplexity);
+    }
+    fprintf(f, "],\n \"runs\": [");
+}
+
+static void json_run(FILE *f, const subject *s, const run *r)
+{
+    fprintf(f, "\n  {\"criterion\": \"%s\", \"allocation\": \"%s\", \"compensation\": \"%s\", "
+               "\"ratio\": %.2f, \"params_pruned\": %llu, \"seeds\": [", crit_name(r->crit),
+            alloc_name(r->adaptive), r->comp ? "bias" : "none", r->ratio,
+            (unsigned long long)r->params);
+    for (uint32_t i = 0; i < r->runs; i++)
+        fprintf(f, "%s%u", i ? ", " : "", 100 + i);
+    fprintf(f, "], ");
+    json_array(f, "prune_seconds", r->seconds, r->runs, "%.4f");
+    fprintf(f, ", ");
+    json_array(f, "prune_peak_mib", r->peak_mib, r->runs, "%.2f");
+    fprintf(f, ", ");
+    json_array(f, "prune_added_mib", r->added_mib, r->runs, "%.2f");
+    fprintf(f, ", \"chosen\": [");
+    for (uint32_t i = 0; i < r->runs && r->crit == AUTO; i++)
+        fprintf(f, "%s\"%s\"", i ? ", " : "", r->chosen[i]);
+    fprintf(f, "], \"evals\": {");
+    for (int e = 0; e < s->n_ev; e++) {
+        fprintf(f, "%s\"%s\": {", e ? ", " : "", s->ev[e].spec.name);
+        json_array(f, "perplexity", r->ppl[e], r->runs, "%.6f");
+        fprintf(f, ", ");
+        json_array(f, "kl", r->kl[e], r->runs, "%.8f");
+        fprintf(f, "}");
+    }
+    fprintf(f, "}}");
+}
+
+static int write_json(const options *o, const subject *s, const run *runs, int n)
+{
+    FILE *f = fopen(o->json, "w");
+    if (!f)
+        return -1;
+    json_head(f, o, s);
+    for (int i = 0; i < n; i++) {
+        json_run(f, s, &runs[i]);
+        fprintf(f, i + 1 < n ? "," : "");
+    }
+    fprintf(f, "\n]}\n");
+    return fclose(f);
+}
+
+static void print_run(const subject *s, const run *r)
+{
+    char chosen[256];
+    chosen_summary(r, chosen, sizeof chosen);
+    printf("%.2f %-10s %-8s %-4s", r->ratio, crit_name(r->crit), alloc_name(r->adaptive),
+           r->comp ? "bias" : "-");
+    for (int e = 0; e < s->n_ev; e++)
+        printf("  %s %.3f±%.3f KL %.4f", s->ev[e].spec.name, mean(r->ppl[e], r->runs),
+               sd(r->ppl[e], r->runs), mean(r->kl[e], r->runs));
+    printf("  prune %.3f s %.1f MiB%s%s\n", mean(r->seconds, r->runs),
+           max_of(r->added_mib, r->runs), r->crit == AUTO ? " " : "",
+           r->crit == AUTO ? chosen : "");
+    fflush(stdout);
+}
+
+static void release(subject *s)
+{
+    for (int e = 0; e < s->n_ev; e++)
+        mipr_eval_ref_free(s->ev[e].ref);
+    mipr_calib_free(s->c);
+    mipr_tokenizer_free(s->tok);
+    mipr_model_free(s->m);
+    mipr_pool_free(s->pool);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_criteria --model M [-z TOK] [--name NAME] --calib-text F "
+                    "--eval NAME=FILE:WINDOW [--eval ...] [--eval-tokens N] "
+                    "[--calib-tokens N] [--samples N] [--heldout N] [--ratios 0.1,0.2] [--criteria mi,flap,auto,...] "
+                    "[--seeds K] [--threads T] [--csv FILE] [--json FILE]\n");
+    return 2;
 }
 
 int main(int argc, char **argv)
 {
-    options o = {.ratios = {0.1, 0.2, 0.3, 0.4, 0.5}, .n_ratios = 5, .seeds = 3, .window = 256};
-    if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: bench_criteria --model M [-z TOK] --calib-text F --eval-text F "
-                        "[--ratios 0.1,0.2] [--seeds K] [--window W] [--eval-bytes N] "
-                        "[--csv FILE] [--json FILE]  (the two texts must differ)\n");
-        return 2;
-    }
+    options o = {.ratios = {0.1, 0.2, 0.3, 0.4, 0.5}, .n_ratios = 5, .seeds = 3, .threads = 1,
+                 .eval_tokens = 8192, .calib_tokens = 100000, .samples = 512, .heldout = 2048};
+    for (int c = 0; c < N_CRIT; c++)
+        o.crit[c] = 1;
+    if (parse(argc, argv, &o))
+        return usage();
     mipr_error err = {0};
     subject s = {0};
-    mipr_eval_result dense;
-    static row rows[16 * MIPR_CRIT_COUNT * 4];
+    static run runs[16 * N_CRIT * 4];
     int n = 0;
-    if (setup(&o, &s, &err) ||
-        mipr_eval_tokens(s.m, NULL, s.ids, s.n, o.window, mipr_tokenizer_bos(s.tok), NULL, &dense,
-                         &err))
-        return fprintf(stderr, "bench_criteria: %s\n", err.msg), 1;
-    printf("%s: %llu parameters, %zu evaluation tokens, dense perplexity %.4f\n", o.model,
-           (unsigned long long)mipr_model_n_params(s.m), s.n, dense.perplexity);
-    for (int r = 0; r < o.n_ratios; r++)
-        for (int c = 0; c < MIPR_CRIT_COUNT; c++)
-            for (int v = 0; v < 4; v++) {
-                row *x = &rows[n++];
-                *x = (row){.crit = (enum mipr_criterion)c, .adaptive = v & 1, .comp = v >> 1,
+    mipr_status st = setup(&o, &s, &err);
+    if (st == MIPR_OK) {
+        printf("%s: %llu parameters; calibration %llu tokens of %s in %.1f s\n", o.name,
+               (unsigned long long)mipr_model_n_params(s.m), (unsigned long long)s.c->tokens,
+               o.calib_text, s.calib_seconds);
+        for (int e = 0; e < s.n_ev; e++)
+            printf("  %s: %zu tokens in %zu windows of %u, dense perplexity %.4f\n",
+                   s.ev[e].spec.name, s.ev[e].tokens, s.ev[e].windows, s.ev[e].window,
+                   s.ev[e].dense.perplexity);
+    }
+    for (int r = 0; st == MIPR_OK && r < o.n_ratios; r++)
+        for (int c = 0; st == MIPR_OK && c < N_CRIT; c++)
+            for (int v = 0; st == MIPR_OK && v < 4 && o.crit[c]; v++) {
+                if (c == AUTO && (v & 1))
+                    continue; /* the policy chooses the allocation */
+                run *x = &runs[n++];
+                *x = (run){.crit = c, .adaptive = c == AUTO ? -1 : v & 1, .comp = v >> 1,
                            .ratio = o.ratios[r]};
-                if (measure(&o, &s, x, &err))
-                    return fprintf(stderr, "bench_criteria: %s\n", err.msg), 1;
-                printf("%.2f %-10s %-8s %-5s perplexity %9.4f +- %.4f  KL %.5f +- %.5f  %.2f s\n",
-                       x->ratio, mipr_criterion_name(x->crit), x->adaptive ? "adaptive" : "uniform",
-                       x->comp ? "comp" : "-", x->ppl, x->ppl_sd, x->kl, x->kl_sd, x->seconds);
-                fflush(stdout);
+                if ((st = measure(&o, &s, x, &err)) == MIPR_OK)
+                    print_run(&s, x);
             }
-    summarise(&o, rows, n);
-    summarise_comp(rows, n);
-    write_csv(&o, rows, n, dense.perplexity);
-    write_json(&o, rows, n, dense.perplexity);
-    free(s.ids);
-    mipr_calib_free(s.c);
-    mipr_tokenizer_free(s.tok);
-    mipr_model_free(s.m);
+    if (st) {
+        fprintf(stderr, "bench_criteria: %s\n", err.msg);
+        release(&s);
+        return 1;
+    }
+    int bad = (o.csv && write_csv(&o, &s, runs, n)) || (o.json && write_json(&o, &s, runs, n));
+    release(&s);
+    if (bad)
+        return fprintf(stderr, "bench_criteria: cannot write %s\n", o.csv ? o.csv : o.json), 1;
     return 0;
 }

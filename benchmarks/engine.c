@@ -1,8 +1,15 @@
 /* bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] [--threads N]
  *              [--prefill P] [--decode D] [--batch B] [--gguf OUT] [--json FILE]
+ *              [--calib-text FILE --calib-tokens N]
  *
  * Engine throughput on a model of a real shape with random weights (speed only: never a
  * quality claim): prefill of P tokens in batches, then D single-token decode steps.
+ * Beside each figure, this machine's peak measured in the same run: prefill's nominal
+ * GFLOP/s (2 x matrix weights per token; attention not counted) against the FMA peak of
+ * one core times the threads, decode's weight bytes streamed per second against the read
+ * bandwidth. Also the process's peak resident memory, and with --calib-text, calibration
+ * tokens/s (mipr_calibrate: the engine plus the FFN observer's statistics) over N tokens
+ * of that text, tokenised by the synthetic tokenizer (byte pieces).
  * --gguf writes the same model (with a synthetic tokenizer) so another runtime, e.g.
  * llama.cpp's llama-bench, can be measured on identical weights. */
 #define _POSIX_C_SOURCE 200809L
@@ -12,7 +19,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "memory.h"
 #include "mipr.h"
+#include "peak.h"
 
 typedef struct {
     const char *name;
@@ -32,7 +41,16 @@ typedef struct {
     const char *gguf, *json;
     mipr_backend backend;
     int bad_backend;
+    const char *calib_text;
+    uint64_t calib_tokens;
 } options;
+
+/* What one run measured. */
+typedef struct {
+    double build_s, prefill_tps, decode_tps, calib_tps, fma1, read_gbs, peak_mib;
+    uint64_t params, weight_macs, weight_bytes;
+    const char *peak_isa;
+} measured;
 
 static double now(void)
 {
@@ -160,28 +178,145 @@ static int parse(int argc, char **argv, options *o)
             o->bad_backend = mipr_backend_parse(v, &o->backend, NULL) != MIPR_OK;
         else if (!strcmp(a, "--gguf")) o->gguf = v;
         else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--calib-text")) o->calib_text = v;
+        else if (!strcmp(a, "--calib-tokens")) o->calib_tokens = strtoull(v, NULL, 10);
         else return -1;
     }
     return argc % 2 == 1 && o->s && o->type != MIPR_DT_COUNT && o->prefill && o->decode &&
            !o->bad_backend ? 0 : -1;
 }
 
+/* Multiply-adds and bytes of the weight matrices one token runs through (the embedding
+ * row read is negligible; a tied output matrix is read again as the classifier). */
+static void weight_cost(const mipr_model *m, measured *r)
+{
+    const mipr_tensor *out = &m->output;
+    r->weight_macs = (uint64_t)out->rows * out->cols;
+    r->weight_bytes = mipr_dtype_row_bytes(out->type, out->cols) * out->rows;
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
+        const mipr_layer *L = &m->layers[l];
+        const mipr_tensor *t[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up,
+                                  &L->ffn_down};
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+            r->weight_macs += (uint64_t)t[i]->rows * t[i]->cols;
+            r->weight_bytes += mipr_dtype_row_bytes(t[i]->type, t[i]->cols) * t[i]->rows;
+        }
+    }
+}
+
+static mipr_status run_engine(const options *o, mipr_model *m, mipr_pool *pool, measured *r,
+                              mipr_error *err)
+{
+    mipr_engine *e = NULL;
+    uint32_t ctx = o->prefill + o->decode;
+    mipr_status st = mipr_engine_new(&e, m, ctx, o->batch, err);
+    if (st)
+        return st;
+    mipr_engine_set_pool(e, pool);
+    int32_t *ids = malloc(ctx * sizeof *ids);
+    float *logits = malloc((size_t)o->s->vocab * sizeof *logits);
+    if ((st = mipr_engine_set_backend(e, o->backend, err)) == MIPR_OK && (!ids || !logits))
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; st == MIPR_OK && i < ctx; i++)
+        ids[i] = (int32_t)(3 + (i * 7919u) % (o->s->vocab - 3));
+    double t0 = now();
+    if (st == MIPR_OK)
+        st = mipr_engine_forward(e, ids, o->prefill, 0, logits, 0, err);
+    double t1 = now();
+    for (uint32_t i = 0; st == MIPR_OK && i < o->decode; i++)
+        st = mipr_engine_forward(e, ids + o->prefill + i, 1, o->prefill + i, logits, 0, err);
+    double t2 = now();
+    r->prefill_tps = o->prefill / (t1 - t0), r->decode_tps = o->decode / (t2 - t1);
+    if (st == MIPR_OK)
+        printf("%s %s, %u thread(s), kernels %s, backend %s%s: prefill %u tokens %.1f tok/s, "
+               "decode %u tokens %.1f tok/s (%llu parameters)\n", o->s->name,
+               mipr_dtype_name(o->type), mipr_pool_threads(pool), mipr_kernels()->isa,
+               mipr_backend_name(o->backend), mipr_engine_uses_xnnpack(e) ? " (XNNPACK on)" : "",
+               o->prefill, r->prefill_tps, o->decode, r->decode_tps,
+               (unsigned long long)r->params);
+    free(ids), free(logits);
+    mipr_engine_free(e);
+    return st;
+}
+
+static mipr_status calibration(const options *o, const mipr_model *m, mipr_pool *pool,
+                               measured *r, mipr_error *err)
+{
+    mipr_mapped_file f;
+    mipr_tokenizer *t = NULL;
+    mipr_calib *c = NULL;
+    mipr_status st;
+    if (!o->calib_text || !o->calib_tokens)
+        return MIPR_OK;
+    if ((st = mipr_file_map(&f, o->calib_text, err)))
+        return st;
+    if (!(t = synthetic_tokenizer(o->s->vocab, err)))
+        st = err->status;
+    uint32_t samples = o->calib_tokens < 2048 ? (uint32_t)o->calib_tokens / 4 : 512;
+    mipr_calib_opts co = {.max_tokens = o->calib_tokens, .window = 256,
+                          .n_samples = samples ? samples : 1, .pool = pool};
+    double t0 = now();
+    if (st == MIPR_OK &&
+        (st = mipr_calibrate(&c, m, t, (const char *)f.data, f.size, &co, err)) == MIPR_OK)
+        r->calib_tps = (double)c->tokens / (now() - t0);
+    if (st == MIPR_OK)
+        printf("  calibration %.1f tokens/s over %llu tokens\n", r->calib_tps,
+               (unsigned long long)c->tokens);
+    mipr_calib_free(c);
+    mipr_tokenizer_free(t);
+    mipr_file_unmap(&f);
+    return st;
+}
+
+static int write_json(const options *o, const measured *r, uint32_t threads)
+{
+    FILE *f = fopen(o->json, "w");
+    if (!f)
+        return -1;
+    double peak = r->fma1 * threads, gf = 2.0 * (double)r->weight_macs * r->prefill_tps * 1e-9;
+    double gbs = (double)r->weight_bytes * r->decode_tps * 1e-9;
+    fprintf(f, "{\"shape\": \"%s\", \"type\": \"%s\", \"threads\": %u, \"isa\": \"%s\", "
+               "\"backend\": \"%s\", \"params\": %llu, \"weight_bytes\": %llu, "
+               "\"flops_per_token\": %llu,\n \"machine\": {\"fma_peak_gflops_1thread\": %.3f, "
+               "\"fma_peak_gflops\": %.3f, \"peak_isa\": \"%s\", \"read_bandwidth_gbs\": %.3f},\n"
+               " \"prefill_tokens\": %u, \"prefill_tps\": %.3f, \"prefill_gflops\": %.3f, "
+               "\"prefill_pct_fma_peak\": %.2f,\n \"decode_tokens\": %u, \"decode_tps\": %.3f, "
+               "\"decode_gbs\": %.3f, \"decode_pct_read_bw\": %.2f,\n"
+               " \"calibration_tokens\": %llu, \"calibration_tps\": %.3f, "
+               "\"build_seconds\": %.3f, \"peak_rss_mib\": %.1f}\n",
+            o->s->name, mipr_dtype_name(o->type), threads, mipr_kernels()->isa,
+            mipr_backend_name(o->backend), (unsigned long long)r->params,
+            (unsigned long long)r->weight_bytes, (unsigned long long)(2 * r->weight_macs),
+            r->fma1, peak, r->peak_isa, r->read_gbs, o->prefill, r->prefill_tps, gf,
+            100.0 * gf / peak, o->decode, r->decode_tps, gbs, 100.0 * gbs / r->read_gbs,
+            (unsigned long long)(r->calib_tps > 0 ? o->calib_tokens : 0), r->calib_tps,
+            r->build_s, r->peak_mib);
+    return fclose(f);
+}
+
 int main(int argc, char **argv)
 {
-    options o = {&shapes[0], MIPR_DT_F32, 0, 512, 128, 128, NULL, NULL, MIPR_BACKEND_OURS, 0};
+    options o = {&shapes[0], MIPR_DT_F32, 0, 512, 128, 128, NULL, NULL, MIPR_BACKEND_OURS, 0,
+                 NULL, 0};
     if (parse(argc, argv, &o)) {
         fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] "
                         "[--threads N] [--prefill P] [--decode D] [--batch B] "
-                        "[--backend ours|xnnpack|auto] [--gguf OUT] [--json FILE]\n");
+                        "[--backend ours|xnnpack|auto] [--gguf OUT] [--json FILE] "
+                        "[--calib-text FILE --calib-tokens N]\n");
         return 2;
     }
     mipr_error err = {0};
+    measured r = {0};
+    r.fma1 = mipr_peak_fma_best(0, &r.peak_isa);
+    r.read_gbs = mipr_peak_read_best(0);
+    double t0 = now();
     mipr_model *m = build(o.s, o.type, &err);
+    r.build_s = now() - t0;
     mipr_pool *pool = NULL;
-    mipr_engine *e = NULL;
-    uint32_t ctx = o.prefill + o.decode;
-    if (!m || mipr_pool_new(&pool, o.threads, &err) || mipr_engine_new(&e, m, ctx, o.batch, &err))
+    if (!m || mipr_pool_new(&pool, o.threads, &err))
         return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
+    r.params = mipr_model_n_params(m);
+    weight_cost(m, &r);
     if (o.gguf) {
         mipr_tokenizer *t = synthetic_tokenizer(o.s->vocab, &err);
         mipr_gguf_write_opts wo = {.type = o.type, .on_fallback = NULL, .ctx = NULL};
@@ -189,40 +324,13 @@ int main(int argc, char **argv)
             return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
         mipr_tokenizer_free(t);
     }
-    mipr_engine_set_pool(e, pool);
-    if (mipr_engine_set_backend(e, o.backend, &err))
+    if (run_engine(&o, m, pool, &r, &err) || calibration(&o, m, pool, &r, &err))
         return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
-    int32_t *ids = malloc(ctx * sizeof *ids);
-    float *logits = malloc((size_t)o.s->vocab * sizeof *logits);
-    for (uint32_t i = 0; i < ctx; i++)
-        ids[i] = (int32_t)(3 + (i * 7919u) % (o.s->vocab - 3));
-    double t0 = now();
-    if (mipr_engine_forward(e, ids, o.prefill, 0, logits, 0, &err))
-        return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
-    double t1 = now();
-    for (uint32_t i = 0; i < o.decode; i++)
-        if (mipr_engine_forward(e, ids + o.prefill + i, 1, o.prefill + i, logits, 0, &err))
-            return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
-    double t2 = now(), pp = o.prefill / (t1 - t0), tg = o.decode / (t2 - t1);
-    printf("%s %s, %u thread(s), kernels %s, backend %s%s: prefill %u tokens %.1f tok/s, "
-           "decode %u tokens %.1f tok/s (%llu parameters)\n", o.s->name, mipr_dtype_name(o.type),
-           mipr_pool_threads(pool), mipr_kernels()->isa, mipr_backend_name(o.backend),
-           mipr_engine_uses_xnnpack(e) ? " (XNNPACK on)" : "", o.prefill, pp, o.decode, tg,
-           (unsigned long long)mipr_model_n_params(m));
-    if (o.json) {
-        FILE *f = fopen(o.json, "w");
-        if (f) {
-            fprintf(f, "{\"shape\": \"%s\", \"type\": \"%s\", \"threads\": %u, \"isa\": \"%s\", "
-                       "\"backend\": \"%s\", \"xnnpack\": %d, "
-                       "\"prefill_tokens\": %u, \"prefill_tps\": %.3f, \"decode_tokens\": %u, "
-                       "\"decode_tps\": %.3f}\n", o.s->name, mipr_dtype_name(o.type),
-                    mipr_pool_threads(pool), mipr_kernels()->isa, mipr_backend_name(o.backend),
-                    mipr_engine_uses_xnnpack(e), o.prefill, pp, o.decode, tg);
-            fclose(f);
-        }
-    }
-    free(ids), free(logits);
-    mipr_engine_free(e);
+    r.peak_mib = mipr_bench_peak_mib();
+    printf("  peak: FMA %.1f GFLOP/s per thread (%s), read %.1f GB/s; peak RSS %.0f MiB\n",
+           r.fma1, r.peak_isa, r.read_gbs, r.peak_mib);
+    if (o.json && write_json(&o, &r, mipr_pool_threads(pool)))
+        return fprintf(stderr, "bench_engine: cannot write %s\n", o.json), 1;
     mipr_pool_free(pool);
     mipr_model_free(m);
     return 0;

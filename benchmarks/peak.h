@@ -20,5 +20,7 @@ float mipr_peak_read_neon(const float *x, size_t n);
 
 /* Best single-thread GFLOP/s over the ISAs this CPU runs (peak_best.c); *isa names it. */
 double mipr_peak_fma_best(int quick, const char **isa);
+/* Streaming read bandwidth in GB/s (256 MiB buffer; 32 MiB when quick), best ISA. */
+double mipr_peak_read_best(int quick);
 
 #endif

@@ -1,5 +1,6 @@
 /* Negative log-likelihood and KL divergence from a reference model, over token windows. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,8 +62,16 @@ static void accumulate(void *ctx, const int32_t *ids, uint32_t t, const float *l
     v->res->tokens++;
 }
 
-static mipr_status run(evaluator *v, const int32_t *ids, size_t n, uint32_t window, int32_t bos,
-                       mipr_error *err)
+static void finish(mipr_eval_result *res)
+{
+    res->mean_nll = res->nll_sum / (double)res->tokens;
+    res->perplexity = exp(res->mean_nll);
+    res->mean_kl = res->kl_sum / (double)res->tokens;
+}
+
+/* Every window of ids through v's engines, each scored position handed to fn(ctx). */
+static mipr_status run_fn(evaluator *v, const int32_t *ids, size_t n, uint32_t window,
+                          int32_t bos, mipr_score_fn fn, void *ctx, mipr_error *err)
 {
     int32_t *win = malloc((size_t)window * sizeof *win);
     if (!win)
@@ -72,7 +81,7 @@ static mipr_status run(evaluator *v, const int32_t *ids, size_t n, uint32_t wind
         size_t take = n - at < window - 1 ? n - at : window - 1;
         win[0] = bos;
         memcpy(win + 1, ids + at, take * sizeof *ids);
-        st = mipr_score_window(&v->sc, win, (uint32_t)take + 1, accumulate, v, err);
+        st = mipr_score_window(&v->sc, win, (uint32_t)take + 1, fn, ctx, err);
     }
     free(win);
     return st;
@@ -102,14 +111,125 @@ mipr_status mipr_eval_tokens(const mipr_model *m, const mipr_model *reference,
         mipr_engine_set_pool(sc->e, pool);
         if (sc->ref)
             mipr_engine_set_pool(sc->ref, pool);
-        st = run(&v, ids, n, window, bos, err);
+        st = run_fn(&v, ids, n, window, bos, accumulate, &v, err);
     }
     mipr_engine_free(sc->e), mipr_engine_free(sc->ref);
     free(sc->logits), free(sc->ref_logits);
     if (st)
         return st;
-    res->mean_nll = res->nll_sum / (double)res->tokens;
-    res->perplexity = exp(res->mean_nll);
-    res->mean_kl = res->kl_sum / (double)res->tokens;
+    finish(res);
     return MIPR_OK;
+}
+
+/* ---- a cached reference: its log-probabilities computed once, for many models ---------- */
+
+struct mipr_eval_ref {
+    int32_t *ids;
+    size_t n;
+    uint32_t window, vocab;
+    int32_t bos;
+    float *logp; /* n x vocab: the reference's log-probabilities at every scored position */
+};
+
+typedef struct {
+    evaluator v;
+    const mipr_eval_ref *ref;
+    float *store; /* filling the cache: where the next position's log-probabilities go */
+} cached;
+
+static void record(void *ctx, const int32_t *ids, uint32_t t, const float *l, const float *ref)
+{
+    cached *c = ctx;
+    float *dst = c->store + (size_t)c->v.res->tokens * c->v.sc.vocab;
+    double ln = mipr_log_norm(l, c->v.sc.vocab);
+    for (uint32_t i = 0; i < c->v.sc.vocab; i++)
+        dst[i] = (float)((double)l[i] - ln);
+    accumulate(&c->v, ids, t, l, ref);
+}
+
+static void against_cache(void *ctx, const int32_t *ids, uint32_t t, const float *l,
+                          const float *ref)
+{
+    cached *c = ctx;
+    const float *p = c->ref->logp + (size_t)c->v.res->tokens * c->v.sc.vocab;
+    double lq = mipr_log_norm(l, c->v.sc.vocab), kl = 0.0;
+    for (uint32_t i = 0; i < c->v.sc.vocab; i++)
+        kl += exp((double)p[i]) * ((double)p[i] - ((double)l[i] - lq));
+    c->v.res->kl_sum += kl > 0.0 ? kl : 0.0;
+    accumulate(&c->v, ids, t, l, ref);
+}
+
+static mipr_status eval_with(cached *c, const mipr_model *m, const int32_t *ids, size_t n,
+                             uint32_t window, int32_t bos, mipr_pool *pool, mipr_score_fn fn,
+                             mipr_error *err)
+{
+    mipr_scoring *sc = &c->v.sc;
+    memset(c->v.res, 0, sizeof *c->v.res);
+    mipr_status st = mipr_engine_new(&sc->e, m, window, MIPR_EVAL_BATCH, err);
+    if (st == MIPR_OK &&
+        !(sc->logits = malloc((size_t)MIPR_EVAL_BATCH * sc->vocab * sizeof(float))))
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for logits");
+    if (st == MIPR_OK) {
+        mipr_engine_set_pool(sc->e, pool);
+        st = run_fn(&c->v, ids, n, window, bos, fn, c, err);
+    }
+    mipr_engine_free(sc->e);
+    free(sc->logits);
+    if (st == MIPR_OK)
+        finish(c->v.res);
+    return st;
+}
+
+mipr_status mipr_eval_ref_new(mipr_eval_ref **out, const mipr_model *reference,
+                              const int32_t *ids, size_t n, uint32_t window, int32_t bos,
+                              mipr_pool *pool, mipr_eval_result *res, mipr_error *err)
+{
+    *out = NULL;
+    if (window < 2 || n == 0)
+        return mipr_error_set(err, MIPR_ERR_ARG, "evaluation needs a window >= 2 and tokens "
+                              "(got window %u, %zu tokens)", window, n);
+    uint32_t vocab = reference->hp.vocab_size;
+    if (n > SIZE_MAX / sizeof(float) / vocab)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "%zu tokens x %u vocabulary: too large to "
+                              "cache", n, vocab);
+    mipr_eval_ref *r = calloc(1, sizeof *r);
+    if (!r || !(r->ids = malloc(n * sizeof *ids)) ||
+        !(r->logp = malloc(n * vocab * sizeof(float)))) {
+        mipr_eval_ref_free(r);
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory caching the reference's "
+                              "log-probabilities (%zu tokens x %u)", n, vocab);
+    }
+    memcpy(r->ids, ids, n * sizeof *ids);
+    r->n = n, r->window = window, r->vocab = vocab, r->bos = bos;
+    cached c = {.v = {.sc = {.vocab = vocab}, .res = res}, .store = r->logp};
+    mipr_status st = eval_with(&c, reference, ids, n, window, bos, pool, record, err);
+    if (st) {
+        mipr_eval_ref_free(r);
+        return st;
+    }
+    *out = r;
+    return MIPR_OK;
+}
+
+mipr_status mipr_eval_tokens_ref(const mipr_model *m, const mipr_eval_ref *ref, mipr_pool *pool,
+                                 mipr_eval_result *res, mipr_error *err)
+{
+    if (ref->vocab != m->hp.vocab_size)
+        return mipr_error_set(err, MIPR_ERR_ARG, "the reference model's vocabulary (%u) is not "
+                              "the model's (%u)", ref->vocab, m->hp.vocab_size);
+    cached c = {.v = {.sc = {.vocab = ref->vocab}, .res = res}, .ref = ref};
+    mipr_status st = eval_with(&c, m, ref->ids, ref->n, ref->window, ref->bos, pool,
+                               against_cache, err);
+    if (st == MIPR_OK)
+        res->mean_kl = res->kl_sum / (double)res->tokens;
+    return st;
+}
+
+void mipr_eval_ref_free(mipr_eval_ref *r)
+{
+    if (r) {
+        free(r->ids);
+        free(r->logp);
+        free(r);
+    }
 }

@@ -364,6 +364,19 @@ mipr_status mipr_eval_tokens(const mipr_model *m, const mipr_model *reference,
                              const int32_t *ids, size_t n, uint32_t window, int32_t bos,
                              mipr_pool *pool, mipr_eval_result *res, mipr_error *err);
 
+/* The reference's next-token log-probabilities over ids, computed once (with its own result
+ * in *res) so that many models are scored against it without running it again: what
+ * benchmarks that prune one model hundreds of times need. Holds n x vocab floats. */
+typedef struct mipr_eval_ref mipr_eval_ref;
+mipr_status mipr_eval_ref_new(mipr_eval_ref **out, const mipr_model *reference,
+                              const int32_t *ids, size_t n, uint32_t window, int32_t bos,
+                              mipr_pool *pool, mipr_eval_result *res, mipr_error *err);
+/* mipr_eval_tokens of m on the cached reference's tokens and windows (KL within float
+ * rounding of the uncached value). */
+mipr_status mipr_eval_tokens_ref(const mipr_model *m, const mipr_eval_ref *ref, mipr_pool *pool,
+                                 mipr_eval_result *res, mipr_error *err);
+void mipr_eval_ref_free(mipr_eval_ref *r);
+
 /* ---- structured pruning of FFN neurons (docs/PRUNING.md) -------------------------------- */
 
 enum mipr_criterion {

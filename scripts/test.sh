@@ -16,6 +16,10 @@ suite() {
 }
 
 suite host
+# The benchmark suite's smoke run: every output produced and checked (bench_report --check),
+# into the build tree so the committed record in docs/ is never touched.
+echo "=== benchmarks: quick run"
+bash benchmarks/run.sh --quick --no-build --out build/host/bench-quick
 suite sanitize
 # Every fuzz target for MIPR_FUZZ_SECONDS (default 60) from the committed corpus.
 bash scripts/fuzz.sh "${MIPR_FUZZ_SECONDS:-60}"
