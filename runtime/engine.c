@@ -102,8 +102,8 @@ mipr_status mipr_engine_new(mipr_engine **out, const mipr_model *m, uint32_t max
     if (!ok) {
         mipr_engine_free(e);
         return mipr_error_set(err, MIPR_ERR_NOMEM,
-                              "out of memory for a KV cache of %u positions (%zu MiB)", max_ctx,
-                              cache * 8 >> 20);
+                              "out of memory for a KV cache of %u positions (%llu MiB)", max_ctx,
+                              (unsigned long long)(cache * 8 >> 20));
     }
     *out = e;
     return MIPR_OK;
@@ -159,6 +159,11 @@ mipr_backend mipr_engine_backend(const mipr_engine *e)
 int mipr_engine_uses_xnnpack(const mipr_engine *e)
 {
     return e->xnn != NULL;
+}
+
+const mipr_model *mipr_engine_model(const mipr_engine *e)
+{
+    return e->m;
 }
 
 uint32_t mipr_engine_max_ctx(const mipr_engine *e)

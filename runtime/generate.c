@@ -1,6 +1,4 @@
 /* The generation loop shared by the CLI, the device runtime and the tests. */
-#include <stdlib.h>
-
 #include "mipr_runtime.h"
 
 static double no_clock(void)
@@ -30,6 +28,9 @@ mipr_status mipr_generate(mipr_engine *e, mipr_sampler *s, const mipr_tokenizer 
     now = now ? now : no_clock;
     if (n_prompt == 0)
         return mipr_error_set(err, MIPR_ERR_ARG, "empty prompt (it needs at least BOS)");
+    if (!s->logits_ || s->n_vocab != mipr_engine_model(e)->hp.vocab_size)
+        return mipr_error_set(err, MIPR_ERR_ARG, "the sampler is not set up for this model's "
+                              "vocabulary of %u", mipr_engine_model(e)->hp.vocab_size);
     if (steps > mipr_engine_max_ctx(e))
         steps = mipr_engine_max_ctx(e);
     /* positions whose next token is forced by the prompt */
@@ -40,9 +41,7 @@ mipr_status mipr_generate(mipr_engine *e, mipr_sampler *s, const mipr_tokenizer 
     stats->prompt_tokens = n_pre;
     double t1 = now();
     stats->prefill_seconds = t1 - t0;
-    float *logits = malloc((size_t)s->n_vocab * sizeof *logits);
-    if (!logits && st == MIPR_OK)
-        st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for logits");
+    float *logits = s->logits_; /* the sampler's: no allocation while generating */
     int32_t token = prompt[n_pre], bos = mipr_tokenizer_bos(tok), eos = mipr_tokenizer_eos(tok);
     for (uint32_t pos = n_pre; st == MIPR_OK && !stop && pos < steps; pos++) {
         st = mipr_engine_forward(e, &token, 1, pos, logits, 0, err);
@@ -56,6 +55,5 @@ mipr_status mipr_generate(mipr_engine *e, mipr_sampler *s, const mipr_tokenizer 
         token = next;
     }
     stats->decode_seconds = now() - t1;
-    free(logits);
     return st;
 }

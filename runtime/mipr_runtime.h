@@ -233,6 +233,7 @@ typedef struct mipr_sampler {
     float top_p;       /* in (0, 1): nucleus sampling; otherwise plain sampling */
     uint64_t rng;
     void *scratch_;    /* n_vocab (prob, index) pairs for top-p */
+    float *logits_;    /* n_vocab floats for mipr_generate: nothing is allocated per call */
 } mipr_sampler;
 
 mipr_status mipr_sampler_init(mipr_sampler *s, uint32_t n_vocab, float temperature, float top_p,
@@ -278,6 +279,7 @@ void mipr_engine_set_observer(mipr_engine *e, mipr_ffn_observer fn, void *ctx);
  * the thread count: every output element is computed by the same kernel call shape. */
 void mipr_engine_set_pool(mipr_engine *e, mipr_pool *pool);
 uint32_t mipr_engine_max_ctx(const mipr_engine *e);
+const mipr_model *mipr_engine_model(const mipr_engine *e);
 /* Runs n tokens at positions pos .. pos + n - 1 (earlier positions must already be in the
  * cache). logits (may be NULL) receives vocab floats for the last token, or, when
  * all_logits is set, n x vocab floats, one row per token. */

@@ -82,7 +82,8 @@ static mipr_status parse_header(mpk_reader *r, mipr_error *err)
 {
     const uint8_t *p = r->p;
     if (r->size < MPK_HEADER_BYTES)
-        return BAD("%s: %zu bytes is too short for an .mpk header", r->what, r->size);
+        return BAD("%s: %llu bytes is too short for an .mpk header", r->what,
+                   (unsigned long long)r->size);
     if (!mipr_mpk_is_mpk(p, r->size))
         return BAD("%s: not an .mpk file (bad magic)", r->what);
     if (mipr_crc32(&r->crc, 0, p, 60) != mpk_get_u32(p + 60))
@@ -94,8 +95,8 @@ static mipr_status parse_header(mpk_reader *r, mipr_error *err)
                               "knows %u.x", r->what, r->major, r->minor, MPK_VERSION_MAJOR);
     uint64_t file_size = mpk_get_u64(p + 16);
     if (file_size != r->size)
-        return BAD("%s: is %zu bytes but its header says %llu (truncated or extended)", r->what,
-                   r->size, (unsigned long long)file_size);
+        return BAD("%s: is %llu bytes but its header says %llu (truncated or extended)", r->what,
+                   (unsigned long long)r->size, (unsigned long long)file_size);
     r->dir_offset = mpk_get_u64(p + 24);
     r->n_sections = mpk_get_u32(p + 32);
     if (r->n_sections == 0 || r->n_sections > MPK_MAX_SECTIONS ||
@@ -171,8 +172,8 @@ static mipr_status parse_hpar(const mpk_reader *r, mipr_model **out, mipr_error 
     if (n < MPK_HPAR_FIXED_BYTES || n_layers == 0 || n_layers > MIPR_MAX_LAYERS ||
         n < MPK_HPAR_FIXED_BYTES + 4 * (size_t)n_layers) {
         free(b);
-        return BAD("%s: hyper-parameter section of %zu bytes is too short or has %u layers",
-                   r->what, n, n_layers);
+        return BAD("%s: hyper-parameter section of %llu bytes is too short or has %u layers",
+                   r->what, (unsigned long long)n, n_layers);
     }
     if ((st = mipr_model_new(out, n_layers, err))) {
         free(b);
@@ -363,7 +364,8 @@ static mipr_status parse_tens(const mpk_reader *r, mpk_table *tab, mipr_error *e
     if (count == 0 || count > MPK_MAX_TENSORS ||
         (size_t)count * MPK_TENSOR_FIXED_BYTES > n - 4) {
         free(b);
-        return BAD("%s: tensor table of %zu bytes cannot hold %u tensors", r->what, n, count);
+        return BAD("%s: tensor table of %llu bytes cannot hold %u tensors", r->what,
+                   (unsigned long long)n, count);
     }
     if (!(tab->t = calloc(count, sizeof *tab->t))) {
         free(b);

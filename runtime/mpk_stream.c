@@ -48,8 +48,8 @@ mipr_status mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size, c
     snprintf(d->what, sizeof d->what, "%s", what);
     d->buf_bytes = max_chunk;
     if (max_chunk && (!(d->buf = malloc(max_chunk)) || !(d->planes = malloc(max_chunk))))
-        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for a %zu-byte chunk",
-                              what, max_chunk);
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for a %llu-byte chunk",
+                              what, (unsigned long long)max_chunk);
 #ifdef MIPR_HAVE_ZSTD
     if (!(d->zstd = ZSTD_createDCtx()))
         return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for zstd", what);
@@ -82,8 +82,9 @@ static mipr_status decompress(mpk_decoder *d, uint8_t *dst, size_t raw, const ui
         return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tensor %s chunk %u: zstd: %s", d->what,
                               name, c, ZSTD_getErrorName(got));
     if (got != raw)
-        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tensor %s chunk %u decodes to %zu "
-                              "bytes, expected %zu", d->what, name, c, got, raw);
+        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tensor %s chunk %u decodes to %llu "
+                              "bytes, expected %llu", d->what, name, c,
+                              (unsigned long long)got, (unsigned long long)raw);
     return MIPR_OK;
 #else
     (void)dst, (void)raw, (void)src, (void)stored, (void)c;

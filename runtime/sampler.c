@@ -25,6 +25,7 @@ mipr_status mipr_sampler_init(mipr_sampler *s, uint32_t n_vocab, float temperatu
                               uint64_t seed, mipr_error *err)
 {
     s->scratch_ = NULL;
+    s->logits_ = NULL;
     if (n_vocab == 0 || n_vocab > MIPR_MAX_VOCAB)
         return mipr_error_set(err, MIPR_ERR_ARG, "sampler: vocabulary size %u out of range",
                               n_vocab);
@@ -35,9 +36,12 @@ mipr_status mipr_sampler_init(mipr_sampler *s, uint32_t n_vocab, float temperatu
         return mipr_error_set(err, MIPR_ERR_ARG, "sampler: top-p is NaN");
     /* Allocated even without top-p: the fields are public and may change after init. */
     s->scratch_ = malloc((size_t)n_vocab * sizeof(prob_index));
-    if (!s->scratch_)
+    s->logits_ = malloc((size_t)n_vocab * sizeof(float));
+    if (!s->scratch_ || !s->logits_) {
+        mipr_sampler_free(s);
         return mipr_error_set(err, MIPR_ERR_NOMEM, "sampler: out of memory (%u tokens)",
                               n_vocab);
+    }
     s->n_vocab = n_vocab;
     s->temperature = temperature;
     s->top_p = top_p;
@@ -50,7 +54,9 @@ void mipr_sampler_free(mipr_sampler *s)
     if (!s)
         return;
     free(s->scratch_);
+    free(s->logits_);
     s->scratch_ = NULL;
+    s->logits_ = NULL;
 }
 
 int32_t mipr_argmax(const float *x, size_t n)

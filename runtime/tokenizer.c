@@ -138,8 +138,8 @@ mipr_status mipr_tokenizer_set(mipr_tokenizer *t, uint32_t id, const char *piece
     if (t->finished)
         return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token %u set after finish", id);
     if (len > TOK_MAX_PIECE || (len > 0 && !piece))
-        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token %u has a piece of %zu bytes "
-                              "(limit %u)", id, len, TOK_MAX_PIECE);
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token %u has a piece of %llu bytes "
+                              "(limit %u)", id, (unsigned long long)len, TOK_MAX_PIECE);
     if (type < MIPR_TOK_NORMAL || type > MIPR_TOK_BYTE)
         return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: token %u has unknown type %d", id,
                               (int)type);

@@ -1,6 +1,6 @@
 # Android arm64-v8a, API 24 or later, with the user's NDK (set ANDROID_NDK to its folder):
 #   ANDROID_NDK=/path/to/ndk cmake --preset android && cmake --build --preset android
-# Builds mipr_arch, mipr_runtime and libmipr.so (android/) with NEON kernels; core, tools and
+# Builds mipr_arch, mipr_runtime and libmipr.so (tests/android/) with NEON kernels; core, tools and
 # tests are host-only. No NDK can be installed on the CI machines: CI builds the freestanding
 # stand-in of toolchains/android-smoke.cmake instead (preset android-smoke).
 if(NOT ANDROID_NDK AND DEFINED ENV{ANDROID_NDK})

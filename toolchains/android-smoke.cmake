@@ -2,7 +2,7 @@
 # lld compile arch/ and the runtime for aarch64-linux-android24, freestanding, and link
 # libmipr.so with -nostdlib. Its C library symbols stay undefined, as they would be before a
 # device's dynamic linker binds them to libc.so and libm.so; the test android.libmipr checks
-# that each is one Android's C library exports at API 24 (android/bionic-api24.syms).
+# that each is one Android's C library exports at API 24 (tests/android/bionic-api24.syms).
 #   cmake --preset android-smoke && cmake --build --preset android-smoke && ctest --preset android-smoke
 # Declarations come from Debian's aarch64 C headers (libc6-dev-arm64-cross: the same LP64
 # types and the standard C names); the file access of runtime/file.c is left out because its

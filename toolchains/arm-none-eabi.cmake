@@ -5,7 +5,7 @@
 #
 # CMAKE_SYSTEM_NAME Generic is what the top-level CMakeLists.txt takes as "bare metal": only
 # arch/ and runtime/ are built (no files, threads, cpuinfo, pthreadpool or XNNPACK), plus the
-# applications in firmware/, whose tests ctest runs under qemu-system-arm.
+# applications in tests/firmware/, whose tests ctest runs under qemu-system-arm.
 set(CMAKE_SYSTEM_NAME Generic)
 set(CMAKE_C_COMPILER arm-none-eabi-gcc)
 set(CMAKE_ASM_COMPILER arm-none-eabi-gcc)

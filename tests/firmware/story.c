@@ -102,8 +102,8 @@ static mipr_status run(mipr_error *err, int *decode_allocated)
                                             : board_allocations() - allocs;
         if (!st) {
             report(&gs, allocs, generate_allocs, t_end);
-            *decode_allocated = story.calls > story.n_pre &&
-                                board_allocations() != story.allocs_decoding;
+            /* nothing may be allocated once generation starts (prefill included) */
+            *decode_allocated = board_allocations() != allocs;
         }
     }
     mipr_sampler_free(&smp);
