@@ -46,7 +46,11 @@ if [ -n "$(rows smollm2-135m-random mpk)" ]; then
   echo "Memory while generating 64 tokens (\`mipr-run -n 64\`, KV cache of 64 positions). The"
   echo "low-RAM goal is file + KV cache + under 1 MiB; *overhead* is peak RSS minus those two"
   echo "and minus the process's own baseline (${base} MiB: mipr-run with the 1 MB stories260K,"
-  echo "i.e. code, libc, libzstd, XNNPACK's mapped pages)."
+  echo "i.e. code, libc, libzstd, XNNPACK's mapped pages). Most of what remains is the"
+  echo "49,152-token tokenizer's lookup tables (24 bytes per token plus a hash of twice the"
+  echo "vocabulary at 8 bytes a slot: about 2.5 MiB allocated), which the 512-token baseline"
+  echo "hardly has; the decoder's chunk buffers (2 x 256 KiB, compressed tensors only) and the"
+  echo "engine's activations (batches of 8 in low-RAM mode) are the rest."
   echo
   echo "| encoding | .mpk bytes | load (s) | peak RSS (MiB) | load low-RAM (s) | peak RSS low-RAM (MiB) | file + KV (MiB) | overhead low-RAM (MiB) |"
   echo "|---|---|---|---|---|---|---|---|"
