@@ -666,30 +666,16 @@ static void q4_block_f32(float *out, const char *p, size_t b)
     }
 }
 
-/* A row of blocks; a partial last block goes through a full block's floats. */
-static void row_blocks(float *out, const char *p, size_t cols,
-                       void (*block)(float *, const char *, size_t))
-{
-    size_t full = cols / MIPR_QK8_0;
-    for (size_t b = 0; b < full; b++)
-        block(out + b * MIPR_QK8_0, p, b);
-    if (cols % MIPR_QK8_0) {
-        float t[MIPR_QK8_0];
-        block(t, p, full);
-        memcpy(out + full * MIPR_QK8_0, t, cols % MIPR_QK8_0 * sizeof *t);
-    }
-}
-
 static void row_q8_0(float *out, const void *w, size_t row, size_t cols)
 {
-    row_blocks(out, (const char *)w + row * mipr_dtype_row_bytes(MIPR_DT_Q8_0, cols), cols,
-               q8_block_f32);
+    const char *p = (const char *)w + row * mipr_dtype_row_bytes(MIPR_DT_Q8_0, cols);
+    mipr_row_blocks_with(out, p, cols, q8_block_f32);
 }
 
 static void row_q4_0(float *out, const void *w, size_t row, size_t cols)
 {
-    row_blocks(out, (const char *)w + row * mipr_dtype_row_bytes(MIPR_DT_Q4_0, cols), cols,
-               q4_block_f32);
+    const char *p = (const char *)w + row * mipr_dtype_row_bytes(MIPR_DT_Q4_0, cols);
+    mipr_row_blocks_with(out, p, cols, q4_block_f32);
 }
 
 /* ---- vector operations ---- */

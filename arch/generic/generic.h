@@ -22,6 +22,21 @@ typedef struct {
  * zero-padded; SIMD twins must match it bit for bit. */
 void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t n);
 
+/* A row of quantized blocks as floats, with a (SIMD) dequantizer of block b of row p; a
+ * partial last block goes through a full block's floats. */
+static inline void mipr_row_blocks_with(float *out, const char *p, size_t cols,
+                                        void (*block)(float *, const char *, size_t))
+{
+    size_t full = cols / MIPR_QK8_0;
+    for (size_t b = 0; b < full; b++)
+        block(out + b * MIPR_QK8_0, p, b);
+    if (cols % MIPR_QK8_0) {
+        float t[MIPR_QK8_0];
+        block(t, p, full);
+        memcpy(out + full * MIPR_QK8_0, t, cols % MIPR_QK8_0 * sizeof *t);
+    }
+}
+
 /* mipr_quantize_xq8 with another (SIMD) quantizer of one full block. */
 static inline void mipr_quantize_xq8_with(void (*block)(mipr_xq8 *, const float *),
                                           mipr_xq8 *out, const float *x, size_t n)
