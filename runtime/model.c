@@ -106,7 +106,7 @@ void mipr_model_free(mipr_model *m)
     free(m);
 }
 
-static mipr_status check_hparams(const mipr_hparams *hp, const char *what, mipr_error *err)
+mipr_status mipr_hparams_check(const mipr_hparams *hp, const char *what, mipr_error *err)
 {
 #define BAD(...) mipr_error_set(err, MIPR_ERR_FORMAT, __VA_ARGS__)
     if (hp->dim == 0 || hp->dim > MIPR_MAX_DIM)
@@ -188,7 +188,7 @@ static mipr_status check_layer(const mipr_model *m, int l, const char *what, mip
 mipr_status mipr_model_validate(const mipr_model *m, const char *what, mipr_error *err)
 {
     const mipr_hparams *hp = &m->hp;
-    mipr_status st = check_hparams(hp, what, err);
+    mipr_status st = mipr_hparams_check(hp, what, err);
     if (st)
         return st;
     if ((st = check_tensor(&m->tok_embd, "token_embd", -1, hp->vocab_size, hp->dim, 0, what,

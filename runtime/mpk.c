@@ -194,7 +194,7 @@ static mipr_status parse_hpar(const mpk_reader *r, mipr_model **out, mipr_error 
     for (uint32_t l = 0; l < n_layers; l++)
         (*out)->layers[l].d_ff = mpk_get_u32(b + MPK_HPAR_FIXED_BYTES + 4 * (size_t)l);
     free(b);
-    return MIPR_OK;
+    return mipr_hparams_check(hp, r->what, err);
 }
 
 /* ---- tokenizer ---------------------------------------------------------------------------- */

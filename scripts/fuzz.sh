@@ -5,6 +5,10 @@
 # build/fuzz/findings/TARGET/ (crash-*, leak-*, timeout-*, oom-*); fix the reader, then copy
 # the input to tests/fuzz/regressions/TARGET/ so every test suite replays it.
 #
+# MIPR_FUZZ_SEED picks libFuzzer's seed: unset or 0 draws a new one each run (for hunting);
+# scripts/test.sh fixes it so that a CI run is reproducible and does not fail on a commit
+# that did not touch the readers. Long random-seed runs are what finds new bugs.
+#
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +35,7 @@ run() {
   # New inputs go to the scratch folder (first); the committed folders are only read.
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: no input may need 2 GB.
   if "$B/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+       -seed="${MIPR_FUZZ_SEED:-0}" \
        -print_final_stats=1 -artifact_prefix="$found/" \
        "$work" "tests/fuzz/corpus/$t" "tests/fuzz/regressions/$t" >"$B/fuzz_$t.log" 2>&1 &&
      [ -z "$(ls -A "$found")" ]; then

@@ -22,7 +22,8 @@ echo "=== benchmarks: quick run"
 bash benchmarks/run.sh --quick --no-build --out build/host/bench-quick
 suite sanitize
 # Every fuzz target for MIPR_FUZZ_SECONDS (default 60) from the committed corpus.
-bash scripts/fuzz.sh "${MIPR_FUZZ_SECONDS:-60}"
+# A fixed seed (MIPR_FUZZ_SEED, default 1): the same commit fuzzes the same way every run.
+MIPR_FUZZ_SEED="${MIPR_FUZZ_SEED:-1}" bash scripts/fuzz.sh "${MIPR_FUZZ_SECONDS:-60}"
 for p in aarch64 armhf android-smoke firmware-m7 firmware-m55; do
   if grep -q "\"name\": \"$p\"" CMakePresets.json; then suite "$p"; fi
 done
