@@ -23,14 +23,17 @@
 #define MERGE_MIN_SCORE -1e10f /* run.c's initial best score: merges must beat it */
 #define NONE UINT32_MAX
 
+/* 12 bytes a token: a 49,152-token vocabulary costs 576 KiB here, which matters on the
+ * low-RAM path (the goal there is model file + KV cache + under 1 MiB). */
 typedef struct tok_entry {
-    size_t off;   /* piece bytes in the arena */
-    uint32_t len;
+    uint32_t off; /* piece bytes in the arena */
     float score;
+    uint16_t len; /* <= TOK_MAX_PIECE */
     uint8_t type; /* enum mipr_token_type */
-    uint8_t mergeable;
-    int16_t byte_val; /* 0..255 when spelled "<0xXX>", else -1 */
+    uint8_t flags;
 } tok_entry;
+
+enum { TOK_MERGEABLE = 1, TOK_SPELLS_BYTE = 2 /* spelled exactly "<0xXX>" */ };
 
 struct mipr_tokenizer {
     uint32_t n_vocab;
@@ -40,9 +43,10 @@ struct mipr_tokenizer {
     tok_entry *tok;
     char *arena;
     size_t arena_len, arena_cap;
-    /* open-addressing hash of mergeable pieces: slot -> id (-1 empty) and its hash */
+    /* Open-addressing hash of mergeable pieces: slot -> id (-1 empty), and the hash's top
+     * byte per slot, which rejects most probes without touching the token table. */
     int32_t *slots;
-    uint32_t *slot_hash;
+    uint8_t *slot_tag;
     uint32_t mask;
     uint32_t max_merge_len; /* longest mergeable piece: longer concatenations cannot match */
     uint8_t pair_bits[8192]; /* bit x*256+y: some mergeable piece holds bytes x, y in a row */
@@ -72,10 +76,8 @@ mipr_status mipr_tokenizer_new(mipr_tokenizer **out, uint32_t n_vocab, mipr_erro
     }
     t->arena[0] = 0; /* offset 0: the empty piece of tokens never set */
     t->arena_len = 1;
-    for (uint32_t i = 0; i < n_vocab; i++) {
+    for (uint32_t i = 0; i < n_vocab; i++)
         t->tok[i].type = MIPR_TOK_UNUSED;
-        t->tok[i].byte_val = -1;
-    }
     t->bos = t->eos = t->unk = t->space_id = -1;
     for (int b = 0; b < 256; b++)
         t->byte_str[2 * b] = (char)b;
@@ -90,7 +92,7 @@ void mipr_tokenizer_free(mipr_tokenizer *t)
     free(t->tok);
     free(t->arena);
     free(t->slots);
-    free(t->slot_hash);
+    free(t->slot_tag);
     free(t);
 }
 
@@ -114,7 +116,7 @@ static int parse_byte_piece(const char *p, size_t len)
 
 static int arena_reserve(mipr_tokenizer *t, size_t more)
 {
-    if (more > SIZE_MAX - t->arena_len)
+    if (more > UINT32_MAX - t->arena_len) /* offsets are 32-bit */
         return 0;
     size_t need = t->arena_len + more;
     if (need <= t->arena_cap)
@@ -147,22 +149,27 @@ mipr_status mipr_tokenizer_set(mipr_tokenizer *t, uint32_t id, const char *piece
     if (!arena_reserve(t, len + 1))
         return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory at token %u", id);
     tok_entry *e = &t->tok[id];
-    e->off = t->arena_len;
+    e->off = (uint32_t)t->arena_len;
     if (len)
         memcpy(t->arena + t->arena_len, piece, len);
     t->arena[t->arena_len + len] = 0;
     t->arena_len += len + 1;
-    e->len = (uint32_t)len;
+    e->len = (uint16_t)len;
     e->score = score;
     e->type = (uint8_t)type;
-    e->byte_val = (int16_t)(len ? parse_byte_piece(piece, len) : -1);
+    e->flags = len && parse_byte_piece(piece, len) >= 0 ? TOK_SPELLS_BYTE : 0;
     return MIPR_OK;
 }
 
 static int is_byte_token(const tok_entry *e)
 {
-    return e->byte_val >= 0 && (e->type == MIPR_TOK_BYTE || e->type == MIPR_TOK_NORMAL ||
-                                e->type == MIPR_TOK_USER);
+    return (e->flags & TOK_SPELLS_BYTE) && (e->type == MIPR_TOK_BYTE ||
+                                            e->type == MIPR_TOK_NORMAL || e->type == MIPR_TOK_USER);
+}
+
+static int byte_value(const mipr_tokenizer *t, const tok_entry *e)
+{
+    return parse_byte_piece(t->arena + e->off, e->len);
 }
 
 /* Lowest id per byte value, BYTE-typed tokens first (a NORMAL "<0x41>" only fills a gap). */
@@ -175,8 +182,9 @@ static void build_byte_table(mipr_tokenizer *t)
             const tok_entry *e = &t->tok[i];
             if (!is_byte_token(e) || (pass == 0) != (e->type == MIPR_TOK_BYTE))
                 continue;
-            if (t->byte_tok[e->byte_val] < 0)
-                t->byte_tok[e->byte_val] = (int32_t)i;
+            int b = byte_value(t, e);
+            if (t->byte_tok[b] < 0)
+                t->byte_tok[b] = (int32_t)i;
         }
     }
 }
@@ -199,13 +207,16 @@ static int32_t lookup2(const mipr_tokenizer *t, const char *a, size_t la, const 
     if (la + lb > t->max_merge_len || la + lb == 0)
         return -1;
     uint32_t h = hash2(a, la, b, lb);
+    uint8_t tag = (uint8_t)(h >> 24);
     for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
         int32_t id = t->slots[i];
         if (id < 0)
             return -1;
+        if (t->slot_tag[i] != tag)
+            continue;
         const tok_entry *e = &t->tok[id];
         const char *p = t->arena + e->off;
-        if (t->slot_hash[i] == h && e->len == la + lb && (la == 0 || memcmp(p, a, la) == 0) &&
+        if (e->len == la + lb && (la == 0 || memcmp(p, a, la) == 0) &&
             (lb == 0 || memcmp(p + la, b, lb) == 0))
             return id;
     }
@@ -224,11 +235,12 @@ static void hash_insert(mipr_tokenizer *t, uint32_t id)
     uint32_t i = h & t->mask;
     for (; t->slots[i] >= 0; i = (i + 1) & t->mask) {
         const tok_entry *o = &t->tok[t->slots[i]];
-        if (t->slot_hash[i] == h && o->len == e->len && memcmp(t->arena + o->off, p, e->len) == 0)
+        if (t->slot_tag[i] == (uint8_t)(h >> 24) && o->len == e->len &&
+            memcmp(t->arena + o->off, p, e->len) == 0)
             return; /* duplicate piece: ids are inserted in order, so the lowest id stays */
     }
     t->slots[i] = (int32_t)id;
-    t->slot_hash[i] = h;
+    t->slot_tag[i] = (uint8_t)(h >> 24);
 }
 
 static void build_pair_bits(mipr_tokenizer *t)
@@ -237,7 +249,7 @@ static void build_pair_bits(mipr_tokenizer *t)
     for (uint32_t i = 0; i < t->n_vocab; i++) {
         const tok_entry *e = &t->tok[i];
         const uint8_t *p = (const uint8_t *)t->arena + e->off;
-        for (uint32_t k = 0; e->mergeable && k + 1 < e->len; k++) {
+        for (uint32_t k = 0; (e->flags & TOK_MERGEABLE) && k + 1 < e->len; k++) {
             unsigned bit = (unsigned)p[k] << 8 | p[k + 1];
             t->pair_bits[bit >> 3] |= (uint8_t)(1u << (bit & 7));
         }
@@ -250,27 +262,29 @@ static mipr_status build_hash(mipr_tokenizer *t, mipr_error *err)
     t->max_merge_len = 0;
     for (uint32_t i = 0; i < t->n_vocab; i++) {
         tok_entry *e = &t->tok[i];
-        e->mergeable = e->len > 0 && !is_byte_token(e) &&
-                       (e->type == MIPR_TOK_NORMAL || e->type == MIPR_TOK_USER);
-        n += e->mergeable;
-        if (e->mergeable && e->len > t->max_merge_len)
+        int mergeable = e->len > 0 && !is_byte_token(e) &&
+                        (e->type == MIPR_TOK_NORMAL || e->type == MIPR_TOK_USER);
+        e->flags = (uint8_t)((e->flags & ~TOK_MERGEABLE) | (mergeable ? TOK_MERGEABLE : 0));
+        n += (uint32_t)mergeable;
+        if (mergeable && e->len > t->max_merge_len)
             t->max_merge_len = e->len;
     }
     build_pair_bits(t);
+    /* Load at most 3/4: with the tags, a miss still costs only a few byte compares. */
     uint32_t cap = 16;
-    while (cap < 2 * (uint64_t)n)
+    while ((uint64_t)cap * 3 < 4 * (uint64_t)n)
         cap *= 2;
     free(t->slots);
-    free(t->slot_hash);
+    free(t->slot_tag);
     t->slots = malloc(cap * sizeof *t->slots);
-    t->slot_hash = malloc(cap * sizeof *t->slot_hash);
-    if (!t->slots || !t->slot_hash)
+    t->slot_tag = malloc(cap);
+    if (!t->slots || !t->slot_tag)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory for the piece "
                               "table");
     memset(t->slots, 0xff, cap * sizeof *t->slots);
     t->mask = cap - 1;
     for (uint32_t i = 0; i < t->n_vocab; i++)
-        if (t->tok[i].mergeable)
+        if (t->tok[i].flags & TOK_MERGEABLE)
             hash_insert(t, i);
     return MIPR_OK;
 }
@@ -385,7 +399,7 @@ static size_t split_symbols(const mipr_tokenizer *t, const char *s, size_t len, 
 static int32_t pair_merge(const mipr_tokenizer *t, int32_t a, int32_t b)
 {
     const tok_entry *ea = &t->tok[a], *eb = &t->tok[b];
-    if (!ea->mergeable || !eb->mergeable)
+    if (!(ea->flags & eb->flags & TOK_MERGEABLE))
         return -1;
     int32_t id = lookup2(t, t->arena + ea->off, ea->len, t->arena + eb->off, eb->len);
     return id >= 0 && t->tok[id].score > MERGE_MIN_SCORE ? id : -1;
@@ -400,7 +414,7 @@ static int32_t pair_merge(const mipr_tokenizer *t, int32_t a, int32_t b)
 static int is_cut(const mipr_tokenizer *t, int32_t a, int32_t b)
 {
     const tok_entry *ea = &t->tok[a], *eb = &t->tok[b];
-    if (!ea->mergeable || !eb->mergeable)
+    if (!(ea->flags & eb->flags & TOK_MERGEABLE))
         return 1;
     unsigned x = (uint8_t)t->arena[ea->off + ea->len - 1], y = (uint8_t)t->arena[eb->off];
     unsigned bit = x << 8 | y;
@@ -669,7 +683,7 @@ const char *mipr_tokenizer_decode(const mipr_tokenizer *t, int32_t prev, int32_t
         return "";
     if (is_byte_token(e)) {
         *len = 1;
-        return &t->byte_str[2 * e->byte_val];
+        return &t->byte_str[2 * byte_value(t, e)];
     }
     const char *p = t->arena + e->off;
     size_t n = e->len;
