@@ -199,6 +199,17 @@ static mipr_status parse_hpar(const mpk_reader *r, mipr_model **out, mipr_error 
 
 /* ---- tokenizer ---------------------------------------------------------------------------- */
 
+/* The tokenizer's own checks (piece limit, special ids) do not know the file: name it. */
+static mipr_status in_file(const mpk_reader *r, mipr_status st, mipr_error *err)
+{
+    if (st != MIPR_OK && err && strncmp(err->msg, r->what, strlen(r->what)) != 0) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        mipr_error_set(err, st, "%s: %s", r->what, msg);
+    }
+    return st;
+}
+
 static mipr_status parse_tokens(const mpk_reader *r, mipr_tokenizer *t, const uint8_t *b,
                                 size_t n, uint32_t n_vocab, mipr_error *err)
 {
@@ -215,7 +226,7 @@ static mipr_status parse_tokens(const mpk_reader *r, mipr_tokenizer *t, const ui
         mipr_status st = mipr_tokenizer_set(t, id, (const char *)b + at, len, score,
                                             (enum mipr_token_type)type, err);
         if (st)
-            return st;
+            return in_file(r, st, err);
         at += len;
     }
     return MIPR_OK;
@@ -238,11 +249,13 @@ static mipr_status parse_tokn(const mpk_reader *r, uint32_t vocab, mipr_tokenize
     if (n < 24 || mpk_get_u32(b) != vocab) {
         st = BAD("%s: tokenizer has %u tokens, the model %u", r->what, n < 24 ? 0 : mpk_get_u32(b),
                  vocab);
-    } else if ((st = mipr_tokenizer_new(out, vocab, err)) == MIPR_OK) {
+    } else if ((st = in_file(r, mipr_tokenizer_new(out, vocab, err), err)) == MIPR_OK) {
         st = parse_tokens(r, *out, b, n, vocab, err);
         if (st == MIPR_OK)
-            st = mipr_tokenizer_finish(*out, special_id(b + 4, vocab), special_id(b + 8, vocab),
-                                       special_id(b + 12, vocab), mpk_get_u32(b + 16) != 0, err);
+            st = in_file(r, mipr_tokenizer_finish(*out, special_id(b + 4, vocab),
+                                                  special_id(b + 8, vocab),
+                                                  special_id(b + 12, vocab),
+                                                  mpk_get_u32(b + 16) != 0, err), err);
         if (st) {
             mipr_tokenizer_free(*out);
             *out = NULL;
