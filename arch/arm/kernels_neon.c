@@ -561,35 +561,13 @@ static void q4_chunk(float *y, size_t ldy, const char *w, size_t ldw, const mipr
  * of 576 columns or 4 of a full 8192-column chunk. */
 #define XQ8_STACK_BLOCKS 1024
 
-/* Q8_0 and Q4_0 (type): columns in chunks of MIPR_XQ8_CHUNK blocks, tokens in groups that
- * fit the stack buffer; every output's float sum carries on across chunks, so the result
- * does not depend on either split (nor on gemv's or gemm's). */
 static void gemm_quant(enum mipr_dtype type, float *y, const void *w, const float *x, size_t n,
                        size_t rows, size_t cols)
 {
+    static const mipr_quant_kernels k = {quantize_xq8, xq_sums8, q8_chunk, q4_chunk};
     mipr_xq8 xq[XQ8_STACK_BLOCKS];
     int32_t xs[XQ8_STACK_BLOCKS];
-    size_t nb = (cols + MIPR_QK8_0 - 1) / MIPR_QK8_0, ldw = mipr_dtype_row_bytes(type, cols);
-    size_t bb = mipr_dtype_row_bytes(type, MIPR_QK8_0);
-    memset(y, 0, n * rows * sizeof *y);
-    for (size_t c = 0; c < nb; c += MIPR_XQ8_CHUNK) {
-        size_t nc = nb - c < MIPR_XQ8_CHUNK ? nb - c : MIPR_XQ8_CHUNK;
-        size_t k0 = c * MIPR_QK8_0;
-        size_t kn = cols - k0 < nc * MIPR_QK8_0 ? cols - k0 : nc * MIPR_QK8_0;
-        size_t tg = XQ8_STACK_BLOCKS / nc;
-        const char *wc = (const char *)w + c * bb;
-        for (size_t t0 = 0; t0 < n; t0 += tg) {
-            size_t tn = n - t0 < tg ? n - t0 : tg;
-            for (size_t t = 0; t < tn; t++)
-                quantize_xq8(xq + t * nc, x + (t0 + t) * cols + k0, kn);
-            if (type == MIPR_DT_Q8_0) {
-                q8_chunk(y + t0 * rows, rows, wc, ldw, xq, tn, nc, rows);
-            } else {
-                xq_sums8(xs, xq, tn * nc);
-                q4_chunk(y + t0 * rows, rows, wc, ldw, xq, xs, tn, nc, rows);
-            }
-        }
-    }
+    mipr_gemm_quant_with(&k, xq, xs, XQ8_STACK_BLOCKS, type, y, w, x, n, rows, cols);
 }
 
 static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t rows,

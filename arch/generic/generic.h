@@ -51,6 +51,50 @@ static inline void mipr_quantize_xq8_with(void (*block)(mipr_xq8 *, const float 
     }
 }
 
+/* The integer-dot kernels of one SIMD table, for mipr_gemm_quant_with. The chunk kernels
+ * add every row's dot over nb blocks to y[t * ldy + row] for tokens t < n; sums8 stores each
+ * block's sum of quants times 8, the offset Q4_0's nibbles carry. */
+typedef struct mipr_quant_kernels {
+    void (*quantize)(mipr_xq8 *out, const float *x, size_t n);
+    void (*sums8)(int32_t *xs, const mipr_xq8 *xq, size_t nb);
+    void (*q8_chunk)(float *y, size_t ldy, const char *w, size_t ldw, const mipr_xq8 *xq,
+                     size_t n, size_t nb, size_t rows);
+    void (*q4_chunk)(float *y, size_t ldy, const char *w, size_t ldw, const mipr_xq8 *xq,
+                     const int32_t *xs, size_t n, size_t nb, size_t rows);
+} mipr_quant_kernels;
+
+/* Q8_0 and Q4_0 (type) gemm with a table's kernels k: columns in chunks of MIPR_XQ8_CHUNK
+ * blocks, tokens in groups that fit the caller's buffers xq and xs (cap blocks each, at
+ * least MIPR_XQ8_CHUNK); every output's float sum carries on across chunks, so the result
+ * depends on neither split (nor on whether gemv or gemm asked). */
+static inline void mipr_gemm_quant_with(const mipr_quant_kernels *k, mipr_xq8 *xq, int32_t *xs,
+                                        size_t cap, enum mipr_dtype type, float *y,
+                                        const void *w, const float *x, size_t n, size_t rows,
+                                        size_t cols)
+{
+    size_t nb = (cols + MIPR_QK8_0 - 1) / MIPR_QK8_0, ldw = mipr_dtype_row_bytes(type, cols);
+    size_t bb = mipr_dtype_row_bytes(type, MIPR_QK8_0);
+    memset(y, 0, n * rows * sizeof *y);
+    for (size_t c = 0; c < nb; c += MIPR_XQ8_CHUNK) {
+        size_t nc = nb - c < MIPR_XQ8_CHUNK ? nb - c : MIPR_XQ8_CHUNK;
+        size_t k0 = c * MIPR_QK8_0;
+        size_t kn = cols - k0 < nc * MIPR_QK8_0 ? cols - k0 : nc * MIPR_QK8_0;
+        size_t tg = cap / nc;
+        const char *wc = (const char *)w + c * bb;
+        for (size_t t0 = 0; t0 < n; t0 += tg) {
+            size_t tn = n - t0 < tg ? n - t0 : tg;
+            for (size_t t = 0; t < tn; t++)
+                k->quantize(xq + t * nc, x + (t0 + t) * cols + k0, kn);
+            if (type == MIPR_DT_Q8_0) {
+                k->q8_chunk(y + t0 * rows, rows, wc, ldw, xq, tn, nc, rows);
+            } else {
+                k->sums8(xs, xq, tn * nc);
+                k->q4_chunk(y + t0 * rows, rows, wc, ldw, xq, xs, tn, nc, rows);
+            }
+        }
+    }
+}
+
 float mipr_dot_generic(const float *a, const float *b, size_t n);
 void mipr_axpy_generic(float *y, float a, const float *x, size_t n);
 void mipr_rmsnorm_generic(float *out, const float *x, const float *w, size_t n, float eps);
