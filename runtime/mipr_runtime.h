@@ -175,6 +175,8 @@ const char *mipr_tokenizer_decode(const mipr_tokenizer *t, int32_t prev, int32_t
 
 /* ---- the .mpk runtime format (docs/FORMAT.md) -------------------------------------------- */
 
+typedef struct mipr_pool mipr_pool;
+
 typedef struct mipr_mpk_options {
     /* 0: decode every tensor at open (fastest; RAM = decoded weights). 1: compressed tensors
      * stay compressed and are decoded chunk by chunk (about 256 KiB) while the engine
@@ -183,6 +185,9 @@ typedef struct mipr_mpk_options {
     int low_ram;
     /* Skip the CRC-32 pass over every chunk at open (zstd's own checksums still apply). */
     int skip_verify;
+    /* Threads that check and decode the tensors decoded at open (NULL: the calling thread).
+     * Only used during the open call; the engine's pool can serve. */
+    mipr_pool *pool;
 } mipr_mpk_options;
 
 /* Opens a model held in memory. The buffer must stay valid and unchanged until the model is
@@ -247,8 +252,7 @@ int32_t mipr_argmax(const float *x, size_t n);
 /* ---- threads ----------------------------------------------------------------------------- */
 
 /* A pool of worker threads (pthreadpool where the build has it; otherwise, and for a NULL
- * pool, work runs on the calling thread). */
-typedef struct mipr_pool mipr_pool;
+ * pool, work runs on the calling thread). mipr_pool is declared with the .mpk options. */
 
 /* threads == 0: the MIPR_THREADS environment variable when set, else one per physical core
  * (cpuinfo; processors online when cpuinfo is not in the build). */

@@ -397,18 +397,23 @@ static mipr_status parse_tens(const mpk_reader *r, mpk_table *tab, mipr_error *e
     return st;
 }
 
+static mipr_status check_chunk_crc(const mpk_reader *r, const mpk_tensor *t, uint32_t c,
+                                   mipr_error *err)
+{
+    const mpk_chunk *ch = &t->chunks[c];
+    if (mipr_crc32(&r->crc, 0, r->p + ch->offset, (size_t)ch->stored) == ch->crc)
+        return MIPR_OK;
+    char name[64];
+    mpk_tensor_name(t->layer, t->slot, name, sizeof name);
+    return BAD("%s: tensor %s chunk %u: checksum mismatch (corrupt data)", r->what, name, c);
+}
+
 static mipr_status verify_chunks(const mpk_reader *r, const mpk_tensor *t, mipr_error *err)
 {
-    for (uint32_t c = 0; c < t->n_chunks; c++) {
-        const mpk_chunk *ch = &t->chunks[c];
-        if (mipr_crc32(&r->crc, 0, r->p + ch->offset, (size_t)ch->stored) != ch->crc) {
-            char name[64];
-            mpk_tensor_name(t->layer, t->slot, name, sizeof name);
-            return BAD("%s: tensor %s chunk %u: checksum mismatch (corrupt data)", r->what, name,
-                       c);
-        }
-    }
-    return MIPR_OK;
+    mipr_status st = MIPR_OK;
+    for (uint32_t c = 0; c < t->n_chunks && st == MIPR_OK; c++)
+        st = check_chunk_crc(r, t, c, err);
+    return st;
 }
 
 /* ---- no byte unaccounted for ---------------------------------------------------------------- */
@@ -492,20 +497,62 @@ static void decoder_cleanup(void *ctx)
     free(ctx);
 }
 
-/* Decodes every chunk of t into one block the model owns. */
-static mipr_status decode_resident(mpk_decoder *d, mipr_model *m, const mpk_tensor *t,
-                                   mipr_tensor *dst, mipr_error *err)
+/* Decoding at open on several threads: task i owns dec[i] and a contiguous run of chunks,
+ * so no decoder is shared, and it checks each chunk's CRC just before decoding it (the
+ * serial CRC pass skips these tensors). */
+typedef struct resident_job {
+    const mpk_reader *r;
+    const mpk_tensor *t;
+    uint8_t *mem;
+    mpk_decoder *dec;
+    mipr_error *errs;
+    mipr_status *sts;
+    uint32_t n_tasks;
+    int verify;
+} resident_job;
+
+static void resident_task(void *ctx, size_t i)
 {
+    const resident_job *j = ctx;
+    const mpk_tensor *t = j->t;
+    uint32_t c0 = (uint32_t)((uint64_t)t->n_chunks * i / j->n_tasks);
+    uint32_t c1 = (uint32_t)((uint64_t)t->n_chunks * (i + 1) / j->n_tasks);
+    mipr_status st = MIPR_OK;
+    for (uint32_t c = c0; c < c1 && st == MIPR_OK; c++) {
+        if (j->verify)
+            st = check_chunk_crc(j->r, t, c, &j->errs[i]);
+        if (st == MIPR_OK)
+            st = mpk_decode_chunk(&j->dec[i], t, c,
+                                  j->mem + (size_t)c * t->rows_per_chunk * t->row_bytes,
+                                  &j->errs[i]);
+    }
+    j->sts[i] = st;
+}
+
+/* Decodes (and, with verify, checks) every chunk of t into one block the model owns. */
+static mipr_status decode_resident(const mpk_reader *r, mpk_decoder *dec, uint32_t n_dec,
+                                   mipr_pool *pool, mipr_model *m, const mpk_tensor *t,
+                                   mipr_tensor *dst, int verify, mipr_error *err)
+{
+    enum { MAX_TASKS = 64 };
+    mipr_error errs[MAX_TASKS];
+    mipr_status sts[MAX_TASKS];
     uint8_t *mem = mipr_model_alloc(m, (size_t)t->rows * t->row_bytes);
     if (!mem)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for a %u x %u tensor",
-                              d->what, t->rows, t->cols);
-    for (uint32_t c = 0; c < t->n_chunks; c++) {
-        size_t at = (size_t)c * t->rows_per_chunk * t->row_bytes;
-        mipr_status st = mpk_decode_chunk(d, t, c, mem + at, err);
-        if (st)
-            return st;
-    }
+                              r->what, t->rows, t->cols);
+    resident_job j = {r, t, mem, dec, errs, sts, n_dec, verify};
+    if (j.n_tasks > t->n_chunks)
+        j.n_tasks = t->n_chunks;
+    if (j.n_tasks > MAX_TASKS)
+        j.n_tasks = MAX_TASKS;
+    mipr_pool_run(j.n_tasks > 1 ? pool : NULL, resident_task, &j, j.n_tasks);
+    for (uint32_t i = 0; i < j.n_tasks; i++)
+        if (sts[i] != MIPR_OK) {
+            if (err)
+                *err = errs[i];
+            return sts[i];
+        }
     dst->data = mem;
     return MIPR_OK;
 }
@@ -536,8 +583,22 @@ static mipr_status attach_stream(mpk_decoder *d, mipr_model *m, mpk_tensor *t, m
     return MIPR_OK;
 }
 
-static mipr_status attach(const mpk_reader *r, mpk_decoder *d, mipr_model *m, mpk_tensor *t,
-                          int low_ram, mipr_error *err)
+/* Decoders for build_tensors: the first also serves streamed tensors, the others only the
+ * parallel decoding at open. */
+typedef struct decoders {
+    mpk_decoder *d;
+    uint32_t n;
+    mipr_pool *pool;
+} decoders;
+
+static int streamed(const mpk_tensor *t, int low_ram)
+{
+    /* vectors (norms, biases) are read whole by the engine: always decoded */
+    return t->codec != MPK_CODEC_RAW && low_ram && t->rows > 1;
+}
+
+static mipr_status attach(const mpk_reader *r, const decoders *ds, mipr_model *m, mpk_tensor *t,
+                          const mipr_mpk_options *opt, mipr_error *err)
 {
     mipr_tensor *dst = slot_tensor(m, t->layer, t->slot);
     char name[64];
@@ -553,33 +614,62 @@ static mipr_status attach(const mpk_reader *r, mpk_decoder *d, mipr_model *m, mp
         dst->data = r->p + t->chunks[0].offset; /* in place */
         return MIPR_OK;
     }
-    /* vectors (norms, biases) are read whole by the engine: always decoded */
-    if (low_ram && t->rows > 1)
-        return attach_stream(d, m, t, dst, err);
-    mipr_status st = decode_resident(d, m, t, dst, err);
+    if (streamed(t, opt->low_ram))
+        return attach_stream(ds->d, m, t, dst, err);
+    mipr_status st = decode_resident(r, ds->d, ds->n, ds->pool, m, t, dst, !opt->skip_verify,
+                                     err);
     release_stored(r, t);
     return st;
+}
+
+static void decoders_free(decoders *ds, int keep_first)
+{
+    for (uint32_t i = keep_first ? 1 : 0; i < ds->n; i++)
+        mpk_decoder_free(&ds->d[i]);
+    if (!keep_first)
+        free(ds->d);
+}
+
+static mipr_status decoders_init(decoders *ds, const mpk_reader *r, const mpk_table *tab,
+                                 const mipr_mpk_options *opt, mipr_error *err)
+{
+    /* low RAM decodes only vectors at open: one decoder, no extra chunk buffers */
+    uint32_t n = opt->pool && !opt->low_ram ? mipr_pool_threads(opt->pool) : 1;
+    n = n < 1 ? 1 : n > 64 ? 64 : n;
+    ds->pool = opt->pool;
+    ds->d = calloc(n, sizeof *ds->d);
+    if (!ds->d)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", r->what);
+    ds->n = n;
+    size_t max_chunk = max_chunk_bytes(tab);
+    for (uint32_t i = 0; i < ds->n; i++) {
+        mipr_status st = mpk_decoder_init(&ds->d[i], r->p, r->size, r->what, max_chunk, err);
+        if (st) {
+            ds->n = i + 1;
+            return st;
+        }
+    }
+    return MIPR_OK;
 }
 
 static mipr_status build_tensors(const mpk_reader *r, mipr_model *m, mpk_table *tab,
                                  const mipr_mpk_options *opt, mipr_error *err)
 {
-    mpk_decoder *d = calloc(1, sizeof *d);
-    if (!d)
-        return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", r->what);
-    int model_owns = 0; /* low RAM: streamed tensors keep using the decoder */
-    mipr_status st = mpk_decoder_init(d, r->p, r->size, r->what, max_chunk_bytes(tab), err);
+    decoders ds = {0};
+    int model_owns = 0; /* low RAM: streamed tensors keep using the first decoder */
+    mipr_status st = decoders_init(&ds, r, tab, opt, err);
     if (st == MIPR_OK && opt->low_ram &&
-        (st = mipr_model_add_cleanup(m, decoder_cleanup, d, err)) == MIPR_OK)
+        (st = mipr_model_add_cleanup(m, decoder_cleanup, ds.d, err)) == MIPR_OK)
         model_owns = 1;
     for (uint32_t i = 0; i < tab->n && st == MIPR_OK; i++) {
-        if (!opt->skip_verify)
-            st = verify_chunks(r, &tab->t[i], err);
+        const mpk_tensor *t = &tab->t[i];
+        int decoded_here = t->codec != MPK_CODEC_RAW && !streamed(t, opt->low_ram);
+        if (!opt->skip_verify && !decoded_here)
+            st = verify_chunks(r, t, err);
         if (st == MIPR_OK)
-            st = attach(r, d, m, &tab->t[i], opt->low_ram, err);
+            st = attach(r, &ds, m, &tab->t[i], opt, err);
     }
-    if (!model_owns)
-        decoder_cleanup(d);
+    decoders_free(&ds, model_owns);
     if (st == MIPR_OK && m->tied_output) {
         if (m->output.data || m->output.stream_)
             return BAD("%s: output matrix present in a model with a tied output", r->what);
@@ -605,7 +695,7 @@ static mipr_status open_model(mipr_model **model, mipr_tokenizer **tok,
                               const mipr_mapped_file *file, const void *data, size_t size,
                               const char *what, const mipr_mpk_options *opt, mipr_error *err)
 {
-    static const mipr_mpk_options defaults = {0, 0};
+    static const mipr_mpk_options defaults = {0, 0, NULL};
     mpk_reader r;
     mpk_table tab = {0};
     *model = NULL;

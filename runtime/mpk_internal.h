@@ -20,7 +20,8 @@ typedef struct mpk_tensor {
 } mpk_tensor;
 
 /* What decoding needs: the file's bytes, a decompression context and one chunk of scratch
- * (plus one more for byte planes). One per model; chunks are decoded on the calling thread. */
+ * (plus one more for byte planes). A decoder serves one thread: a model keeps one for its
+ * streamed tensors, and opening with a pool makes one per thread for the decoding at open. */
 typedef struct mpk_decoder {
     const uint8_t *file;
     size_t size;

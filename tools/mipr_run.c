@@ -177,6 +177,7 @@ int main(int argc, char **argv)
     run_state s = {0};
     double t0 = now();
     mipr_status st = mipr_pool_new(&s.pool, a.threads, &err);
+    a.open.pool = s.pool; /* the engine's threads decode at open too */
     if (st == MIPR_OK)
         st = mipr_mpk_open_file(&s.m, &s.tok, a.model, &a.open, &err);
     double load_s = now() - t0;

@@ -47,13 +47,20 @@ static float *src_logits;
 static void test_f32_oracle(const char *json)
 {
     const char *path = mipr_test_tmp("f32.mpk");
-    pack(src_model, src_tok, path, (mipr_mpk_write_opts){.type = MIPR_DT_F32, .planes = -1});
+    /* small chunks, so that decoding on a pool splits every matrix between its threads */
+    pack(src_model, src_tok, path,
+         (mipr_mpk_write_opts){.type = MIPR_DT_F32, .planes = -1, .chunk_bytes = 4096});
     char *want = mipr_test_oracle_string(json, "llama2c_test_all_n200", "expected_stdout");
-    for (int low = 0; low < 2; low++) {
+    mipr_pool *pool;
+    mipr_error perr = {0};
+    CHECK_OK(mipr_pool_new(&pool, 3, &perr), &perr);
+    /* decoded at open, low-RAM, decoded at open on three threads */
+    for (int mode = 0; mode < 3; mode++) {
+        int low = mode == 1;
         mipr_error err = {0};
         mipr_model *m;
         mipr_tokenizer *t;
-        mipr_mpk_options o = {.low_ram = low};
+        mipr_mpk_options o = {.low_ram = low, .pool = mode == 2 ? pool : NULL};
         CHECK_OK(mipr_mpk_open_file(&m, &t, path, &o, &err), &err);
         mipr_test_text c;
         mipr_test_greedy(m, t, "", 200, &c);
@@ -66,7 +73,44 @@ static void test_f32_oracle(const char *json)
         mipr_tokenizer_free(t);
         mipr_model_free(m);
     }
+    mipr_pool_free(pool);
     free(want);
+}
+
+/* Decoding on a pool checks each chunk's CRC on the thread that decodes it: a damaged byte
+ * anywhere in the weights is still refused, with the chunk named. */
+static void test_pool_damage(void)
+{
+    const char *path = mipr_test_tmp("pool.mpk");
+    pack(src_model, src_tok, path,
+         (mipr_mpk_write_opts){.type = MIPR_DT_F32, .planes = 1, .chunk_bytes = 4096});
+    size_t n;
+    char *good = mipr_test_read_file(path, &n);
+    char *buf = malloc(n);
+    mipr_pool *pool;
+    mipr_error err = {0};
+    CHECK_OK(mipr_pool_new(&pool, 3, &err), &err);
+    int missed = 0;
+    for (size_t k = 0; k < 200; k++) {
+        size_t at = 4096 + k * (n - 8192) / 199;
+        memcpy(buf, good, n);
+        buf[at] ^= (char)0x10;
+        mipr_model *m = NULL;
+        mipr_tokenizer *t = NULL;
+        mipr_mpk_options o = {.pool = pool};
+        mipr_status st = mipr_mpk_open_memory(&m, &t, buf, n, &o, &err);
+        if (st == MIPR_OK || !strstr(err.msg, "memory")) {
+            missed++;
+            fprintf(stderr, "pool: flip at %zu of %zu: %s\n", at, n, st ? err.msg : "accepted");
+        }
+        mipr_tokenizer_free(t);
+        mipr_model_free(m);
+    }
+    printf("pool damage: %d of 200 refused\n", 200 - missed);
+    CHECK(missed == 0);
+    mipr_pool_free(pool);
+    free(buf);
+    free(good);
 }
 
 /* An F16 pack of an F16 model copies every row bit for bit: packing twice gives the same
@@ -240,6 +284,7 @@ int main(void)
     src_logits = prompt_logits(src_model);
     char *json = mipr_test_read_file(mipr_test_data("oracles/oracles.json"), NULL);
     test_f32_oracle(json);
+    test_pool_damage();
     test_f16_lossless(json);
     test_streaming_and_raw();
     test_quantized();
