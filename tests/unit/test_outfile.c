@@ -52,38 +52,30 @@ static void split(const char *path, char *dir, size_t cap, const char **base)
     *base = slash ? slash + 1 : path;
 }
 
-/* fprintf past the limit: the stream's error flag must fail the commit. */
-static void test_full_disk_stdio(void)
+/* Writes past a 16 KiB file-size limit: with stdio, fprintf's errors are ignored on the way
+ * (as callers do) and the stream's error flag must fail the commit; through
+ * mipr_outfile_write, the failing write itself reports. Either way the previous file stays
+ * and no temporary is left. */
+static mipr_status write_past_limit(mipr_outfile *o, int stdio, mipr_error *err)
 {
-    const char *path = mipr_test_tmp("report.json");
-    char dir[4096];
-    const char *base;
-    split(path, dir, sizeof dir, &base);
-    write_previous(path);
-    struct rlimit old, small;
-    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
-    small = old;
-    small.rlim_cur = 16384;
-    mipr_outfile o;
-    mipr_error err = {0};
-    CHECK_OK(mipr_outfile_open(&o, path, &err), &err);
-    CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
-    for (int i = 0; i < 4000; i++) /* 160 KB: errors on the way are ignored, as fprintf's are */
-        fprintf(o.fp, "{\"line\": %6d, \"pad\": \"0123456789\"},\n", i);
-    mipr_status st = mipr_outfile_commit(&o, &err);
-    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
-    CHECK(st == MIPR_ERR_IO);
-    CHECK(strstr(err.msg, path) != NULL);
-    fprintf(stderr, "full disk: %s\n", err.msg);
-    CHECK(holds_previous(path));
-    CHECK(temporaries(dir, base) == 0);
-    unlink(path);
+    static char block[65536];
+    mipr_status st = MIPR_OK;
+    if (stdio) {
+        for (int i = 0; i < 4000; i++) /* 160 KB */
+            fprintf(o->fp, "{\"line\": %6d, \"pad\": \"0123456789\"},\n", i);
+        return mipr_outfile_commit(o, err);
+    }
+    for (int i = 0; i < 4 && st == MIPR_OK; i++)
+        st = mipr_outfile_write(o, block, sizeof block, err);
+    if (st == MIPR_OK)
+        return mipr_outfile_commit(o, err);
+    mipr_outfile_abort(o);
+    return st;
 }
 
-/* Through mipr_outfile_write: the failing write itself reports. */
-static void test_full_disk_write(void)
+static void test_full_disk(const char *name, int stdio)
 {
-    const char *path = mipr_test_tmp("model.gguf");
+    const char *path = mipr_test_tmp(name);
     char dir[4096];
     const char *base;
     split(path, dir, sizeof dir, &base);
@@ -92,20 +84,14 @@ static void test_full_disk_write(void)
     CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
     small = old;
     small.rlim_cur = 16384;
-    static char block[65536];
     mipr_outfile o;
     mipr_error err = {0};
     CHECK_OK(mipr_outfile_open(&o, path, &err), &err);
     CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
-    mipr_status st = MIPR_OK;
-    for (int i = 0; i < 4 && st == MIPR_OK; i++)
-        st = mipr_outfile_write(&o, block, sizeof block, &err);
-    if (st == MIPR_OK)
-        st = mipr_outfile_commit(&o, &err);
-    else
-        mipr_outfile_abort(&o);
+    mipr_status st = write_past_limit(&o, stdio, &err);
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
     CHECK(st == MIPR_ERR_IO && strstr(err.msg, path) != NULL);
+    fprintf(stderr, "full disk (%s): %s\n", stdio ? "stdio" : "write", err.msg);
     CHECK(holds_previous(path));
     CHECK(temporaries(dir, base) == 0);
     unlink(path);
@@ -145,7 +131,7 @@ int main(void)
 {
     signal(SIGXFSZ, SIG_IGN); /* the limit then fails writes with EFBIG */
     test_abort_and_commit();
-    test_full_disk_write();
-    test_full_disk_stdio();
+    test_full_disk("model.gguf", 0);
+    test_full_disk("report.json", 1);
     return mipr_test_finish("outfile");
 }
