@@ -2,8 +2,8 @@
  * only global mutable state of mipr, and it is written once, under call_once.
  *
  * Compile-time switches, set by arch/CMakeLists.txt: MIPR_HAVE_AVX2 / MIPR_HAVE_NEON /
- * MIPR_HAVE_HELIUM (that table is compiled in), MIPR_HAVE_CPUINFO (runtime detection), MIPR_ONCE_C11 /
- * MIPR_ONCE_PTHREAD (how the one-time initialisation is made thread-safe). */
+ * MIPR_HAVE_HELIUM (that table is compiled in), MIPR_HAVE_CPUINFO (runtime detection),
+ * MIPR_ONCE_C11 / MIPR_ONCE_PTHREAD (how the one-time initialisation is made thread-safe). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
