@@ -445,11 +445,10 @@ static inline float32x4_t exp_helium(float32x4_t x)
     return vpselq_f32(x, y, vcmpneq_f32(x, x));
 }
 
-/* exp of x <= 0 (softmax's x - max), NaN kept. */
+/* exp of x <= 0 (softmax's x - max); NaN gives 0 here, softmax_helium restores it. */
 static inline float32x4_t exp_nonpositive(float32x4_t x)
 {
-    float32x4_t y = exp_in_range(vmaxnmq_f32(x, vdupq_n_f32(EXP_LO)));
-    return vpselq_f32(x, y, vcmpneq_f32(x, x));
+    return exp_in_range(vmaxnmq_f32(x, vdupq_n_f32(EXP_LO)));
 }
 
 static float max_helium(const float *x, size_t n)
@@ -465,24 +464,30 @@ static float max_helium(const float *x, size_t n)
     return max;
 }
 
+/* The sum of every x - max (<= 0) rides along: it is NaN exactly when one of them is, and
+ * then, as in the generic twin, every result is NaN. */
 static void softmax_helium(float *x, size_t n)
 {
     float max = max_helium(x, n);
-    float32x4_t sum = vdupq_n_f32(0.0f);
+    float32x4_t sum = vdupq_n_f32(0.0f), nan = sum;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        float32x4_t e = exp_nonpositive(vsubq_n_f32(vld1q_f32(x + i), max));
+        float32x4_t d = vsubq_n_f32(vld1q_f32(x + i), max), e = exp_nonpositive(d);
         vst1q_f32(x + i, e);
         sum = vaddq_f32(sum, e);
+        nan = vaddq_f32(nan, d);
     }
     if (i < n) {
         mve_pred16_t m = vctp32q((uint32_t)(n - i));
-        float32x4_t e = exp_nonpositive(vsubq_n_f32(vldrwq_z_f32(x + i, m), max));
+        float32x4_t d = vsubq_n_f32(vldrwq_z_f32(x + i, m), max), e = exp_nonpositive(d);
         vstrwq_p_f32(x + i, e, m);
-        sum = vaddq_m_f32(sum, sum, e, m); /* lanes past n keep the sum */
+        sum = vaddq_m_f32(sum, sum, e, m); /* lanes past n keep the sums */
+        nan = vaddq_m_f32(nan, nan, d, m);
     }
     /* one rounding more than dividing each (within the stated tolerance), n divisions less */
-    float inv = 1.0f / lane_sum(sum);
+    float inv = 1.0f / lane_sum(sum), any = lane_sum(nan);
+    if (any != any)
+        inv = any;
     for (i = 0; i + 4 <= n; i += 4)
         vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
     for (; i < n; i++)
@@ -517,22 +522,28 @@ static void swiglu_helium(float *h, const float *gate, const float *up, size_t n
     }
 }
 
-/* Four positions at once, one per lane: a gather reads element i of each of their rows, so
- * each lane sums q . k_t in index order (fused) whatever the head size; then * (1 / div). */
+/* Positions in lanes: a gather reads element i of four positions' rows, so each lane sums
+ * q . k_t in index order (fused) whatever the head size; then * (1 / div). Eight positions
+ * per pass share the loads of q. */
 static void attn_scores_helium(float *out, const float *q, const float *k, size_t stride,
                                size_t n, size_t hs, float div)
 {
     uint32x4_t rows = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)stride);
+    uint32x4_t rows4 = vaddq_n_u32(rows, 4 * (uint32_t)stride);
     float inv = 1.0f / div;
     size_t t = 0;
-    for (; t + 4 <= n; t += 4) {
+    for (; t + 8 <= n; t += 8) {
         const float *kt = k + t * stride;
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (size_t i = 0; i < hs; i++)
-            acc = vfmaq_n_f32(acc, vldrwq_gather_shifted_offset_f32(kt + i, rows), q[i]);
-        vst1q_f32(out + t, vmulq_n_f32(acc, inv));
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+        for (size_t i = 0; i < hs; i++) {
+            float qi = q[i];
+            a0 = vfmaq_n_f32(a0, vldrwq_gather_shifted_offset_f32(kt + i, rows), qi);
+            a1 = vfmaq_n_f32(a1, vldrwq_gather_shifted_offset_f32(kt + i, rows4), qi);
+        }
+        vst1q_f32(out + t, vmulq_n_f32(a0, inv));
+        vst1q_f32(out + t + 4, vmulq_n_f32(a1, inv));
     }
-    if (t < n) {
+    for (; t < n; t += 4) {
         mve_pred16_t m = vctp32q((uint32_t)(n - t));
         const float *kt = k + t * stride;
         float32x4_t acc = vdupq_n_f32(0.0f);
@@ -548,8 +559,9 @@ static void mix8(float *out, const float *a, const float *v, size_t stride, size
 {
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;
     for (size_t t = 0; t < n; t++, v += stride) {
-        acc0 = vaddq_f32(acc0, vmulq_n_f32(vld1q_f32(v), a[t]));
-        acc1 = vaddq_f32(acc1, vmulq_n_f32(vld1q_f32(v + 4), a[t]));
+        float at = a[t];
+        acc0 = vaddq_f32(acc0, vmulq_n_f32(vld1q_f32(v), at));
+        acc1 = vaddq_f32(acc1, vmulq_n_f32(vld1q_f32(v + 4), at));
     }
     vst1q_f32(out, acc0);
     vst1q_f32(out + 4, acc1);

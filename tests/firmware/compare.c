@@ -5,7 +5,8 @@
  *  - Q8_0, Q4_0 gemv/gemm, row_to_f32, attn_mix: the same bits;
  *  - gemv of a whole matrix == gemv row by row == gemm, bit for bit;
  *  - axpy and rope one rounding, rmsnorm 2 (n + 8) eps, softmax (2 n + 16) eps + 1e-37,
- *    swiglu 8 eps + 1e-35, attn_scores the dot bound over the divisor.
+ *    swiglu 8 eps + 1e-35, attn_scores the dot bound over the divisor; NaN in softmax and
+ *    swiglu stays NaN.
  * Shapes: rows 1..9 (whole groups of four and the short last group), tokens 1..3, float
  * columns 1..67 and 172, quantized columns 32..160 and the partial rows 1, 17, 33, 100, 172
  * (pruned widths: stories260K's FFN is 172 wide), one row past the 8192 columns a quantized
@@ -266,6 +267,14 @@ static void check_softmax(struct run *c, size_t n)
     for (size_t i = 0; i < n; i++)
         ok &= fabsf(v.y[1 + i] - v.ref[i]) <= (float)(2 * n + 16) * EPS * v.ref[i] + 1e-37f;
     expect(c, ok, "softmax", n, 0, 0);
+    /* a NaN score makes every result NaN, as in the generic twin */
+    fill(&c->r, v.y, n, -30.0f, 30.0f);
+    v.y[n / 3] = NAN;
+    c->k->softmax(v.y, n);
+    ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= isnan(v.y[i]);
+    expect(c, ok, "softmax of a NaN", n, 0, 0);
 }
 
 static void check_swiglu(struct run *c, size_t n)
@@ -280,6 +289,9 @@ static void check_swiglu(struct run *c, size_t n)
     for (size_t i = 0; i < n; i++)
         ok &= fabsf(v.y[1 + i] - v.ref[i]) <= 8.0f * EPS * fabsf(v.ref[i]) + 1e-35f;
     expect(c, ok, "swiglu", n, 0, 0);
+    v.a[1 + n / 2] = NAN;
+    c->k->swiglu(v.y + 1, v.a + 1, v.b + 1, n);
+    expect(c, isnan(v.y[1 + n / 2]), "swiglu of a NaN", n, 0, 0);
 }
 
 /* Attention of one head of hs floats over n positions of a strided cache. */
