@@ -149,8 +149,9 @@ static inline float32x4_t wfz_bf16(const void *p, mve_pred16_t m)
 #define GROUP_ROW(w, i, nr, ld) ((w) + ((i) < (nr) ? (i) : (nr) - 1) * (ld))
 
 /* gemm: rows outer, in groups of four, so the group's weights stay in cache while every
- * token passes over them. gemv: the same kernel, with the loop kept lean (decode). */
-#define DEFINE_MATMUL(T, ET)                                                                \
+ * token passes over them. gemv is gemm of one token; f32's, the decode path of most models,
+ * has its own lean loop (its copy of the kernel costs 0.8 KB of code). */
+#define DEFINE_GEMM(T, ET)                                                                  \
     DEFINE_ROWS4(T, ET)                                                                     \
     static void gemm_##T(float *y, const void *w, const float *x, size_t n, size_t rows,    \
                          size_t cols)                                                       \
@@ -163,19 +164,30 @@ static inline float32x4_t wfz_bf16(const void *p, mve_pred16_t m)
                           GROUP_ROW(g, 2, nr, cols), GROUP_ROW(g, 3, nr, cols),             \
                           x + i * cols, cols);                                              \
         }                                                                                   \
-    }                                                                                       \
-    static void gemv_##T(float *y, const void *w, const float *x, size_t rows, size_t cols) \
-    {                                                                                       \
-        const ET *g = w;                                                                    \
-        size_t r = 0;                                                                       \
-        for (; r + 4 <= rows; r += 4, g += 4 * cols)                                        \
-            rows4_##T(y + r, 4, g, g + cols, g + 2 * cols, g + 3 * cols, x, cols);          \
-        if (r < rows)                                                                       \
-            gemm_##T(y + r, g, x, 1, rows - r, cols);                                       \
     }
-DEFINE_MATMUL(f32, float)
-DEFINE_MATMUL(f16, uint16_t)
-DEFINE_MATMUL(bf16, uint16_t)
+DEFINE_GEMM(f32, float)
+DEFINE_GEMM(f16, uint16_t)
+DEFINE_GEMM(bf16, uint16_t)
+
+static void gemv_f32(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    const float *g = w;
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4, g += 4 * cols)
+        rows4_f32(y + r, 4, g, g + cols, g + 2 * cols, g + 3 * cols, x, cols);
+    if (r < rows)
+        gemm_f32(y + r, g, x, 1, rows - r, cols);
+}
+
+static void gemv_f16(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    gemm_f16(y, w, x, 1, rows, cols);
+}
+
+static void gemv_bf16(float *y, const void *w, const float *x, size_t rows, size_t cols)
+{
+    gemm_bf16(y, w, x, 1, rows, cols);
+}
 
 /* Rows r..r+4 of w (row bytes ldw), the last real row repeated past `rows`. */
 static size_t group_rows(const char *w[4], const void *base, size_t ldw, size_t r, size_t rows)
@@ -317,7 +329,7 @@ static void gemm_q8_0(float *y, const void *w, const float *x, size_t n, size_t 
 
 static void gemv_q8_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
 {
-    gemm_quant(MIPR_DT_Q8_0, y, w, x, 1, rows, cols);
+    gemm_q8_0(y, w, x, 1, rows, cols);
 }
 
 static void gemm_q4_0(float *y, const void *w, const float *x, size_t n, size_t rows,
@@ -328,7 +340,7 @@ static void gemm_q4_0(float *y, const void *w, const float *x, size_t n, size_t 
 
 static void gemv_q4_0(float *y, const void *w, const float *x, size_t rows, size_t cols)
 {
-    gemm_quant(MIPR_DT_Q4_0, y, w, x, 1, rows, cols);
+    gemm_q4_0(y, w, x, 1, rows, cols);
 }
 
 /* ---- rows to float (exact) ---- */
