@@ -1,9 +1,9 @@
 /* Chooses the kernel table once. The chosen table (with the message of a bad MIPR_ISA) is the
  * only global mutable state of mipr, and it is written once, under call_once.
  *
- * Compile-time switches, set by arch/CMakeLists.txt: MIPR_HAVE_AVX2 / MIPR_HAVE_NEON (that
- * table is compiled in), MIPR_HAVE_CPUINFO (runtime detection), MIPR_ONCE_C11 /
- * MIPR_ONCE_PTHREAD (how the one-time initialisation is made thread-safe). */
+ * Compile-time switches, set by arch/CMakeLists.txt: MIPR_HAVE_AVX2 / MIPR_HAVE_NEON /
+ * MIPR_HAVE_HELIUM (that table is compiled in), MIPR_HAVE_CPUINFO (runtime detection),
+ * MIPR_ONCE_C11 / MIPR_ONCE_PTHREAD (how the one-time initialisation is made thread-safe). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,9 @@
 #endif
 #if defined(MIPR_HAVE_NEON)
 #include "arm/kernels_neon.h"
+#endif
+#if defined(MIPR_HAVE_HELIUM)
+#include "arm/kernels_helium.h"
 #endif
 #if defined(MIPR_HAVE_CPUINFO)
 #include <cpuinfo.h>
@@ -32,6 +35,11 @@ enum support { NO, YES, UNKNOWN };
  * Without cpuinfo only what the whole program was compiled for is known. */
 static enum support cpu_supports(const char *isa)
 {
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+    /* M-profile: no cpuinfo, and the build targets one core */
+    if (!strcmp(isa, "helium"))
+        return YES;
+#endif
 #if defined(MIPR_HAVE_CPUINFO)
     if (cpuinfo_initialize()) {
         if (!strcmp(isa, "avx2"))
@@ -64,12 +72,16 @@ static const struct mipr_kernels *compiled_table(const char *isa)
     if (!strcmp(isa, "neon"))
         return &mipr_kernels_neon_table;
 #endif
+#if defined(MIPR_HAVE_HELIUM)
+    if (!strcmp(isa, "helium"))
+        return &mipr_kernels_helium_table;
+#endif
     return NULL;
 }
 
 static const struct mipr_kernels *automatic(void)
 {
-    static const char *const order[] = {"avx2", "neon"};
+    static const char *const order[] = {"avx2", "neon", "helium"};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (compiled_table(order[i]) && cpu_supports(order[i]) == YES)
             return compiled_table(order[i]);
@@ -81,6 +93,16 @@ static int fail(char *err, size_t errlen, const char *isa, const char *why)
     if (err && errlen)
         snprintf(err, errlen, "MIPR_ISA=%s: %s", isa, why);
     return -1;
+}
+
+/* Why a known SIMD table is missing from this build. */
+static const char *not_built(const char *isa)
+{
+    if (!strcmp(isa, "avx2"))
+        return "not in this build (x86-64 only)";
+    if (!strcmp(isa, "neon"))
+        return "not in this build (aarch64 and armv7 only)";
+    return "not in this build (Armv8.1-M with MVE only)";
 }
 
 int mipr_kernels_select(const char *isa, const struct mipr_kernels **out, char *err,
@@ -95,13 +117,11 @@ int mipr_kernels_select(const char *isa, const struct mipr_kernels **out, char *
         *out = mipr_kernels_generic();
         return 0;
     }
-    bool known = !strcmp(isa, "avx2") || !strcmp(isa, "neon");
+    bool known = !strcmp(isa, "avx2") || !strcmp(isa, "neon") || !strcmp(isa, "helium");
     if (!known)
-        return fail(err, errlen, isa, "unknown (expected generic, avx2 or neon)");
+        return fail(err, errlen, isa, "unknown (expected generic, avx2, neon or helium)");
     if (!compiled_table(isa))
-        return fail(err, errlen, isa,
-                    !strcmp(isa, "avx2") ? "not in this build (x86-64 only)"
-                                         : "not in this build (aarch64 and armv7 only)");
+        return fail(err, errlen, isa, not_built(isa));
     if (cpu_supports(isa) == NO)
         return fail(err, errlen, isa,
                     !strcmp(isa, "avx2") ? "this CPU has no AVX2+FMA+F16C"

@@ -108,17 +108,19 @@ struct mipr_kernels {
 };
 
 /* The table in use. The first call (of this or mipr_kernels_init, thread-safe) chooses it once:
- * MIPR_ISA=generic|avx2|neon when set, else the best table the CPU runs (cpuinfo). A bad
+ * MIPR_ISA=generic|avx2|neon|helium when set, else the best table the CPU runs (cpuinfo; on
+ * bare metal, helium when the firmware is built for MVE with floating point). A bad
  * MIPR_ISA (unknown, not in this build, or not supported by this CPU) falls back to the
  * automatic choice; only mipr_kernels_init reports it, so programs call that first. */
 const struct mipr_kernels *mipr_kernels(void);
 /* Chooses the table now if not yet done. Returns 0, or -1 with a message in err such as
  * "MIPR_ISA=avx2: this CPU has no AVX2+FMA+F16C" or "MIPR_ISA=foo: unknown (expected
- * generic, avx2 or neon)"; the table is usable either way. */
+ * generic, avx2, neon or helium)"; the table is usable either way. */
 int mipr_kernels_init(char *err, size_t errlen);
-/* The table named isa ("generic", "avx2", "neon"), or NULL when this build lacks it or this
- * CPU cannot run it. Built without cpuinfo, a SIMD table's support is unknown: it is then
- * returned only when MIPR_ISA chose it. For tests and benchmarks. */
+/* The table named isa ("generic", "avx2", "neon", "helium"), or NULL when this build lacks it
+ * or this CPU cannot run it. Built without cpuinfo, a SIMD table's support is unknown: it is
+ * then returned only when MIPR_ISA chose it (helium excepted: a firmware built for MVE runs
+ * it). For tests and benchmarks. */
 const struct mipr_kernels *mipr_kernels_for(const char *isa);
 /* The pure choice behind mipr_kernels, for a given MIPR_ISA value (NULL or "" = automatic):
  * sets *out (to the automatic choice on error) and returns 0 or -1 with a message in err. */

@@ -2,7 +2,8 @@
  *
  * 1. The kernel table on inputs whose results are exact small integers (or known closed
  *    forms), against values computed here with plain integer arithmetic: the generic table,
- *    and every SIMD table this firmware has, which must also agree with generic.
+ *    and every SIMD table this firmware has, which must also agree with generic on every
+ *    kernel over pseudo-random inputs of many shapes (compare.c).
  * 2. The runtime, freestanding: a small model with pseudo-random weights built in memory,
  *    the engine and a greedy sampler. After start-up (model, engine, sampler) nothing may
  *    allocate: the board counts every malloc (the link wraps the allocators). Batched
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "compare.h"
 #include "mipr_runtime.h"
 
 static int failures;
@@ -165,7 +167,15 @@ static void check_kernels(void)
         int before = failures;
         check_matmuls(k, &ops);
         check_vectors(k, &ops);
-        printf("kernels %-8s %s\n", k->isa, failures == before ? "ok" : "FAILED");
+        unsigned long compared = 0;
+#if defined(MIPR_FW_COMPARE)
+        if (k != mipr_kernels_generic())
+            failures += fw_compare_tables(k, &compared);
+#endif
+        printf("kernels %-8s %s", k->isa, failures == before ? "ok" : "FAILED");
+        if (compared)
+            printf(" (%lu comparisons with generic)", compared);
+        printf("\n");
     }
     printf("kernel table in use: %s\n", mipr_kernels()->isa);
 }

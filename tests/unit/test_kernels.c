@@ -633,7 +633,9 @@ static void check_dispatch(void)
     CHECK(strcmp(t->isa, expected_default()) == 0);
     CHECK(mipr_kernels_select("", &t, err, sizeof err) == 0);
     CHECK(strcmp(t->isa, expected_default()) == 0);
-    check_select_error("bogus", "MIPR_ISA=bogus: unknown (expected generic, avx2 or neon)");
+    check_select_error("bogus", "MIPR_ISA=bogus: unknown (expected generic, avx2, neon or helium)");
+    check_select_error("helium", "MIPR_ISA=helium: not in this build (Armv8.1-M with MVE only)");
+    CHECK(mipr_kernels_for("helium") == NULL);
     CHECK(mipr_kernels_for("bogus") == NULL);
     CHECK(mipr_kernels_for("generic") == mipr_kernels_generic());
 #if defined(__x86_64__)
@@ -662,7 +664,7 @@ static void check_dispatch(void)
 
 int main(void)
 {
-    static const char *const isas[] = {"avx2", "neon"};
+    static const char *const isas[] = {"avx2", "neon", "helium"};
     check_dispatch();
     check_quantizers();
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
