@@ -1,7 +1,8 @@
 /* The .mpk reader (runtime/mpk.c). Mutated bytes almost never keep their CRC-32s, which
  * would stop every input at the first checksum; so when the first byte is odd the target
  * first repairs the header, directory and section checksums (and skips the chunk pass) to
- * reach the parsers behind them. Inputs that open run through the engine, low-RAM too. */
+ * reach the parsers behind them. Inputs that open run through the engine, low-RAM too.
+ * Decoding at open runs on a two-thread pool, so damage meets the parallel path too. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,16 @@ static void run_streamed(const mipr_model *m)
     mipr_engine_free(e);
 }
 
+/* One pool for the whole run: starting threads for every input would dominate. */
+static mipr_pool *shared_pool(void)
+{
+    static mipr_pool *pool;
+    mipr_error err = {0};
+    if (!pool && mipr_pool_new(&pool, 2, &err) != MIPR_OK)
+        pool = NULL;
+    return pool;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int fix = size > 0 && (data[size - 1] & 1);
@@ -63,7 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mipr_model *m = NULL;
         mipr_tokenizer *t = NULL;
         mipr_error err = {0};
-        mipr_mpk_options o = {.low_ram = low, .skip_verify = fix};
+        mipr_mpk_options o = {.low_ram = low, .skip_verify = fix,
+                              .pool = low ? NULL : shared_pool()};
         mipr_status st = mipr_mpk_open_memory(&m, &t, copy, size, &o, &err);
         fuzz_expect_error(st, &err, NAME);
         if (st == MIPR_OK) {
