@@ -529,32 +529,51 @@ static void resident_task(void *ctx, size_t i)
     j->sts[i] = st;
 }
 
+/* Runs resident_task over n_tasks on the pool; each task reports into its own slot (on
+ * the heap: a 64-slot array would cost firmware 33 KiB of stack for a path it never takes). */
+static mipr_status run_resident(resident_job *j, mipr_pool *pool, mipr_error *err)
+{
+    j->errs = malloc(j->n_tasks * sizeof *j->errs);
+    j->sts = malloc(j->n_tasks * sizeof *j->sts);
+    mipr_status st = MIPR_OK;
+    if (!j->errs || !j->sts) {
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", j->r->what);
+    } else {
+        mipr_pool_run(pool, resident_task, j, j->n_tasks);
+        for (uint32_t i = 0; i < j->n_tasks && st == MIPR_OK; i++)
+            if ((st = j->sts[i]) != MIPR_OK && err)
+                *err = j->errs[i];
+    }
+    free(j->errs);
+    free(j->sts);
+    return st;
+}
+
 /* Decodes (and, with verify, checks) every chunk of t into one block the model owns. */
 static mipr_status decode_resident(const mpk_reader *r, mpk_decoder *dec, uint32_t n_dec,
                                    mipr_pool *pool, mipr_model *m, const mpk_tensor *t,
                                    mipr_tensor *dst, int verify, mipr_error *err)
 {
-    enum { MAX_TASKS = 64 };
-    mipr_error errs[MAX_TASKS];
-    mipr_status sts[MAX_TASKS];
     uint8_t *mem = mipr_model_alloc(m, (size_t)t->rows * t->row_bytes);
     if (!mem)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for a %u x %u tensor",
                               r->what, t->rows, t->cols);
-    resident_job j = {r, t, mem, dec, errs, sts, n_dec, verify};
-    if (j.n_tasks > t->n_chunks)
-        j.n_tasks = t->n_chunks;
-    if (j.n_tasks > MAX_TASKS)
-        j.n_tasks = MAX_TASKS;
-    mipr_pool_run(j.n_tasks > 1 ? pool : NULL, resident_task, &j, j.n_tasks);
-    for (uint32_t i = 0; i < j.n_tasks; i++)
-        if (sts[i] != MIPR_OK) {
-            if (err)
-                *err = errs[i];
-            return sts[i];
-        }
-    dst->data = mem;
-    return MIPR_OK;
+    mipr_error one_err;
+    mipr_status one_st;
+    resident_job j = {r, t, mem, dec, &one_err, &one_st,
+                      n_dec < t->n_chunks ? n_dec : t->n_chunks, verify};
+    mipr_status st;
+    if (j.n_tasks > 1 && pool) {
+        st = run_resident(&j, pool, err);
+    } else {
+        j.n_tasks = 1;
+        resident_task(&j, 0);
+        if ((st = one_st) != MIPR_OK && err)
+            *err = one_err;
+    }
+    if (st == MIPR_OK)
+        dst->data = mem;
+    return st;
 }
 
 /* After decoding, the compressed bytes of a mapped file are not needed any more: without
