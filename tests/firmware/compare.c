@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../kernel_bounds.h"
 #include "compare.h"
 
 #define EPS FLT_EPSILON
@@ -45,19 +46,6 @@ static void fill(struct rng *r, float *x, size_t n, float lo, float hi)
 static int same_bits(float a, float b)
 {
     return memcmp(&a, &b, sizeof a) == 0;
-}
-
-static double abs_dot(const float *w, const float *x, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += fabs((double)w[i] * (double)x[i]);
-    return s;
-}
-
-static int close_dot(float got, float ref, double absdot, size_t k)
-{
-    return fabs((double)got - (double)ref) <= 2.0 * (double)(k + 2) * EPS * absdot;
 }
 
 static int quantized(enum mipr_dtype t)

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "mipr_arch.h"
+#include "kernel_bounds.h"
 #include "testutil.h"
 
 #define EPS FLT_EPSILON
@@ -120,20 +121,6 @@ static const void *make_weights(struct rng *r, struct weights *w, enum mipr_dtyp
     default:
         return w->f;
     }
-}
-
-/* sum |w_i x_i| for the error bound, in double */
-static double abs_dot(const float *w, const float *x, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += fabs((double)w[i] * (double)x[i]);
-    return s;
-}
-
-static int close_dot(float got, float ref, double absdot, size_t k)
-{
-    return fabs((double)got - (double)ref) <= 2.0 * (double)(k + 2) * EPS * absdot;
 }
 
 /* The quantized reference against the exact W . x (bound at the top of this file). */
