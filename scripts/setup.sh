@@ -6,7 +6,7 @@
 set -euo pipefail
 
 host_pkgs=(build-essential cmake pkg-config ninja-build libzstd-dev libcpuinfo-dev
-           libxnnpack-dev libpthreadpool-dev clang lld llvm libclang-rt-14-dev python3)
+           libxnnpack-dev libpthreadpool-dev libcjson-dev clang lld llvm libclang-rt-14-dev python3)
 cross_pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf
             libc6-dev-armhf-cross qemu-user-static gcc-arm-none-eabi
             libnewlib-arm-none-eabi qemu-system-arm)

@@ -16,7 +16,7 @@ case "$arch" in
   *) echo "sysroot.sh: unknown architecture '$arch' (expected arm64 or armhf)" >&2; exit 2 ;;
 esac
 pkgs=(libcpuinfo-dev libcpuinfo0 libzstd-dev libzstd1 libpthreadpool-dev libpthreadpool0
-      libxnnpack-dev libxnnpack0)
+      libxnnpack-dev libxnnpack0 libcjson-dev libcjson1)
 
 if [[ -f "$dest/.complete" ]]; then
   echo "sysroot: $dest already complete"
