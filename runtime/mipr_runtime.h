@@ -78,6 +78,15 @@ typedef struct mipr_tensor {
     const struct mipr_stream_ *stream_;
 } mipr_tensor;
 
+/* The architecture family a model came as: it decides the names a writer gives it back
+ * (GGUF `llama`/`deci` or `qwen2`). Zero is llama. */
+enum mipr_family { MIPR_FAMILY_LLAMA = 0, MIPR_FAMILY_QWEN2 = 1 };
+
+/* How rotary embedding pairs the dimensions of a head. INTERLEAVED rotates (2i, 2i+1), as
+ * llama2.c and GGUF `llama` store q/k; NEOX rotates (i, i + n_rot/2), the rotate-half layout
+ * of Hugging Face checkpoints and of GGUF `qwen2`. Zero is interleaved. */
+enum mipr_rope_type { MIPR_ROPE_INTERLEAVED = 0, MIPR_ROPE_NEOX = 1 };
+
 typedef struct mipr_hparams {
     uint32_t dim;        /* embedding width */
     uint32_t n_layers;
@@ -89,6 +98,9 @@ typedef struct mipr_hparams {
     uint32_t seq_len;    /* context length the model was built for */
     float norm_eps;
     float rope_theta;
+    uint32_t family;     /* enum mipr_family */
+    uint32_t rope_type;  /* enum mipr_rope_type */
+    float rope_scale;    /* linear RoPE scaling: positions are divided by it; 0 or 1: none */
 } mipr_hparams;
 
 typedef struct mipr_layer {
@@ -97,6 +109,7 @@ typedef struct mipr_layer {
     mipr_tensor ffn_norm, ffn_gate, ffn_up, ffn_down; /* gate, up: d_ff x dim; down: dim x d_ff */
     mipr_tensor ffn_down_b; /* optional F32 output bias of the FFN (data NULL when absent):
                              * pruning's bias compensation puts E[z] of removed neurons here */
+    mipr_tensor bq, bk, bv; /* optional F32 biases of q, k, v (qwen2; data NULL when absent) */
 } mipr_layer;
 
 typedef struct mipr_model {
@@ -104,6 +117,8 @@ typedef struct mipr_model {
     mipr_tensor tok_embd;    /* vocab x dim */
     mipr_tensor output_norm; /* dim */
     mipr_tensor output;      /* vocab x dim; same data as tok_embd when tied */
+    mipr_tensor rope_freqs;  /* optional n_rot/2 F32 divisors of the RoPE frequencies (Llama 3
+                              * scaling, GGUF `rope_freqs.weight`; data NULL when absent) */
     int tied_output;
     mipr_layer *layers;      /* hp.n_layers */
     char name[64];
