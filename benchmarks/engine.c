@@ -114,8 +114,10 @@ static mipr_model *build(const shape *s, enum mipr_dtype t, mipr_error *err)
     mipr_model *m;
     if (mipr_model_new(&m, s->layers, err))
         return NULL;
-    m->hp = (mipr_hparams){s->dim, s->layers, s->heads, s->kv_heads, s->dim / s->heads,
-                           s->dim / s->heads, s->vocab, 2048, 1e-5f, 10000.0f};
+    m->hp = (mipr_hparams){.dim = s->dim, .n_layers = s->layers, .n_heads = s->heads,
+                           .n_kv_heads = s->kv_heads, .head_size = s->dim / s->heads,
+                           .n_rot = s->dim / s->heads, .vocab_size = s->vocab, .seq_len = 2048,
+                           .norm_eps = 1e-5f, .rope_theta = 10000.0f};
     snprintf(m->name, sizeof m->name, "random-%s", s->name);
     int ok = matrix(m, &m->tok_embd, s->vocab, s->dim, t) && norm(m, &m->output_norm, s->dim);
     m->tied_output = (int)s->tied;

@@ -210,8 +210,10 @@ static mipr_status make_model(mipr_model **out, mipr_error *err)
     if (st)
         return st;
     mipr_model *m = *out;
-    m->hp = (mipr_hparams){DIM, LAYERS, HEADS, KV_HEADS, DIM / HEADS, DIM / HEADS, VOCAB, CTX,
-                           1e-5f, 10000.0f};
+    m->hp = (mipr_hparams){.dim = DIM, .n_layers = LAYERS, .n_heads = HEADS,
+                           .n_kv_heads = KV_HEADS, .head_size = DIM / HEADS,
+                           .n_rot = DIM / HEADS, .vocab_size = VOCAB, .seq_len = CTX,
+                           .norm_eps = 1e-5f, .rope_theta = 10000.0f};
     uint32_t seed = 7, kv = KV_HEADS * (DIM / HEADS);
     st = tensor(m, &m->tok_embd, VOCAB, DIM, 0.5f, &seed, err);
     if (!st)

@@ -132,7 +132,9 @@ static mipr_model *random_model(void)
     mipr_model *m;
     const uint32_t dim = 256, kv = 128, vocab = 1000, ff[2] = {704, 640};
     CHECK_OK(mipr_model_new(&m, 2, &err), &err);
-    m->hp = (mipr_hparams){dim, 2, 8, 4, 32, 32, vocab, 256, 1e-5f, 10000.0f};
+    m->hp = (mipr_hparams){.dim = dim, .n_layers = 2, .n_heads = 8, .n_kv_heads = 4, .head_size = 32,
+                           .n_rot = 32, .vocab_size = vocab, .seq_len = 256, .norm_eps = 1e-5f,
+                           .rope_theta = 10000.0f};
     strcpy(m->name, "random-256");
     random_matrix(m, &m->tok_embd, vocab, dim, 0.0f);
     random_matrix(m, &m->output_norm, 1, dim, 1.0f);
