@@ -180,10 +180,22 @@ mipr_status mipr_mpk_write_to(mipr_outfile *o, const mipr_model *m, const mipr_t
 
 /* ---- evaluation --------------------------------------------------------------------------- */
 
+/* How a text is cut and scored. STREAM: one token stream cut into windows of `window`
+ * tokens, each starting with BOS, every token after BOS scored. DOCS: each document (text
+ * between `doc_sep`) alone from BOS. LLAMA_CPP: llama-perplexity's scoring, so its numbers
+ * can be compared: the text tokenized once with BOS, cut into chunks of `window` tokens whose
+ * first token is replaced by BOS, and only the second half of each chunk scored (positions
+ * window/2 .. window-1 predict the tokens after them); needs at least 2 windows of tokens. */
+typedef enum { MIPR_PPL_STREAM = 0, MIPR_PPL_DOCS, MIPR_PPL_LLAMA_CPP } mipr_ppl_mode;
+
 typedef struct mipr_ppl_opts {
     uint32_t window;      /* tokens per window, BOS included */
-    const char *doc_sep;  /* NULL: one stream cut into windows; else each document alone */
+    const char *doc_sep;  /* DOCS: the separator (DOCS is implied when set) */
     uint32_t max_windows; /* 0: all */
+    mipr_ppl_mode mode;
+    /* DOCS: keep the whitespace at the start of each document (after each separator); by
+     * default it is dropped, as the published TinyStories bits-per-byte method does. */
+    int keep_doc_space;
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
     mipr_pool *pool;      /* NULL: one thread */

@@ -8,18 +8,25 @@
 static const char usage_text[] =
     "usage: mipr perplexity MODEL [-z TOKENIZER] --text FILE [--window W] [--doc-sep STRING]\n"
     "                       [--max-windows N] [--reference MODEL] [--json] [--threads N]\n"
-    "                       [--backend B]\n\n"
+    "                       [--backend B] [--llama-cpp] [--keep-doc-space]\n\n"
     "Scores every token of FILE with MODEL and reports tokens scored, bytes scored (bytes of\n"
     "the decoded pieces), mean negative log-likelihood (nats), perplexity and bits per byte.\n\n"
     "Without --doc-sep the text is one token stream cut into non-overlapping windows of W\n"
     "tokens, each starting with BOS (W-1 tokens scored per window). With --doc-sep each\n"
     "document (text between separators, e.g. '<|endoftext|>') is scored on its own from a\n"
-    "fresh context, starting with BOS, truncated at W tokens.\n\n"
+    "fresh context, starting with BOS, truncated at W tokens; the whitespace at the start of\n"
+    "each document (e.g. the newline after the separator) is not scored unless\n"
+    "--keep-doc-space is given. With --llama-cpp the text is scored as llama-perplexity -c W\n"
+    "scores it, so the numbers compare: one token stream with BOS, chunks of W tokens whose\n"
+    "first token becomes BOS, and only the second half of each chunk scored (the first half\n"
+    "is context); it needs at least 2 W tokens.\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
     "      --text FILE       the text (UTF-8)\n"
     "      --window W        tokens per window, BOS included (default: 512, at most the\n"
     "                        model's context length)\n"
     "      --doc-sep STRING  score documents separately (escapes \\n and \\t understood)\n"
+    "      --keep-doc-space  with --doc-sep: also score each document's leading whitespace\n"
+    "      --llama-cpp       llama-perplexity's chunks and scoring (see above)\n"
     "      --max-windows N   stop after N windows or documents (default: all)\n"
     "      --reference MODEL also the KL divergence KL(reference || MODEL) per token, over\n"
     "                        the same windows (stream mode; e.g. the unpruned model; it\n"
@@ -35,6 +42,7 @@ static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"text", 0, 1},        {"window", 'w', 1},
     {"doc-sep", 0, 1},     {"max-windows", 0, 1}, {"json", 0, 0},
     {"threads", 0, 1},     {"reference", 0, 1},   {"backend", 0, 1},
+    {"llama-cpp", 0, 0},   {"keep-doc-space", 0, 0},
     {NULL, 0, 0},
 };
 
@@ -42,7 +50,7 @@ typedef struct {
     const char *model, *tokenizer, *text, *reference;
     char *doc_sep;
     uint32_t window, max_windows, threads;
-    int json;
+    int json, llama_cpp, keep_doc_space;
     mipr_backend backend;
 } ppl_args;
 
@@ -98,6 +106,8 @@ static int parse(int argc, char **argv, ppl_args *a)
             if (!ok)
                 cli_usage_error(&p, "--backend expects ours, xnnpack or auto, got '%s'", v);
             break;
+        case 9: a->llama_cpp = 1; break;
+        case 10: a->keep_doc_space = 1; break;
         }
         if (!ok)
             return EXIT_USAGE;
@@ -106,9 +116,19 @@ static int parse(int argc, char **argv, ppl_args *a)
         return cli_usage_error(&p, "missing MODEL");
     if (!a->text)
         return cli_usage_error(&p, "missing --text FILE");
-    if (a->reference && a->doc_sep)
-        return cli_usage_error(&p, "--reference works in stream mode only (no --doc-sep)");
+    if (a->reference && (a->doc_sep || a->llama_cpp))
+        return cli_usage_error(&p, "--reference works in stream mode only (no --doc-sep or "
+                               "--llama-cpp)");
+    if (a->llama_cpp && a->doc_sep)
+        return cli_usage_error(&p, "--llama-cpp scores one stream: it takes no --doc-sep");
+    if (a->keep_doc_space && !a->doc_sep)
+        return cli_usage_error(&p, "--keep-doc-space needs --doc-sep");
     return -1;
+}
+
+static const char *mode_name(const ppl_args *a)
+{
+    return a->doc_sep ? "documents" : a->llama_cpp ? "llama.cpp" : "stream";
 }
 
 static void report(const ppl_args *a, const mipr_ppl_result *r, double kl, double secs)
@@ -120,8 +140,7 @@ static void report(const ppl_args *a, const mipr_ppl_result *r, double kl, doubl
         cli_json_str(stdout, a->text);
         printf(", \"mode\": \"%s\", \"window\": %u, \"windows\": %llu, \"tokens\": %llu, "
                "\"bytes\": %llu, \"mean_nll\": %.6f, \"perplexity\": %.6f, "
-               "\"bits_per_byte\": %.6f, ", a->doc_sep ? "documents" : "stream", a->window,
-               (unsigned long long)r->windows, (unsigned long long)r->tokens,
+               "\"bits_per_byte\": %.6f, ", mode_name(a), a->window, (unsigned long long)r->windows, (unsigned long long)r->tokens,
                (unsigned long long)r->bytes, r->mean_nll, r->perplexity, r->bits_per_byte);
         if (a->reference)
             printf("\"kl\": %.8f, ", kl);
@@ -129,7 +148,7 @@ static void report(const ppl_args *a, const mipr_ppl_result *r, double kl, doubl
         return;
     }
     printf("windows        %llu (%s, %u tokens each at most)\n", (unsigned long long)r->windows,
-           a->doc_sep ? "documents" : "stream", a->window);
+           mode_name(a), a->window);
     printf("tokens scored  %llu\nbytes scored   %llu\nmean NLL       %.6f nats\n"
            "perplexity     %.4f\nbits per byte  %.4f\n",
            (unsigned long long)r->tokens, (unsigned long long)r->bytes, r->mean_nll,
@@ -182,8 +201,12 @@ int cmd_perplexity(int argc, char **argv)
         (text = cli_read_text(a.text, &len, &err)) != NULL) {
         if (!a.window)
             a.window = m->hp.seq_len < 512 ? m->hp.seq_len : 512;
-        mipr_ppl_opts o = {a.window, a.doc_sep, a.max_windows, cli_progress, "perplexity", pool,
-                          a.backend};
+        mipr_ppl_opts o = {.window = a.window, .doc_sep = a.doc_sep, .max_windows = a.max_windows,
+                           .mode = a.doc_sep     ? MIPR_PPL_DOCS
+                                   : a.llama_cpp ? MIPR_PPL_LLAMA_CPP
+                                                 : MIPR_PPL_STREAM,
+                           .keep_doc_space = a.keep_doc_space, .progress = cli_progress,
+                           .progress_ctx = "perplexity", .pool = pool, .backend = a.backend};
         double t0 = cli_now();
         double kl = 0.0;
         if (mipr_perplexity(m, tok, text, len, &o, &r, &err) == MIPR_OK &&

@@ -11,12 +11,15 @@ typedef struct {
     mipr_scoring sc;
     const mipr_tokenizer *tok;
     mipr_ppl_result *res;
+    uint32_t first; /* positions before it are run but not scored (llama.cpp mode) */
 } scorer;
 
 static void accumulate(void *ctx, const int32_t *ids, uint32_t t, const float *l,
                        const float *ref)
 {
     scorer *s = ctx;
+    if (t < s->first)
+        return;
     size_t len = 0;
     mipr_tokenizer_decode(s->tok, ids[t], ids[t + 1], &len);
     s->res->nll_sum += mipr_log_norm(l, s->sc.vocab) - (double)l[ids[t + 1]];
@@ -53,6 +56,33 @@ static mipr_status run_stream(scorer *s, const char *text, size_t len, const mip
     return st;
 }
 
+/* llama-perplexity's chunks (examples/perplexity there): tokens of the whole text with BOS,
+ * chunk c is tokens [c w, (c + 1) w) with its first token replaced by BOS, scored from w/2. */
+static mipr_status run_llama_cpp(scorer *s, const char *text, size_t len, const mipr_ppl_opts *o,
+                                 mipr_error *err)
+{
+    int32_t *ids = malloc((len + 2) * sizeof *ids);
+    if (!ids)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for the text's tokens");
+    size_t n = mipr_tokenizer_encode(s->tok, text, len, 1, ids), w = o->window;
+    mipr_status st = MIPR_OK;
+    if (n < 2 * w)
+        st = mipr_error_set(err, MIPR_ERR_ARG, "llama.cpp scoring needs at least 2 windows of "
+                            "tokens (%zu for window %zu); the text has %zu", 2 * w, w, n);
+    size_t chunks = n / w;
+    if (o->max_windows && chunks > o->max_windows)
+        chunks = o->max_windows;
+    s->first = (uint32_t)(w / 2);
+    for (size_t c = 0; st == MIPR_OK && c < chunks; c++) {
+        ids[c * w] = mipr_tokenizer_bos(s->tok);
+        st = score_window(s, ids + c * w, (uint32_t)w, err);
+        if (o->progress)
+            o->progress(o->progress_ctx, c + 1, chunks);
+    }
+    free(ids);
+    return st;
+}
+
 static size_t count_docs(const char *text, size_t len, const char *sep)
 {
     size_t n = 1, sl = strlen(sep);
@@ -77,11 +107,16 @@ static mipr_status run_docs(scorer *s, const char *text, size_t len, const mipr_
     for (const char *p = text, *end = text + len; st == MIPR_OK && p < end;) {
         const char *q = strstr(p, o->doc_sep);
         size_t dl = q ? (size_t)(q - p) : (size_t)(end - p);
-        if (!is_blank(p, dl)) {
+        const char *doc = p;
+        while (!o->keep_doc_space && dl && is_blank(doc, 1)) {
+            doc++;
+            dl--;
+        }
+        if (!is_blank(doc, dl)) {
             int32_t *ids = malloc((dl + 2) * sizeof *ids);
             if (!ids)
                 return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
-            size_t n = mipr_tokenizer_encode(s->tok, p, dl, 1, ids);
+            size_t n = mipr_tokenizer_encode(s->tok, doc, dl, 1, ids);
             if (n > o->window)
                 n = o->window;
             if (n >= 2)
@@ -109,6 +144,10 @@ mipr_status mipr_perplexity(const mipr_model *m, const mipr_tokenizer *tok, cons
         return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "the tokenizer has no BOS token");
     if (opts->doc_sep && !*opts->doc_sep)
         return mipr_error_set(err, MIPR_ERR_ARG, "the document separator is empty");
+    if (opts->mode == MIPR_PPL_DOCS && !opts->doc_sep)
+        return mipr_error_set(err, MIPR_ERR_ARG, "document scoring needs a separator");
+    if (opts->mode == MIPR_PPL_LLAMA_CPP && opts->doc_sep)
+        return mipr_error_set(err, MIPR_ERR_ARG, "llama.cpp scoring has no documents");
     scorer s = {.sc = {.vocab = m->hp.vocab_size}, .tok = tok, .res = res};
     mipr_status st = mipr_engine_new(&s.sc.e, m, opts->window, MIPR_EVAL_BATCH, err);
     if (st)
@@ -123,6 +162,8 @@ mipr_status mipr_perplexity(const mipr_model *m, const mipr_tokenizer *tok, cons
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for logits");
     else if (opts->doc_sep)
         st = run_docs(&s, text, len, opts, err);
+    else if (opts->mode == MIPR_PPL_LLAMA_CPP)
+        st = run_llama_cpp(&s, text, len, opts, err);
     else
         st = run_stream(&s, text, len, opts, err);
     free(s.sc.logits);
