@@ -12,6 +12,14 @@
 extern "C" {
 #endif
 
+/* Everything declared in this header is the library's API: a shared build exports exactly
+ * these symbols and hides every other (-fvisibility=hidden). One pragma per header rather
+ * than a macro on each declaration, so a new declaration cannot miss it; compilers that do
+ * not know it ignore it (C11 6.10.6). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* Element types of weight tensors. Values are ours; GGUF's ggml type ids are mapped in core.
  * The quantized types hold a row of n elements in ceil(n / 32) blocks: when n % 32 != 0 the
  * last block is partial, its elements past n quantized as zeros (the quantizers pad), and
@@ -41,6 +49,14 @@ typedef struct {
     uint16_t d;
     uint8_t qs[MIPR_QK4_0 / 2];
 } mipr_block_q4_0;
+
+/* The release, as MAJOR.MINOR.PATCH (CMake's project version; the shared libraries' SONAME
+ * carries MAJOR). mipr_version() is the string of the library actually loaded. */
+#define MIPR_VERSION_MAJOR 0
+#define MIPR_VERSION_MINOR 1
+#define MIPR_VERSION_PATCH 0
+#define MIPR_VERSION_STRING "0.1.0"
+const char *mipr_version(void);
 
 const char *mipr_dtype_name(enum mipr_dtype t);
 /* Bytes of one row of n elements: ceil(n / 32) blocks for the quantized types. 0 when n is 0
@@ -131,6 +147,10 @@ int mipr_kernels_select(const char *isa, const struct mipr_kernels **out, char *
 uint32_t mipr_cpu_cores(void);
 /* The scalar reference table, always available. */
 const struct mipr_kernels *mipr_kernels_generic(void);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -48,29 +48,53 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/miprConfigVersion.c
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/miprConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/miprConfigVersion.cmake DESTINATION ${_mipr_cmakedir})
 
-# pkg-config: static libraries, so every dependency is listed in Libs.
-set(_pc_libs "-lmipr_runtime -lmipr_arch")
-if(TARGET mipr_core)
-  set(_pc_libs "-lmipr_core ${_pc_libs}")
-endif()
-set(_pc_requires "")
-if(MIPR_WITH_ZSTD)
-  string(APPEND _pc_requires " libzstd")
-endif()
+# pkg-config: one file per library (mipr-arch, mipr-runtime, mipr-core) and mipr.pc for all
+# of them. A static install lists every dependency in Libs/Requires, so a plain
+# `pkg-config --libs` links; a shared one moves them to the .private fields, where they
+# belong (the SONAMEs carry them).
+# the .pc files find their prefix relative to themselves, so the package can be moved
+file(RELATIVE_PATH _pc_up "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
+function(mipr_pc_file name desc requires requires_private libs libs_private)
+  if(NOT BUILD_SHARED_LIBS)
+    string(APPEND requires " ${requires_private}")
+    string(APPEND libs " ${libs_private}")
+    set(requires_private "")
+    set(libs_private "")
+  endif()
+  set(_pc_name ${name})
+  set(_pc_desc "${desc}")
+  set(_pc_requires "${requires}")
+  set(_pc_requires_private "${requires_private}")
+  set(_pc_libs "${libs}")
+  set(_pc_libs_private "${libs_private}")
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/mipr.pc.in ${CMAKE_CURRENT_BINARY_DIR}/${name}.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/${name}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endfunction()
+
+set(_req "")
 if(MIPR_WITH_CPUINFO)
-  string(APPEND _pc_requires " libcpuinfo")
+  set(_req "libcpuinfo")
 endif()
-if(TARGET mipr_core)
-  string(APPEND _pc_requires " libcjson")
+mipr_pc_file(mipr-arch "mipr's kernels and dtypes" "" "${_req}" "-lmipr_arch" "-lm")
+
+set(_req "")
+set(_libs "")
+if(MIPR_WITH_ZSTD)
+  string(APPEND _req " libzstd")
 endif()
 if(MIPR_WITH_XNNPACK)
-  string(APPEND _pc_libs " -lXNNPACK")
+  string(APPEND _libs " -lXNNPACK")
 endif()
 if(MIPR_WITH_PTHREADPOOL)
-  string(APPEND _pc_libs " -lpthreadpool -lpthread")
+  string(APPEND _libs " -lpthreadpool -lpthread")
 endif()
-string(APPEND _pc_libs " -lm")
-# the .pc file finds its prefix relative to itself, so the package can be moved
-file(RELATIVE_PATH _pc_up "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
-configure_file(cmake/mipr.pc.in ${CMAKE_CURRENT_BINARY_DIR}/mipr.pc @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/mipr.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+mipr_pc_file(mipr-runtime "mipr's runtime: .mpk models, engine, tokenizer, sampler" "mipr-arch"
+             "${_req}" "-lmipr_runtime" "${_libs} -lm")
+set(_all mipr-runtime)
+if(TARGET mipr_core)
+  mipr_pc_file(mipr-core "mipr's host library: formats, calibration, MI, pruning"
+               "mipr-runtime" "libcjson" "-lmipr_core" "")
+  set(_all mipr-core)
+endif()
+mipr_pc_file(mipr "Pruned LLaMA-family models on small devices: every mipr library" "${_all}"
+             "" "" "")

@@ -11,6 +11,14 @@
 extern "C" {
 #endif
 
+/* Everything declared in this header is the library's API: a shared build exports exactly
+ * these symbols and hides every other (-fvisibility=hidden). One pragma per header rather
+ * than a macro on each declaration, so a new declaration cannot miss it; compilers that do
+ * not know it ignore it (C11 6.10.6). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- GGUF (v2 and v3) --------------------------------------------------------------------- */
 
 enum mipr_gguf_vtype {
@@ -480,6 +488,10 @@ typedef struct mipr_policy {
 mipr_status mipr_policy_decide(const mipr_model *m, const mipr_calib *c,
                                const mipr_prune_opts *base, const mipr_heldout *h,
                                mipr_policy *out, mipr_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,14 @@
 extern "C" {
 #endif
 
+/* Everything declared in this header is the library's API: a shared build exports exactly
+ * these symbols and hides every other (-fvisibility=hidden). One pragma per header rather
+ * than a macro on each declaration, so a new declaration cannot miss it; compilers that do
+ * not know it ignore it (C11 6.10.6). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- errors ---------------------------------------------------------------------------- */
 
 typedef enum {
@@ -354,6 +362,10 @@ mipr_status mipr_generate(mipr_engine *e, mipr_sampler *s, const mipr_tokenizer 
                           const int32_t *prompt, uint32_t n_prompt, uint32_t steps,
                           mipr_token_fn fn, void *ctx, double (*now)(void),
                           mipr_gen_stats *stats, mipr_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -90,12 +90,20 @@ static inline void mpk_put_f32(uint8_t *p, float f)
     mpk_put_u32(p, u);
 }
 
+/* The two functions below are used by core's writer too, across the library boundary: a
+ * shared runtime exports them. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
 /* "blk.3.ffn_up.weight" style names (GGUF's) for messages and tables. */
 const char *mipr_mpk_slot_name(uint32_t slot);
 
 /* Byte planes: element bytes regrouped so that byte k of every element is contiguous.
  * Float exponents then form runs that zstd compresses well. */
 void mipr_mpk_planes_split(uint8_t *dst, const uint8_t *src, size_t n_elems, size_t elem);
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 void mipr_mpk_planes_join(uint8_t *dst, const uint8_t *src, size_t n_elems, size_t elem);
 
 #endif

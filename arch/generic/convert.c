@@ -18,6 +18,11 @@ static float bits_f32(uint32_t u)
     return f;
 }
 
+const char *mipr_version(void)
+{
+    return MIPR_VERSION_STRING;
+}
+
 const char *mipr_dtype_name(enum mipr_dtype t)
 {
     switch (t) {

@@ -1,7 +1,7 @@
 # Checks libmipr.so of the Android smoke build (ctest android.libmipr):
 #   cmake -DSO=libmipr.so -DREADELF=llvm-readelf -DSYMS=bionic-api24.syms -P check_so.cmake
 # - a 64-bit AArch64 shared object without text relocations (Android 6+ refuses them);
-# - it exports the runtime's API;
+# - it exports the runtime's API, and nothing but mipr_* symbols;
 # - every symbol it leaves undefined is one Android's libc.so or libm.so exports at API 24
 #   (SYMS), so a device's dynamic linker can bind it: a C11 or compiler-runtime function that
 #   API 24 lacks (aligned_alloc, call_once, __aarch64_ldadd4_acq_rel, __emutls_*...) fails here.
@@ -60,6 +60,14 @@ foreach(s mipr_kernels mipr_model_new mipr_engine_new mipr_engine_forward mipr_g
           mipr_tokenizer_encode mipr_sampler_sample)
   if(NOT s IN_LIST defined)
     message(SEND_ERROR "${SO} does not export ${s}")
+    math(EXPR fails "${fails} + 1")
+  endif()
+endforeach()
+
+# Only the API leaves the object (the headers' default visibility over -fvisibility=hidden).
+foreach(s IN LISTS defined)
+  if(NOT s MATCHES "^mipr_")
+    message(SEND_ERROR "${SO} exports ${s}: every exported symbol must be mipr_*")
     math(EXPR fails "${fails} + 1")
   endif()
 endforeach()

@@ -2,6 +2,7 @@
  * (from flash, a download, an asset), generate greedily, print the text. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mipr_runtime.h"
 
@@ -31,6 +32,10 @@ static char *slurp(const char *path, size_t *n)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("%s\n", mipr_version()); /* the loaded library's, not the header's */
+        return 0;
+    }
     if (argc != 3) {
         fprintf(stderr, "usage: story MODEL.mpk STEPS\n");
         return 2;
