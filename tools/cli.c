@@ -179,13 +179,42 @@ double cli_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void cli_progress(void *label, uint64_t done, uint64_t total)
+void cli_bar_init(cli_bar *b, const char *label, const char *unit, int quiet)
 {
-    if (!isatty(STDERR_FILENO))
+    *b = (cli_bar){.label = label, .unit = unit, .t0 = cli_now(), .drawn = -1.0,
+                   .on = !quiet && isatty(STDERR_FILENO)};
+}
+
+/* m:ss, or h:mm:ss past an hour. */
+static void print_duration(double secs)
+{
+    unsigned long s = secs > 0.0 && secs < 1e8 ? (unsigned long)(secs + 0.5) : 0;
+    if (s >= 3600)
+        fprintf(stderr, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
+    else
+        fprintf(stderr, "%lu:%02lu", s / 60, s % 60);
+}
+
+void cli_progress(void *bar, uint64_t done, uint64_t total)
+{
+    cli_bar *b = bar;
+    double now = cli_now(), secs = now - b->t0;
+    if (!b->on || (done < total && now - b->drawn < 0.1))
         return;
-    fprintf(stderr, "\r%s %llu/%llu", (const char *)label, (unsigned long long)done,
-            (unsigned long long)total);
-    if (done == total)
-        fputc('\n', stderr);
+    b->drawn = now;
+    double rate = secs > 0.0 ? (double)done / secs : 0.0;
+    fprintf(stderr, "\r%s %llu/%llu %s", b->label, (unsigned long long)done,
+            (unsigned long long)total, b->unit);
+    if (done >= total) {
+        fprintf(stderr, " in %.1f s (%.1f/s)\033[K\n", secs, rate);
+    } else {
+        fprintf(stderr, " (%.0f%%), %.1f/s, ETA ", total ? 100.0 * (double)done / (double)total
+                                                         : 0.0, rate);
+        if (rate > 0.0)
+            print_duration((double)(total - done) / rate);
+        else
+            fputs("-", stderr);
+        fputs("\033[K", stderr);
+    }
     fflush(stderr);
 }

@@ -53,8 +53,18 @@ char *cli_read_text(const char *path, size_t *len, mipr_error *err);
 void cli_json_str(FILE *f, const char *s);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
-/* Progress on stderr, only when it is a terminal: "\rLABEL done/total". */
-void cli_progress(void *label, uint64_t done, uint64_t total);
+/* A long step's progress on stderr, drawn only when stderr is a terminal and the command
+ * was not asked to be quiet: "\rLABEL done/total UNIT (pct), rate/s, ETA m:ss", redrawn
+ * at most ten times a second, and a final line with the time taken. */
+typedef struct cli_bar {
+    const char *label, *unit;
+    double t0, drawn;
+    int on;
+} cli_bar;
+
+void cli_bar_init(cli_bar *b, const char *label, const char *unit, int quiet);
+/* The progress callback of the library's options: ctx is a cli_bar. */
+void cli_progress(void *bar, uint64_t done, uint64_t total);
 
 /* Output files (tools/output.c). Installs the SIGINT/SIGTERM/SIGHUP handler that removes
  * the temporaries of open outputs, and ignores SIGXFSZ so a full quota is an error. */

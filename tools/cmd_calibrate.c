@@ -10,7 +10,7 @@
 static const char usage_text[] =
     "usage: mipr calibrate MODEL [-z TOKENIZER] --text FILE -o CALIB [--tokens N]\n"
     "                      [--window W] [--samples N] [--heldout N] [--seed S] [--threads N]\n"
-    "                      [--level L]\n\n"
+    "                      [--level L] [-q]\n\n"
     "Runs FILE through MODEL and records every FFN neuron's intermediate activation (the\n"
     "input of ffn_down) in every layer: count, mean, variance, mean |x|, mean x^2, min and\n"
     "max over all calibration tokens, plus the activations of N tokens drawn uniformly at\n"
@@ -30,18 +30,21 @@ static const char usage_text[] =
     "      --heldout N       tokens held out at the end of the text (default: 2048; 0: none)\n"
     "      --seed S          seed for choosing the sample tokens (default: 0)\n"
     "      --threads N       worker threads (default: one per core)\n"
-    "      --level L         zstd level, 1..22 (default: 3)\n";
+    "      --level L         zstd level, 1..22 (default: 3)\n"
+    "  -q, --quiet           no progress line (there is none either when stderr is not a\n"
+    "                        terminal)\n";
 
 static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"text", 0, 1},    {"output", 'o', 1}, {"tokens", 0, 1},
     {"window", 'w', 1},    {"samples", 0, 1}, {"seed", 0, 1},     {"threads", 0, 1},
-    {"level", 0, 1},       {"heldout", 0, 1}, {NULL, 0, 0},
+    {"level", 0, 1},       {"heldout", 0, 1}, {"quiet", 'q', 0}, {NULL, 0, 0},
 };
 
 typedef struct {
     const char *model, *tokenizer, *text, *output;
     uint64_t tokens, seed;
     uint32_t window, samples, threads, level, heldout;
+    int quiet;
 } calib_args;
 
 static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
@@ -58,6 +61,7 @@ static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
     case 7: return cli_u32(p, "--threads", v, 1, 1024, &a->threads);
     case 8: return cli_u32(p, "--level", v, 1, 22, &a->level);
     case 9: return cli_u32(p, "--heldout", v, 0, 1u << 22, &a->heldout);
+    case 10: a->quiet = 1; return 1;
     }
     return 0;
 }
@@ -108,10 +112,12 @@ static void summary(const calib_args *a, const mipr_calib *c, double secs)
 static int run(calib_args *a, mipr_pool *pool, const mipr_model *m, const mipr_tokenizer *tok,
                const char *text, size_t len, mipr_outfile *out, mipr_error *err)
 {
+    cli_bar bar;
+    cli_bar_init(&bar, "calibrate", "windows", a->quiet);
     mipr_calib_opts o = {.max_tokens = a->tokens, .window = a->window,
                          .n_samples = a->samples, .seed = a->seed, .model_name = a->model,
                          .text_name = a->text, .progress = cli_progress,
-                         .progress_ctx = "calibrate", .pool = pool, .heldout = a->heldout};
+                         .progress_ctx = &bar, .pool = pool, .heldout = a->heldout};
     mipr_calib *c = NULL;
     double t0 = cli_now();
     int ok = mipr_calibrate(&c, m, tok, text, len, &o, err) == MIPR_OK &&

@@ -48,6 +48,7 @@ typedef struct pack_args {
     const char *tok, *out;
     mipr_mpk_write_opts w;
     int quiet;
+    cli_bar *bar;
 } pack_args;
 
 static int parse_quant(const char *s, enum mipr_dtype *t)
@@ -121,7 +122,7 @@ static void on_tensor(void *ctx, const mipr_mpk_tensor_info *t, uint32_t i, uint
             print_tensor_head();
         print_tensor_row(t);
     }
-    cli_progress("packing tensors", i + 1, total);
+    cli_progress(a->bar, i + 1, total);
 }
 
 int cmd_pack(int argc, char **argv)
@@ -138,8 +139,11 @@ int cmd_pack(int argc, char **argv)
     mipr_model *m = NULL;
     mipr_tokenizer *tok = NULL;
     char meta[512];
-    snprintf(meta, sizeof meta, "producer=mipr 0.1.0\nsource=%s\nquant=%s\n", model,
-             mipr_dtype_name(a.w.type));
+    snprintf(meta, sizeof meta, "producer=mipr %s\nsource=%s\nquant=%s\n", mipr_version(),
+             model, mipr_dtype_name(a.w.type));
+    cli_bar bar;
+    cli_bar_init(&bar, "packing", "tensors", a.quiet);
+    a.bar = &bar;
     a.w.meta = meta;
     a.w.on_tensor = on_tensor;
     a.w.ctx = &a;

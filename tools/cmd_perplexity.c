@@ -8,7 +8,7 @@
 static const char usage_text[] =
     "usage: mipr perplexity MODEL [-z TOKENIZER] --text FILE [--window W] [--doc-sep STRING]\n"
     "                       [--max-windows N] [--reference MODEL] [--json] [--threads N]\n"
-    "                       [--backend B] [--llama-cpp] [--keep-doc-space]\n\n"
+    "                       [--backend B] [--llama-cpp] [--keep-doc-space] [-q]\n\n"
     "Scores every token of FILE with MODEL and reports tokens scored, bytes scored (bytes of\n"
     "the decoded pieces), mean negative log-likelihood (nats), perplexity and bits per byte.\n\n"
     "Without --doc-sep the text is one token stream cut into non-overlapping windows of W\n"
@@ -32,6 +32,7 @@ static const char usage_text[] =
     "                        the same windows (stream mode; e.g. the unpruned model; it\n"
     "                        must share the tokenizer)\n"
     "      --json            print the result as one JSON object on stdout\n"
+    "  -q, --quiet           no progress line (none either when stderr is not a terminal)\n"
     "      --threads N       worker threads (default: one per core)\n"
     "      --backend B       prefill matmuls of MODEL: ours (default), xnnpack (F32 weights\n"
     "                        through XNNPACK: a second copy in memory, logits differ by\n"
@@ -42,7 +43,7 @@ static const cli_opt opts[] = {
     {"tokenizer", 'z', 1}, {"text", 0, 1},        {"window", 'w', 1},
     {"doc-sep", 0, 1},     {"max-windows", 0, 1}, {"json", 0, 0},
     {"threads", 0, 1},     {"reference", 0, 1},   {"backend", 0, 1},
-    {"llama-cpp", 0, 0},   {"keep-doc-space", 0, 0},
+    {"llama-cpp", 0, 0},   {"keep-doc-space", 0, 0}, {"quiet", 'q', 0},
     {NULL, 0, 0},
 };
 
@@ -50,7 +51,7 @@ typedef struct {
     const char *model, *tokenizer, *text, *reference;
     char *doc_sep;
     uint32_t window, max_windows, threads;
-    int json, llama_cpp, keep_doc_space;
+    int json, llama_cpp, keep_doc_space, quiet;
     mipr_backend backend;
 } ppl_args;
 
@@ -108,6 +109,7 @@ static int parse(int argc, char **argv, ppl_args *a)
             break;
         case 9: a->llama_cpp = 1; break;
         case 10: a->keep_doc_space = 1; break;
+        case 11: a->quiet = 1; break;
         }
         if (!ok)
             return EXIT_USAGE;
@@ -201,12 +203,14 @@ int cmd_perplexity(int argc, char **argv)
         (text = cli_read_text(a.text, &len, &err)) != NULL) {
         if (!a.window)
             a.window = m->hp.seq_len < 512 ? m->hp.seq_len : 512;
+        cli_bar bar;
+        cli_bar_init(&bar, "perplexity", a.doc_sep ? "documents" : "windows", a.quiet);
         mipr_ppl_opts o = {.window = a.window, .doc_sep = a.doc_sep, .max_windows = a.max_windows,
                            .mode = a.doc_sep     ? MIPR_PPL_DOCS
                                    : a.llama_cpp ? MIPR_PPL_LLAMA_CPP
                                                  : MIPR_PPL_STREAM,
                            .keep_doc_space = a.keep_doc_space, .progress = cli_progress,
-                           .progress_ctx = "perplexity", .pool = pool, .backend = a.backend};
+                           .progress_ctx = &bar, .pool = pool, .backend = a.backend};
         double t0 = cli_now();
         double kl = 0.0;
         if (mipr_perplexity(m, tok, text, len, &o, &r, &err) == MIPR_OK &&
