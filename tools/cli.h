@@ -61,7 +61,14 @@ void cli_progress(void *label, uint64_t done, uint64_t total);
 void cli_signals_init(void);
 /* mipr_outfile_open/commit/abort with the temporary registered for that handler. */
 mipr_status cli_out_open(mipr_outfile *o, const char *path, mipr_error *err);
+/* cli_out_open refusing an output that is one of the n inputs (mipr_outfile_open_from). */
+mipr_status cli_out_open_from(mipr_outfile *o, const char *path, const char *const *inputs,
+                              size_t n, mipr_error *err);
 mipr_status cli_out_commit(mipr_outfile *o, mipr_error *err);
+/* Commits the n outputs in order with the signals held off across all the renames, so an
+ * interrupt never leaves some new outputs beside old ones; on a failure the outputs not yet
+ * committed are removed. */
+mipr_status cli_out_commit_all(mipr_outfile *const *o, size_t n, mipr_error *err);
 void cli_out_abort(mipr_outfile *o);
 /* mipr_pool_new with workers that never take those signals (they go to the main thread). */
 mipr_status cli_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err);

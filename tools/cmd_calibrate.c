@@ -137,7 +137,8 @@ int cmd_calibrate(int argc, char **argv)
     size_t len = 0;
     mipr_outfile out = {0};
     rc = EXIT_FAIL;
-    if (cli_out_open(&out, a.output, &err) == MIPR_OK &&
+    const char *in[] = {a.model, a.tokenizer, a.text};
+    if (cli_out_open_from(&out, a.output, in, 3, &err) == MIPR_OK &&
         cli_pool_new(&pool, a.threads, &err) == MIPR_OK &&
         mipr_load(&m, &tok, a.model, a.tokenizer, &err) == MIPR_OK &&
         (text = cli_read_text(a.text, &len, &err)) != NULL) {
