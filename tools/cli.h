@@ -48,6 +48,9 @@ int cli_float(const cli_parser *p, const char *opt, const char *s, float min, fl
 /* Prints "mipr: message" for a failed library call; returns EXIT_FAIL. */
 int cli_fail(const mipr_error *err);
 /* Reads a whole text file (NUL-terminated); returns NULL with err set. */
+/* Prefixes err's message with "path: " unless it already names it: for failures that core
+ * reports about a buffer (a text, logits) whose file only the tool knows. */
+void cli_blame(mipr_error *err, const char *path);
 char *cli_read_text(const char *path, size_t *len, mipr_error *err);
 /* Writes s as a JSON string literal (quotes and escapes included). */
 void cli_json_str(FILE *f, const char *s);

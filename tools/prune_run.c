@@ -184,6 +184,8 @@ int prune_run(prune_args *a)
         st = decide(a, &s, &err);
     if (st == MIPR_OK)
         st = prune_eval(a, &s, &err);
+    if (st == MIPR_ERR_FORMAT) /* the record was checked when read: non-finite logits */
+        cli_blame(&err, a->model);
     if (st == MIPR_OK) {
         double t0 = cli_now();
         mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
