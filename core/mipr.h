@@ -118,8 +118,15 @@ typedef struct mipr_outfile {
     char *tmp_path;
 } mipr_outfile;
 
-/* Opens a temporary file in path's directory. */
+/* Opens a temporary file in path's directory. An existing path that is not a regular file
+ * (a device, FIFO, socket or directory, also behind a symbolic link) is refused: the rename
+ * would replace it. */
 mipr_status mipr_outfile_open(mipr_outfile *o, const char *path, mipr_error *err);
+/* mipr_outfile_open that also refuses a path resolving to the same file (device and inode,
+ * links followed) as any of the n inputs: the rename would destroy that input. NULL inputs
+ * and inputs that do not exist are skipped. */
+mipr_status mipr_outfile_open_from(mipr_outfile *o, const char *path, const char *const *inputs,
+                                   size_t n, mipr_error *err);
 /* Flushes, syncs and renames onto the final path; on failure (a write error on the stream
  * included) the temporary is removed. */
 mipr_status mipr_outfile_commit(mipr_outfile *o, mipr_error *err);
@@ -285,6 +292,11 @@ mipr_status mipr_calib_open(mipr_calib **out, const char *path, mipr_error *err)
 mipr_status mipr_calib_samples(const mipr_calib *c, uint32_t l, const float **samples,
                                float **owned, mipr_error *err);
 void mipr_calib_free(mipr_calib *c);
+/* The record against the model it is used with: layer count, widths, and every held-out
+ * token id inside the model's vocabulary (the reader has already refused non-finite
+ * statistics and samples and negative ids). path names the record in messages. */
+mipr_status mipr_calib_check_model(const mipr_calib *c, const mipr_model *m, const char *path,
+                                   mipr_error *err);
 /* An empty record with the given shapes (all arrays allocated and zeroed). */
 mipr_status mipr_calib_new(mipr_calib **out, uint32_t n_layers, const uint32_t *d_ff,
                            uint32_t n_samples, mipr_error *err);

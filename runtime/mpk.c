@@ -30,6 +30,13 @@ int mipr_mpk_is_mpk(const void *data, size_t size)
     return size >= 8 && memcmp(data, MPK_MAGIC, 8) == 0;
 }
 
+/* Sections the loader decodes (load_section checks their checksums); every other one,
+ * META included, is checked by check_other_sections. */
+static int parsed_tag(const uint8_t *tag)
+{
+    return !memcmp(tag, "HPAR", 4) || !memcmp(tag, "TOKN", 4) || !memcmp(tag, "TENS", 4);
+}
+
 static int known_tag(const uint8_t *tag)
 {
     return !memcmp(tag, "HPAR", 4) || !memcmp(tag, "TOKN", 4) || !memcmp(tag, "TENS", 4) ||
@@ -109,9 +116,18 @@ static mipr_status parse_header(mpk_reader *r, mipr_error *err)
         mpk_get_u32(p + 36))
         return BAD("%s: directory checksum mismatch (corrupt directory)", r->what);
     mipr_status st;
-    for (uint32_t i = 0; i < r->n_sections; i++)
+    for (uint32_t i = 0; i < r->n_sections; i++) {
         if ((st = check_entry(r, i, err)))
             return st;
+        /* find_section takes the first: a second copy of a known tag would go unread */
+        const uint8_t *e = r->dir + (size_t)i * MPK_DIR_ENTRY_BYTES;
+        for (uint32_t j = 0; j < i && known_tag(e); j++)
+            if (!memcmp(e, r->dir + (size_t)j * MPK_DIR_ENTRY_BYTES, 4)) {
+                char tag[5];
+                tag_str(tag, e);
+                return BAD("%s: section %s appears twice", r->what, tag);
+            }
+    }
     return MIPR_OK;
 }
 
@@ -463,11 +479,12 @@ static mipr_status check_layout(const mpk_reader *r, const mpk_table *tab, mipr_
     return st;
 }
 
-static mipr_status check_unknown_sections(const mpk_reader *r, mipr_error *err)
+/* The checksums of the sections the loader does not decode: META and unknown ones. */
+static mipr_status check_other_sections(const mpk_reader *r, mipr_error *err)
 {
     for (uint32_t i = 0; i < r->n_sections; i++) {
         const uint8_t *e = r->dir + (size_t)i * MPK_DIR_ENTRY_BYTES;
-        if (known_tag(e))
+        if (parsed_tag(e))
             continue;
         char tag[5];
         tag_str(tag, e);
@@ -732,7 +749,7 @@ static mipr_status open_model(mipr_model **model, mipr_tokenizer **tok,
     if (st == MIPR_OK && !opt->skip_verify)
         st = check_layout(&r, &tab, err);
     if (st == MIPR_OK && !opt->skip_verify)
-        st = check_unknown_sections(&r, err);
+        st = check_other_sections(&r, err);
     if (st == MIPR_OK)
         st = build_tensors(&r, *model, &tab, opt, err);
     if (st == MIPR_OK)
@@ -810,10 +827,18 @@ static void describe_tensor(const mpk_tensor *t, mipr_mpk_tensor_info *o)
         o->stored_bytes += t->chunks[c].stored;
 }
 
-/* Everything open_model checks, plus decoding every chunk once into scratch. */
+/* Everything open_model checks, plus decoding META and every chunk once into scratch. */
 static mipr_status inspect_all(const mpk_reader *r, const mpk_table *tab, mipr_mpk_info *info,
                                mipr_error *err)
 {
+    if (find_section(r, "META")) {
+        uint8_t *meta;
+        size_t n;
+        mipr_status st = load_section(r, "META", &meta, &n, err);
+        free(meta);
+        if (st)
+            return st;
+    }
     mpk_decoder d;
     size_t max = 0;
     for (uint32_t i = 0; i < tab->n; i++) {
@@ -859,7 +884,7 @@ mipr_status mipr_mpk_inspect(const void *data, size_t size, const char *what, mi
             st = mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", what);
     }
     if (st == MIPR_OK && (st = check_layout(&r, &tab, err)) == MIPR_OK &&
-        (st = check_unknown_sections(&r, err)) == MIPR_OK) {
+        (st = check_other_sections(&r, err)) == MIPR_OK) {
         describe_sections(&r, out);
         st = inspect_all(&r, &tab, out, err);
     }

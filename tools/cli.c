@@ -138,6 +138,15 @@ int cli_fail(const mipr_error *err)
     return EXIT_FAIL;
 }
 
+void cli_blame(mipr_error *err, const char *path)
+{
+    if (!path || (strncmp(err->msg, path, strlen(path)) == 0 && err->msg[strlen(path)] == ':'))
+        return;
+    char what[sizeof err->msg];
+    snprintf(what, sizeof what, "%s", err->msg);
+    mipr_error_set(err, err->status, "%s: %s", path, what);
+}
+
 char *cli_read_text(const char *path, size_t *len, mipr_error *err)
 {
     mipr_mapped_file f;

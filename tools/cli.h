@@ -48,6 +48,9 @@ int cli_float(const cli_parser *p, const char *opt, const char *s, float min, fl
 /* Prints "mipr: message" for a failed library call; returns EXIT_FAIL. */
 int cli_fail(const mipr_error *err);
 /* Reads a whole text file (NUL-terminated); returns NULL with err set. */
+/* Prefixes err's message with "path: " unless it already names it: for failures that core
+ * reports about a buffer (a text, logits) whose file only the tool knows. */
+void cli_blame(mipr_error *err, const char *path);
 char *cli_read_text(const char *path, size_t *len, mipr_error *err);
 /* Writes s as a JSON string literal (quotes and escapes included). */
 void cli_json_str(FILE *f, const char *s);
@@ -71,7 +74,14 @@ void cli_progress(void *bar, uint64_t done, uint64_t total);
 void cli_signals_init(void);
 /* mipr_outfile_open/commit/abort with the temporary registered for that handler. */
 mipr_status cli_out_open(mipr_outfile *o, const char *path, mipr_error *err);
+/* cli_out_open refusing an output that is one of the n inputs (mipr_outfile_open_from). */
+mipr_status cli_out_open_from(mipr_outfile *o, const char *path, const char *const *inputs,
+                              size_t n, mipr_error *err);
 mipr_status cli_out_commit(mipr_outfile *o, mipr_error *err);
+/* Commits the n outputs in order with the signals held off across all the renames, so an
+ * interrupt never leaves some new outputs beside old ones; on a failure the outputs not yet
+ * committed are removed. */
+mipr_status cli_out_commit_all(mipr_outfile *const *o, size_t n, mipr_error *err);
 void cli_out_abort(mipr_outfile *o);
 /* mipr_pool_new with workers that never take those signals (they go to the main thread). */
 mipr_status cli_pool_new(mipr_pool **out, uint32_t threads, mipr_error *err);

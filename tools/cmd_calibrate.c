@@ -91,8 +91,8 @@ static int set_window(calib_args *a, const mipr_model *m)
     }
     if (a->window <= ctx)
         return 1;
-    fprintf(stderr, "mipr calibrate: --window %u exceeds the model's context of %u tokens\n",
-            a->window, ctx);
+    fprintf(stderr, "mipr calibrate: %s: --window %u exceeds the model's context of %u tokens\n",
+            a->model, a->window, ctx);
     return 0;
 }
 
@@ -120,8 +120,10 @@ static int run(calib_args *a, mipr_pool *pool, const mipr_model *m, const mipr_t
                          .progress_ctx = &bar, .pool = pool, .heldout = a->heldout};
     mipr_calib *c = NULL;
     double t0 = cli_now();
-    int ok = mipr_calibrate(&c, m, tok, text, len, &o, err) == MIPR_OK &&
-             mipr_calib_write(out, c, (int)a->level, err) == MIPR_OK &&
+    mipr_status st = mipr_calibrate(&c, m, tok, text, len, &o, err);
+    if (st == MIPR_ERR_ARG) /* the text is too short or holds no token */
+        cli_blame(err, a->text);
+    int ok = st == MIPR_OK && mipr_calib_write(out, c, (int)a->level, err) == MIPR_OK &&
              cli_out_commit(out, err) == MIPR_OK;
     if (ok)
         summary(a, c, cli_now() - t0);
@@ -143,7 +145,8 @@ int cmd_calibrate(int argc, char **argv)
     size_t len = 0;
     mipr_outfile out = {0};
     rc = EXIT_FAIL;
-    if (cli_out_open(&out, a.output, &err) == MIPR_OK &&
+    const char *in[] = {a.model, a.tokenizer, a.text};
+    if (cli_out_open_from(&out, a.output, in, 3, &err) == MIPR_OK &&
         cli_pool_new(&pool, a.threads, &err) == MIPR_OK &&
         mipr_load(&m, &tok, a.model, a.tokenizer, &err) == MIPR_OK &&
         (text = cli_read_text(a.text, &len, &err)) != NULL) {

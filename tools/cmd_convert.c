@@ -70,7 +70,8 @@ int cmd_convert(int argc, char **argv)
     mipr_outfile o = {0};
     int rc = EXIT_OK;
     /* The output first: an unwritable path fails before the model is read. */
-    if (cli_out_open(&o, out, &err) || mipr_load(&m, &tok, model, tokp, &err) ||
+    const char *in[] = {model, tokp};
+    if (cli_out_open_from(&o, out, in, 2, &err) || mipr_load(&m, &tok, model, tokp, &err) ||
         mipr_gguf_write_to(&o, m, tok, &wo, &err) || cli_out_commit(&o, &err))
         rc = cli_fail(&err);
     else

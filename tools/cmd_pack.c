@@ -151,7 +151,8 @@ int cmd_pack(int argc, char **argv)
     double t0 = cli_now();
     mipr_outfile o = {0};
     /* the output first: an unwritable path fails before the model is read */
-    if (cli_out_open(&o, a.out, &err) || mipr_load(&m, &tok, model, a.tok, &err) ||
+    const char *in[] = {model, a.tok};
+    if (cli_out_open_from(&o, a.out, in, 2, &err) || mipr_load(&m, &tok, model, a.tok, &err) ||
         mipr_mpk_write_to(&o, m, tok, &a.w, &err) || cli_out_commit(&o, &err)) {
         cli_out_abort(&o);
         rc = cli_fail(&err);
@@ -201,7 +202,8 @@ int cmd_unpack(int argc, char **argv)
     mipr_gguf_write_opts wo = {.keep_types = 1, .on_fallback = on_fallback};
     rc = EXIT_OK;
     mipr_outfile o = {0};
-    if (cli_out_open(&o, out, &err) || mipr_mpk_open_file(&m, &tok, in, NULL, &err) ||
+    const char *src[] = {in};
+    if (cli_out_open_from(&o, out, src, 1, &err) || mipr_mpk_open_file(&m, &tok, in, NULL, &err) ||
         mipr_gguf_write_to(&o, m, tok, &wo, &err) || cli_out_commit(&o, &err)) {
         cli_out_abort(&o);
         rc = cli_fail(&err);

@@ -213,8 +213,13 @@ int cmd_perplexity(int argc, char **argv)
                            .progress_ctx = &bar, .pool = pool, .backend = a.backend};
         double t0 = cli_now();
         double kl = 0.0;
-        if (mipr_perplexity(m, tok, text, len, &o, &r, &err) == MIPR_OK &&
-            (!a.reference || reference_kl(&a, m, tok, text, len, pool, &kl, &err) == MIPR_OK)) {
+        mipr_status st = mipr_perplexity(m, tok, text, len, &o, &r, &err);
+        if (st == MIPR_ERR_ARG || st == MIPR_ERR_FORMAT) /* the text, or the model's logits */
+            cli_blame(&err, st == MIPR_ERR_ARG ? a.text : a.model);
+        if (st == MIPR_OK && a.reference &&
+            (st = reference_kl(&a, m, tok, text, len, pool, &kl, &err)) == MIPR_ERR_FORMAT)
+            cli_blame(&err, a.model);
+        if (st == MIPR_OK) {
             report(&a, &r, kl, cli_now() - t0);
             rc = EXIT_OK;
         }

@@ -77,9 +77,15 @@ static void forget(const mipr_outfile *o)
 
 mipr_status cli_out_open(mipr_outfile *o, const char *path, mipr_error *err)
 {
+    return cli_out_open_from(o, path, NULL, 0, err);
+}
+
+mipr_status cli_out_open_from(mipr_outfile *o, const char *path, const char *const *inputs,
+                              size_t n, mipr_error *err)
+{
     sigset_t old;
     block(&old);
-    mipr_status st = mipr_outfile_open(o, path, err);
+    mipr_status st = mipr_outfile_open_from(o, path, inputs, n, err);
     size_t i = 0;
     while (st == MIPR_OK && i < MAX_OUTPUTS && pending[i])
         i++;
@@ -99,6 +105,22 @@ mipr_status cli_out_commit(mipr_outfile *o, mipr_error *err)
     block(&old);
     forget(o);
     mipr_status st = mipr_outfile_commit(o, err);
+    unblock(&old);
+    return st;
+}
+
+mipr_status cli_out_commit_all(mipr_outfile *const *o, size_t n, mipr_error *err)
+{
+    sigset_t old;
+    block(&old);
+    mipr_status st = MIPR_OK;
+    for (size_t i = 0; i < n; i++) {
+        forget(o[i]);
+        if (st == MIPR_OK)
+            st = mipr_outfile_commit(o[i], err);
+        else
+            mipr_outfile_abort(o[i]);
+    }
     unblock(&old);
     return st;
 }

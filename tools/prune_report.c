@@ -123,9 +123,7 @@ static void json_body(FILE *f, const prune_args *a, const prune_state *s)
             s->t_prune, s->t_eval, s->t_write, peak_rss_mib());
 }
 
-mipr_status prune_report_json(const prune_args *a, const prune_state *s, mipr_outfile *o,
-                              mipr_error *err)
+void prune_report_json(const prune_args *a, const prune_state *s, mipr_outfile *o)
 {
-    json_body(o->fp, a, s);
-    return cli_out_commit(o, err); /* commit checks the stream's error flag */
+    json_body(o->fp, a, s); /* the commit checks the stream's error flag */
 }

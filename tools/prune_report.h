@@ -35,8 +35,7 @@ typedef struct prune_state {
 
 int prune_run(prune_args *a);
 void prune_report_text(const prune_args *a, const prune_state *s);
-/* Writes the JSON report into o (opened by the caller) and commits it. */
-mipr_status prune_report_json(const prune_args *a, const prune_state *s, mipr_outfile *o,
-                              mipr_error *err);
+/* Writes the JSON report into o (opened by the caller, committed with the model). */
+void prune_report_json(const prune_args *a, const prune_state *s, mipr_outfile *o);
 
 #endif

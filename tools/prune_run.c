@@ -15,8 +15,14 @@ static mipr_status load(prune_args *a, prune_state *s, mipr_error *err)
     double t0 = cli_now();
     mipr_status st = cli_pool_new(&s->pool, a->threads, err);
     if (st || (st = mipr_load(&s->m, &s->tok, a->model, a->tokenizer, err)) ||
-        (st = mipr_calib_open(&s->c, a->calib, err))) /* samples: one layer at a time */
+        (st = mipr_calib_open(&s->c, a->calib, err)) || /* samples: one layer at a time */
+        (st = mipr_calib_check_model(s->c, s->m, a->calib, err)))
         return st;
+    /* auto's tournament runs mi too */
+    if ((a->auto_criterion || a->o.criterion == MIPR_CRIT_MI) && s->c->n_samples < 2)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: %u sampled tokens per neuron; --criterion "
+                              "%s needs at least 2 (calibrate with --samples N)", a->calib,
+                              s->c->n_samples, a->auto_criterion ? "auto" : "mi");
     uint32_t L = s->m->hp.n_layers;
     if (a->o.last_layer >= a->o.first_layer && a->o.last_layer >= L)
         return mipr_error_set(err, MIPR_ERR_ARG, "--layers %u-%u: %s has layers 0..%u",
@@ -154,9 +160,13 @@ static void release(prune_state *s)
 static mipr_status open_outputs(const prune_args *a, mipr_outfile *model, mipr_outfile *report,
                                 mipr_error *err)
 {
-    mipr_status st = cli_out_open(model, a->output, err);
+    const char *in[] = {a->model, a->tokenizer, a->calib, a->eval_text, a->output};
+    if (a->report && strcmp(a->report, a->output) == 0)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: --report and -o name the same file",
+                              a->output);
+    mipr_status st = cli_out_open_from(model, a->output, in, 4, err);
     if (st == MIPR_OK && a->report)
-        st = cli_out_open(report, a->report, err);
+        st = cli_out_open_from(report, a->report, in, 5, err);
     return st;
 }
 
@@ -174,19 +184,24 @@ int prune_run(prune_args *a)
         st = decide(a, &s, &err);
     if (st == MIPR_OK)
         st = prune_eval(a, &s, &err);
+    if (st == MIPR_ERR_FORMAT) /* the record was checked when read: non-finite logits */
+        cli_blame(&err, a->model);
     if (st == MIPR_OK) {
         double t0 = cli_now();
         mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
         st = mipr_gguf_write_to(&out, s.pruned, s.tok, &wo, &err);
-        if (st == MIPR_OK)
-            st = cli_out_commit(&out, &err);
         s.t_write = cli_now() - t0;
     }
+    /* Both outputs complete before either is renamed, then renamed together: never a new
+     * model beside an old report (or the reverse), even when a signal comes in between. */
+    if (st == MIPR_OK && a->report)
+        prune_report_json(a, &s, &report);
     if (st == MIPR_OK) {
-        prune_report_text(a, &s);
-        if (a->report)
-            st = prune_report_json(a, &s, &report, &err);
+        mipr_outfile *both[] = {&out, &report};
+        st = cli_out_commit_all(both, a->report ? 2 : 1, &err);
     }
+    if (st == MIPR_OK)
+        prune_report_text(a, &s);
     if (st)
         cli_fail(&err);
     cli_out_abort(&report);

@@ -30,6 +30,7 @@
  * rope, gauss_block (calibration) and colstats (calibration) are the generic kernels, and so
  * is row_to_f32 of the quantized types (one embedding row per token). */
 #include <arm_mve.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -207,9 +208,21 @@ static size_t group_rows(const char *w[4], const void *base, size_t ldw, size_t 
 static void quantize_block(mipr_xq8 *o, const float *x)
 {
     float amax = 0.0f;
-    for (int k = 0; k < MIPR_QK8_0; k += 4)
-        amax = vmaxnmavq_f32(amax, vld1q_f32(x + k)); /* fmaxf(amax, |x|): NaN ignored */
-    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    mve_pred16_t ok = 0xFFFF;
+    for (int k = 0; k < MIPR_QK8_0; k += 4) {
+        float32x4_t v = vld1q_f32(x + k);
+        amax = vmaxnmavq_f32(amax, v); /* fmaxf(amax, |x|): NaN ignored */
+        ok &= vcmpleq_n_f32(vabsq_f32(v), FLT_MAX); /* false for NaN and infinities */
+    }
+    /* the generic twin's rules: a tiny d is 0; a non-finite value makes d NaN and q 0 */
+    if (ok != 0xFFFF) {
+        o->d = NAN;
+        memset(o->qs, 0, sizeof o->qs);
+        return;
+    }
+    float d = amax / 127.0f;
+    d = d >= FLT_MIN ? d : 0.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int k = 0; k < MIPR_QK8_0; k += 4) /* roundf: half away from zero; the low byte */
         vstrbq_s32(o->qs + k, vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + k), id)));
     o->d = d;

@@ -11,6 +11,7 @@
  * Q8_0 and Q4_0 are integer products with their own kernels (see "Q8_0" and "Q4_0" below),
  * partial last blocks included. */
 #include <arm_neon.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -352,11 +353,22 @@ static inline float hmax4(float32x4_t a)
 static void quantize_block(mipr_xq8 *o, const float *x)
 {
     float32x4_t v[8], m = vdupq_n_f32(0.0f);
+    uint32x4_t ok = vdupq_n_u32(~0u);
     for (int k = 0; k < 8; k++) {
         v[k] = vld1q_f32(x + 4 * k);
         m = vmaxq_f32(m, vabsq_f32(v[k]));
+        ok = vandq_u32(ok, vcleq_f32(vabsq_f32(v[k]), vdupq_n_f32(FLT_MAX))); /* finite */
     }
-    float d = hmax4(m) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    /* the generic twin's rules: a tiny d is 0; a non-finite value makes d NaN and q 0 */
+    uint32x2_t ok2 = vand_u32(vget_low_u32(ok), vget_high_u32(ok));
+    if (!(vget_lane_u32(ok2, 0) & vget_lane_u32(ok2, 1))) {
+        o->d = NAN;
+        memset(o->qs, 0, sizeof o->qs);
+        return;
+    }
+    float d = hmax4(m) / 127.0f;
+    d = d >= FLT_MIN ? d : 0.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int k = 0; k < 8; k += 2) {
         int16x8_t h = vcombine_s16(vmovn_s32(round_away_s32(vmulq_n_f32(v[k], id))),
                                    vmovn_s32(round_away_s32(vmulq_n_f32(v[k + 1], id))));

@@ -1,4 +1,5 @@
 /* Element-type conversions. Bit manipulation through memcpy keeps them strict-aliasing safe. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -122,6 +123,16 @@ static void for_blocks(void *out, size_t block_bytes, const float *x, size_t n,
     }
 }
 
+/* The non-finite rule of mipr_arch.h: a block holding NaN or an infinity gets d = NaN and
+ * q = 0. Returns 1 when x's block is such a block. */
+static int nonfinite_block(const float *x)
+{
+    int bad = 0;
+    for (int i = 0; i < MIPR_QK8_0; i++)
+        bad |= !isfinite(x[i]);
+    return bad;
+}
+
 static void q8_0_block(void *out, const float *x)
 {
     mipr_block_q8_0 *o = out;
@@ -129,10 +140,13 @@ static void q8_0_block(void *out, const float *x)
     for (int i = 0; i < MIPR_QK8_0; i++)
         amax = fmaxf(amax, fabsf(x[i]));
     float d = amax / 127.0f;
+    /* below FLT_MIN, 1 / d could overflow and x * inf is no integer: such a block is 0 */
+    d = d >= FLT_MIN ? d : 0.0f;
     float id = d != 0.0f ? 1.0f / d : 0.0f;
-    o->d = mipr_f32_to_f16(d);
-    for (int i = 0; i < MIPR_QK8_0; i++)
-        o->qs[i] = (int8_t)roundf(x[i] * id);
+    int bad = nonfinite_block(x);
+    o->d = mipr_f32_to_f16(bad ? NAN : d);
+    for (int i = 0; i < MIPR_QK8_0; i++) /* finite x: |x * id| <= 127 */
+        o->qs[i] = bad ? 0 : (int8_t)roundf(x[i] * id);
 }
 
 /* x / d + 8.5 truncated, at most 15 (ggml's cast and MIN; for finite x it is >= 0.5). NaN
@@ -153,10 +167,11 @@ static void q4_0_block(void *out, const float *x)
         }
     float d = max / -8.0f;
     float id = d != 0.0f ? 1.0f / d : 0.0f;
-    o->d = mipr_f32_to_f16(d);
-    for (int j = 0; j < MIPR_QK4_0 / 2; j++)
-        o->qs[j] = (uint8_t)(q4_nibble(x[j] * id + 8.5f) |
-                             q4_nibble(x[j + MIPR_QK4_0 / 2] * id + 8.5f) << 4);
+    int bad = nonfinite_block(x);
+    o->d = mipr_f32_to_f16(bad ? NAN : d);
+    for (int j = 0; j < MIPR_QK4_0 / 2; j++) /* nibble 8 is q = 0 */
+        o->qs[j] = bad ? 0x88 : (uint8_t)(q4_nibble(x[j] * id + 8.5f) |
+                                          q4_nibble(x[j + MIPR_QK4_0 / 2] * id + 8.5f) << 4);
 }
 
 void mipr_quantize_q8_0(mipr_block_q8_0 *out, const float *x, size_t n)

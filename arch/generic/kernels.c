@@ -1,5 +1,6 @@
 /* Scalar reference kernels: they define what every SIMD twin must compute. Summation runs
  * in index order, as llama2.c's run.c does, so the reference reproduces its numerics. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -69,16 +70,22 @@ static float dot_quant(enum mipr_dtype t, float s0, const void *w, const mipr_xq
     return s;
 }
 
+/* mipr_arch.h's rules: d below FLT_MIN makes a zero block (1 / d could overflow); NaN or
+ * an infinity anywhere makes d = NaN and q = 0, so the products are NaN, as in F32. */
 static void quantize_xq8_block(mipr_xq8 *o, const float *x)
 {
     float amax = 0.0f;
-    for (int i = 0; i < MIPR_QK8_0; i++)
+    int bad = 0;
+    for (int i = 0; i < MIPR_QK8_0; i++) {
         amax = fmaxf(amax, fabsf(x[i]));
+        bad |= !isfinite(x[i]);
+    }
     float d = amax / 127.0f;
+    d = d >= FLT_MIN ? d : 0.0f;
     float id = d != 0.0f ? 1.0f / d : 0.0f;
-    o->d = d;
-    for (int i = 0; i < MIPR_QK8_0; i++)
-        o->qs[i] = (int8_t)roundf(x[i] * id);
+    o->d = bad ? NAN : d;
+    for (int i = 0; i < MIPR_QK8_0; i++) /* finite x: |x * id| <= 127 */
+        o->qs[i] = bad ? 0 : (int8_t)roundf(x[i] * id);
 }
 
 void mipr_quantize_xq8(mipr_xq8 *out, const float *x, size_t n)

@@ -12,6 +12,7 @@
  * products with their own kernels (see "Q8_0" and "Q4_0" below), bit-exact against the
  * generic twin, partial last blocks included. */
 #include <immintrin.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -321,13 +322,23 @@ static inline float hmax8(__m256 a)
 
 static void quantize_block(mipr_xq8 *o, const float *x)
 {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 v[4], m = _mm256_setzero_ps();
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
+    __m256 v[4], m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
     for (int k = 0; k < 4; k++) {
         v[k] = _mm256_loadu_ps(x + 8 * k);
-        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+        __m256 a = _mm256_andnot_ps(sign, v[k]);
+        m = _mm256_max_ps(m, a);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ)); /* NaN or infinite */
     }
-    float d = hmax8(m) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    /* the generic twin's rules: a tiny d is 0; a non-finite value makes d NaN and q 0 */
+    float d = hmax8(m) / 127.0f;
+    d = d >= FLT_MIN ? d : 0.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (_mm256_movemask_ps(bad)) {
+        o->d = NAN;
+        memset(o->qs, 0, sizeof o->qs);
+        return;
+    }
     __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
     for (int k = 0; k < 4; k++)

@@ -23,6 +23,13 @@ double mipr_log_norm(const float *l, uint32_t n)
     return (double)max + log(s);
 }
 
+/* A sum of exact zeros can round a little below 0; NaN (non-finite logits) stays NaN, so
+ * that finish() refuses it rather than reporting a perfect match. */
+static double clamp_kl(double kl)
+{
+    return kl < 0.0 ? 0.0 : kl;
+}
+
 /* KL(P || Q) for logits p (reference) and q. */
 static double kl_div(const float *p, const float *q, uint32_t n)
 {
@@ -31,7 +38,7 @@ static double kl_div(const float *p, const float *q, uint32_t n)
         double a = (double)p[i] - lp;
         kl += exp(a) * (a - ((double)q[i] - lq));
     }
-    return kl > 0.0 ? kl : 0.0;
+    return clamp_kl(kl);
 }
 
 mipr_status mipr_score_window(const mipr_scoring *s, const int32_t *ids, uint32_t n,
@@ -62,11 +69,21 @@ static void accumulate(void *ctx, const int32_t *ids, uint32_t t, const float *l
     v->res->tokens++;
 }
 
-static void finish(mipr_eval_result *res)
+/* Non-finite logits (NaN or infinite weights, or an overflow) make a NaN or infinite sum;
+ * such a result is refused, never reported as a perplexity or a KL of 0. */
+static mipr_status finish(mipr_eval_result *res, mipr_error *err)
 {
     res->mean_nll = res->nll_sum / (double)res->tokens;
     res->perplexity = exp(res->mean_nll);
     res->mean_kl = res->kl_sum / (double)res->tokens;
+    if (isfinite(res->nll_sum) && isfinite(res->kl_sum))
+        return MIPR_OK;
+    return mipr_error_set(err, MIPR_ERR_FORMAT, "evaluation: the model's %s is %s over %llu "
+                          "tokens (its logits are not finite: NaN or infinite weights?)",
+                          isfinite(res->nll_sum) ? "KL divergence" : "log-likelihood",
+                          isnan(isfinite(res->nll_sum) ? res->kl_sum : res->nll_sum) ? "NaN"
+                                                                                    : "infinite",
+                          (unsigned long long)res->tokens);
 }
 
 /* Every window of ids through v's engines, each scored position handed to fn(ctx). */
@@ -115,10 +132,7 @@ mipr_status mipr_eval_tokens(const mipr_model *m, const mipr_model *reference,
     }
     mipr_engine_free(sc->e), mipr_engine_free(sc->ref);
     free(sc->logits), free(sc->ref_logits);
-    if (st)
-        return st;
-    finish(res);
-    return MIPR_OK;
+    return st ? st : finish(res, err);
 }
 
 /* ---- a cached reference: its log-probabilities computed once, for many models ---------- */
@@ -155,7 +169,7 @@ static void against_cache(void *ctx, const int32_t *ids, uint32_t t, const float
     double lq = mipr_log_norm(l, c->v.sc.vocab), kl = 0.0;
     for (uint32_t i = 0; i < c->v.sc.vocab; i++)
         kl += exp((double)p[i]) * ((double)p[i] - ((double)l[i] - lq));
-    c->v.res->kl_sum += kl > 0.0 ? kl : 0.0;
+    c->v.res->kl_sum += clamp_kl(kl);
     accumulate(&c->v, ids, t, l, ref);
 }
 
@@ -175,9 +189,7 @@ static mipr_status eval_with(cached *c, const mipr_model *m, const int32_t *ids,
     }
     mipr_engine_free(sc->e);
     free(sc->logits);
-    if (st == MIPR_OK)
-        finish(c->v.res);
-    return st;
+    return st ? st : finish(c->v.res, err);
 }
 
 mipr_status mipr_eval_ref_new(mipr_eval_ref **out, const mipr_model *reference,
@@ -220,8 +232,6 @@ mipr_status mipr_eval_tokens_ref(const mipr_model *m, const mipr_eval_ref *ref, 
     cached c = {.v = {.sc = {.vocab = ref->vocab}, .res = res}, .ref = ref};
     mipr_status st = eval_with(&c, m, ref->ids, ref->n, ref->window, ref->bos, pool,
                                against_cache, err);
-    if (st == MIPR_OK)
-        res->mean_kl = res->kl_sum / (double)res->tokens;
     return st;
 }
 

@@ -170,6 +170,10 @@ mipr_status mipr_perplexity(const mipr_model *m, const mipr_tokenizer *tok, cons
     mipr_engine_free(s.sc.e);
     if (st == MIPR_OK && res->tokens == 0)
         st = mipr_error_set(err, MIPR_ERR_ARG, "the text holds no token to score");
+    if (st == MIPR_OK && !isfinite(res->nll_sum)) /* never "perplexity nan" */
+        st = mipr_error_set(err, MIPR_ERR_FORMAT, "the model's log-likelihood is %s (its logits "
+                            "are not finite: NaN or infinite weights?)",
+                            isnan(res->nll_sum) ? "NaN" : "infinite");
     if (st)
         return st;
     res->mean_nll = res->nll_sum / (double)res->tokens;

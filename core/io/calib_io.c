@@ -6,6 +6,7 @@
  * size the header implies, the frame's declared content size) before anything is allocated,
  * so a hostile file can make the reader allocate little more than its own size. Values are
  * encoded byte by byte, so the format is little-endian on any host. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -656,6 +657,87 @@ static mipr_status walk_sections(reader *r)
     return MIPR_OK;
 }
 
+/* ---- values: every float and token id checked once, as it is read -------------------------- */
+
+/* Index of the first value of x[0..n) that is NaN or infinite (or negative when the field
+ * cannot be), or n. */
+static size_t bad_double(const double *x, size_t n, int nonneg)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(x[j]) || (nonneg && x[j] < 0.0))
+            return j;
+    return n;
+}
+
+static size_t bad_float(const float *x, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(x[j]))
+            return j;
+    return n;
+}
+
+static mipr_status value_fail(mipr_error *err, const char *path, const char *sec, uint32_t l,
+                              const char *field, size_t j, double v)
+{
+    return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section %s (layer %u): %s of neuron %zu "
+                          "is %g (a statistic must be finite%s)", path, sec, l, field, j, v,
+                          strcmp(field, "mean") && strcmp(field, "min") && strcmp(field, "max")
+                              ? " and not negative" : "");
+}
+
+/* The statistics of one layer: finite, m2 / sum_abs / sum_sq not negative, min <= max. */
+static mipr_status check_stats(const mipr_calib_layer *L, uint32_t l, const char *path,
+                               mipr_error *err)
+{
+    const double *arr[4] = {L->mean, L->m2, L->sum_abs, L->sum_sq};
+    static const char *const names[4] = {"mean", "m2", "sum_abs", "sum_sq"};
+    for (int a = 0; a < 4; a++) {
+        size_t j = bad_double(arr[a], L->d_ff, a > 0);
+        if (j < L->d_ff)
+            return value_fail(err, path, "STAT", l, names[a], j, arr[a][j]);
+    }
+    size_t j = bad_float(L->min, L->d_ff);
+    if (j < L->d_ff)
+        return value_fail(err, path, "STAT", l, "min", j, L->min[j]);
+    if ((j = bad_float(L->max, L->d_ff)) < L->d_ff)
+        return value_fail(err, path, "STAT", l, "max", j, L->max[j]);
+    for (j = 0; L->count && j < L->d_ff; j++)
+        if (L->min[j] > L->max[j])
+            return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section STAT (layer %u): neuron "
+                                  "%zu has min %g above max %g", path, l, j, L->min[j],
+                                  L->max[j]);
+    return MIPR_OK;
+}
+
+/* Samples are stored neuron-major: value i belongs to neuron i / n_samples. */
+static mipr_status check_samples(const float *x, uint32_t d_ff, uint32_t n_samples, uint32_t l,
+                                 const char *path, mipr_error *err)
+{
+    size_t n = (size_t)d_ff * n_samples, i = bad_float(x, n);
+    if (i == n)
+        return MIPR_OK;
+    return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section SAMP (layer %u): sample %zu of "
+                          "neuron %zu is %g (samples must be finite)", path, l, i % n_samples,
+                          i / n_samples, x[i]);
+}
+
+static mipr_status check_values(const reader *r, const mipr_calib *c)
+{
+    mipr_status st = MIPR_OK;
+    for (uint32_t l = 0; l < c->n_layers && st == MIPR_OK; l++) {
+        st = check_stats(&c->layers[l], l, r->path, r->err);
+        if (st == MIPR_OK && c->layers[l].samples)
+            st = check_samples(c->layers[l].samples, c->layers[l].d_ff, c->n_samples, l, r->path,
+                               r->err);
+    }
+    for (uint32_t i = 0; i < c->n_heldout && st == MIPR_OK; i++)
+        if (c->heldout[i] < 0)
+            st = mipr_error_set(r->err, MIPR_ERR_FORMAT, "%s: section HOLD: held-out token %u "
+                                "has the negative id %d", r->path, i, (int)c->heldout[i]);
+    return st;
+}
+
 static mipr_status check_content(const reader *r, const mipr_calib *c)
 {
     uint32_t l = bad_count(c);
@@ -665,6 +747,30 @@ static mipr_status check_content(const reader *r, const mipr_calib *c)
     if (l < c->n_layers)
         return sec_fail(r, TAG_STAT, l, r->sec[1 + 2 * (size_t)l].off - SEC_SIZE,
                         "token count differs from the header's");
+    return check_values(r, c);
+}
+
+mipr_status mipr_calib_check_model(const mipr_calib *c, const mipr_model *m, const char *path,
+                                   mipr_error *err)
+{
+    if (c->n_layers != m->hp.n_layers)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: the calibration record has %u layers, "
+                              "the model %u: it was made for another model", path, c->n_layers,
+                              m->hp.n_layers);
+    if (c->dim != m->hp.dim)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: the calibration record is of a model of "
+                              "width %u, this model's is %u: it was made for another model",
+                              path, c->dim, m->hp.dim);
+    for (uint32_t l = 0; l < c->n_layers; l++)
+        if (c->layers[l].d_ff != m->layers[l].d_ff)
+            return mipr_error_set(err, MIPR_ERR_ARG, "%s: layer %u: the calibration record has "
+                                  "%u neurons, the model %u", path, l, c->layers[l].d_ff,
+                                  m->layers[l].d_ff);
+    for (uint32_t i = 0; i < c->n_heldout; i++)
+        if ((uint32_t)c->heldout[i] >= m->hp.vocab_size)
+            return mipr_error_set(err, MIPR_ERR_ARG, "%s: section HOLD: held-out token %u has "
+                                  "the id %d, outside the model's %u-token vocabulary", path, i,
+                                  (int)c->heldout[i], m->hp.vocab_size);
     return MIPR_OK;
 }
 
@@ -836,8 +942,10 @@ static mipr_status read_samples(const mipr_calib *c, uint32_t l, const mipr_mapp
     if (ZSTD_isError(got) || got != s->raw)
         st = mipr_error_set(err, MIPR_ERR_FORMAT, "%s: layer %u samples: %s", cf->path, l,
                             ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
-    else if (got)
+    else if (got) {
         decode_planes(out, raw, got / 4);
+        st = check_samples(out, c->layers[l].d_ff, c->n_samples, l, cf->path, err);
+    }
     free(raw);
     return st;
 }

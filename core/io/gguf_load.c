@@ -375,6 +375,29 @@ static mipr_status bind_layer(loader *L, uint32_t l)
     return mipr_gguf_find_tensor(L->g, bias) ? bind_norm(L, bias, &ly->ffn_down_b) : MIPR_OK;
 }
 
+/* block_count against the tensor set: a "blk.N." tensor with N >= block_count means the
+ * count contradicts the file (llama.cpp refuses it too); running the first layers only
+ * would be a silently different model. A missing layer is caught by bind_layer. */
+static mipr_status check_block_count(const loader *L)
+{
+    uint32_t n = L->m->hp.n_layers;
+    for (uint64_t i = 0; i < mipr_gguf_n_tensors(L->g); i++) {
+        mipr_gguf_str s = mipr_gguf_tensor(L->g, i)->name;
+        uint64_t layer = 0;
+        size_t k = 4;
+        if (s.len < 6 || memcmp(s.ptr, "blk.", 4) != 0)
+            continue;
+        while (k < s.len && k < 14 && s.ptr[k] >= '0' && s.ptr[k] <= '9')
+            layer = layer * 10 + (uint64_t)(s.ptr[k++] - '0');
+        if (k > 4 && k < s.len && s.ptr[k] == '.' && layer >= n)
+            return mipr_error_set(L->err, MIPR_ERR_FORMAT, "%s: tensor %.*s belongs to layer "
+                                  "%llu, but %s.block_count is %u: the file contradicts "
+                                  "itself", L->path, (int)s.len, s.ptr,
+                                  (unsigned long long)layer, L->arch, n);
+    }
+    return MIPR_OK;
+}
+
 static mipr_status bind_tensors(loader *L)
 {
     mipr_model *m = L->m;
@@ -389,6 +412,8 @@ static mipr_status bind_tensors(loader *L)
     }
     for (uint32_t l = 0; l < m->hp.n_layers && st == MIPR_OK; l++)
         st = bind_layer(L, l);
+    if (st == MIPR_OK)
+        st = check_block_count(L);
     if (st == MIPR_OK && m->hp.vocab_size == 0) {
         if (m->tok_embd.rows > MIPR_MAX_VOCAB)
             return range_error(L, "token_embd.weight rows", m->tok_embd.rows, 1, MIPR_MAX_VOCAB);
@@ -553,6 +578,14 @@ static mipr_status token_type(const mipr_gguf *g, const tok_arrays *a, uint32_t 
     return MIPR_OK;
 }
 
+static mipr_status in_file(const mipr_gguf *g, uint32_t id, mipr_error *err)
+{
+    char what[sizeof err->msg];
+    snprintf(what, sizeof what, "%s", err->msg);
+    return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tokenizer.ggml.tokens[%" PRIu32 "]: %s",
+                          mipr_gguf_path(g), id, what);
+}
+
 static mipr_status tok_fill(mipr_tokenizer *t, const mipr_gguf *g, const tok_arrays *a,
                             mipr_error *err)
 {
@@ -578,6 +611,8 @@ static mipr_status tok_fill(mipr_tokenizer *t, const mipr_gguf *g, const tok_arr
             mipr_gguf_arr_f64(g, (uint64_t)a->scores, id, &score);
         if ((st = token_type(g, a, id, s, &type, err)) == MIPR_OK)
             st = mipr_tokenizer_set(t, id, buf, sp_to_spaces(buf, s), (float)score, type, err);
+        if (st == MIPR_ERR_ARG) /* the runtime does not know the file: name it */
+            st = in_file(g, id, err);
     }
     free(buf);
     return st;

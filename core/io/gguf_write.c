@@ -351,7 +351,9 @@ static void write_data(writer *w, const planned *e, float *rowf, uint8_t *rowb)
             w_bytes(w, row, in_bytes);
         } else {
             mipr_gguf_to_f32(rowf, row, t->type, t->cols);
-            w_bytes(w, rowb, mipr_row_encode(rowb, rowf, e->type, t->cols));
+            w->st = mipr_row_check(rowf, t->cols, e->type, w->o->final_path, e->name, r, w->err);
+            if (w->st == MIPR_OK)
+                w_bytes(w, rowb, mipr_row_encode(rowb, rowf, e->type, t->cols));
         }
     }
     w_pad(w);

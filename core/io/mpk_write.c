@@ -219,7 +219,16 @@ static enum mipr_dtype wanted_type(const mw *w, const mipr_tensor *t, uint32_t s
     return want;
 }
 
-/* Rows [r0, r0 + n) of the source in the planned type, into w->raw. */
+static void tensor_name(const tplan *p, char *out, size_t cap)
+{
+    if (p->layer == MPK_NO_LAYER)
+        snprintf(out, cap, "%s", mipr_mpk_slot_name(p->slot));
+    else
+        snprintf(out, cap, "blk.%u.%s", p->layer, mipr_mpk_slot_name(p->slot));
+}
+
+/* Rows [r0, r0 + n) of the source in the planned type, into w->raw. A row the type cannot
+ * hold (NaN, infinities, overflow) sets w->st. */
 static size_t fill_chunk(mw *w, const tplan *p, uint32_t r0, uint32_t n)
 {
     const mipr_tensor *t = p->src;
@@ -230,9 +239,13 @@ static size_t fill_chunk(mw *w, const tplan *p, uint32_t r0, uint32_t n)
         return (size_t)n * in_bytes;
     }
     const struct mipr_kernels *k = mipr_kernels();
-    for (uint32_t r = 0; r < n; r++) {
+    char name[64];
+    tensor_name(p, name, sizeof name);
+    for (uint32_t r = 0; r < n && w->st == MIPR_OK; r++) {
         k->row_to_f32[t->type](w->rowf, t->data, r0 + r, t->cols);
-        mipr_row_encode(w->raw + (size_t)r * p->row_bytes, w->rowf, p->type, t->cols);
+        w->st = mipr_row_check(w->rowf, t->cols, p->type, w->path, name, r0 + r, w->err);
+        if (w->st == MIPR_OK)
+            mipr_row_encode(w->raw + (size_t)r * p->row_bytes, w->rowf, p->type, t->cols);
     }
     return (size_t)n * p->row_bytes;
 }
@@ -298,10 +311,7 @@ static void report_tensor(mw *w, const tplan *p, uint64_t stored)
     if (!w->opts->on_tensor)
         return;
     mipr_mpk_tensor_info t = {0};
-    if (p->layer == MPK_NO_LAYER)
-        snprintf(t.name, sizeof t.name, "%s", mipr_mpk_slot_name(p->slot));
-    else
-        snprintf(t.name, sizeof t.name, "blk.%u.%s", p->layer, mipr_mpk_slot_name(p->slot));
+    tensor_name(p, t.name, sizeof t.name);
     t.type = p->type;
     t.rows = p->src->rows;
     t.cols = p->src->cols;

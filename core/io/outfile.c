@@ -52,11 +52,50 @@ static void outfile_clear(mipr_outfile *o)
     memset(o, 0, sizeof *o);
 }
 
+static const char *kind_of(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+/* Before any work: what the final rename would replace must be a regular file, and none of
+ * the inputs. A path that does not exist yet (or a dangling link) is fine. */
+static mipr_status check_target(const char *path, const char *const *inputs, size_t n,
+                                mipr_error *err)
+{
+    struct stat out, in;
+    if (stat(path, &out) != 0)
+        return MIPR_OK;
+    if (!S_ISREG(out.st_mode))
+        return mipr_error_set(err, MIPR_ERR_ARG, "%s: is %s, not a regular file: refusing to "
+                              "replace it with the output", path, kind_of(out.st_mode));
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == out.st_dev &&
+            in.st_ino == out.st_ino)
+            return mipr_error_set(err, MIPR_ERR_ARG, "%s: is the same file as the input %s: "
+                                  "refusing to overwrite an input (choose another output)",
+                                  path, inputs[i]);
+    return MIPR_OK;
+}
+
 mipr_status mipr_outfile_open(mipr_outfile *o, const char *path, mipr_error *err)
+{
+    return mipr_outfile_open_from(o, path, NULL, 0, err);
+}
+
+mipr_status mipr_outfile_open_from(mipr_outfile *o, const char *path, const char *const *inputs,
+                                   size_t n, mipr_error *err)
 {
     memset(o, 0, sizeof *o);
     if (!path || !*path)
         return mipr_error_set(err, MIPR_ERR_ARG, "output path is empty");
+    mipr_status st = check_target(path, inputs, n, err);
+    if (st)
+        return st;
     o->final_path = dup_str(path);
     o->tmp_path = tmp_template(path);
     if (!o->final_path || !o->tmp_path) {

@@ -649,13 +649,85 @@ static void check_dispatch(void)
     printf("default table %s (MIPR_ISA=%s)\n", mipr_kernels()->isa, env ? env : "");
 }
 
+/* ---- non-finite and tiny values: the rules of mipr_arch.h, the same in every table ---- */
+
+/* Weights: a block with NaN or an infinity is d = NaN, q = 0; a block too small for a
+ * normal d is zeros. */
+static void check_nonfinite_weights(void)
+{
+    static const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        float x[64];
+        for (int j = 0; j < 64; j++)
+            x[j] = (float)(j - 20) * 0.25f;
+        x[37] = bad[i];
+        mipr_block_q8_0 q8[2];
+        mipr_block_q4_0 q4[2];
+        mipr_quantize_q8_0(q8, x, 64);
+        mipr_quantize_q4_0(q4, x, 64);
+        CHECK(!isnan(mipr_f16_to_f32(q8[0].d)) && isnan(mipr_f16_to_f32(q8[1].d)));
+        CHECK(!isnan(mipr_f16_to_f32(q4[0].d)) && isnan(mipr_f16_to_f32(q4[1].d)));
+        for (int j = 0; j < 32; j++)
+            CHECK(q8[1].qs[j] == 0 && (j >= 16 || q4[1].qs[j] == 0x88));
+    }
+    float tiny[32];
+    for (int j = 0; j < 32; j++)
+        tiny[j] = (j % 3 ? 1e-40f : -1e-39f); /* subnormal: 1 / d would overflow */
+    mipr_block_q8_0 q;
+    mipr_quantize_q8_0(&q, tiny, 32);
+    CHECK(mipr_f16_to_f32(q.d) == 0.0f);
+    for (int j = 0; j < 32; j++)
+        CHECK(q.qs[j] == 0);
+}
+
+/* Activations: a non-finite value makes its block's products NaN, as F32 would be
+ * non-finite; subnormal activations give exact zeros. Both in gemv and gemm. */
+static void check_nonfinite_activations(const struct mipr_kernels *k)
+{
+    enum { COLS = 96, ROWS = 3 };
+    static const enum mipr_dtype types[] = {MIPR_DT_Q8_0, MIPR_DT_Q4_0};
+    float w[ROWS * COLS], x[2 * COLS], y[2 * ROWS];
+    for (int i = 0; i < ROWS * COLS; i++)
+        w[i] = (float)((i * 7) % 13 - 6) * 0.1f;
+    for (size_t t = 0; t < 2; t++) {
+        mipr_block_q8_0 wq8[ROWS * COLS / 32];
+        mipr_block_q4_0 wq4[ROWS * COLS / 32];
+        const void *wq = types[t] == MIPR_DT_Q8_0 ? (const void *)wq8 : (const void *)wq4;
+        for (int r = 0; r < ROWS; r++) {
+            mipr_quantize_q8_0(wq8 + r * COLS / 32, w + r * COLS, COLS);
+            mipr_quantize_q4_0(wq4 + r * COLS / 32, w + r * COLS, COLS);
+        }
+        static const float bad[] = {NAN, INFINITY, -INFINITY};
+        for (size_t b = 0; b < 3; b++) {
+            for (int i = 0; i < 2 * COLS; i++)
+                x[i] = (float)(i % 11 - 5) * 0.3f;
+            x[COLS + 40] = bad[b]; /* token 1 only */
+            k->gemm[types[t]](y, wq, x, 2, ROWS, COLS);
+            for (int r = 0; r < ROWS; r++)
+                CHECK(isfinite(y[r]) && isnan(y[ROWS + r]));
+            k->gemv[types[t]](y, wq, x + COLS, ROWS, COLS);
+            for (int r = 0; r < ROWS; r++)
+                CHECK(isnan(y[r]));
+        }
+        for (int i = 0; i < COLS; i++)
+            x[i] = i % 2 ? 1e-40f : -3e-39f;
+        k->gemv[types[t]](y, wq, x, ROWS, COLS);
+        for (int r = 0; r < ROWS; r++)
+            CHECK(y[r] == 0.0f);
+    }
+}
+
 int main(void)
 {
     static const char *const isas[] = {"avx2", "neon", "helium"};
     check_dispatch();
     check_quantizers();
+    check_nonfinite_weights();
+    check_nonfinite_activations(mipr_kernels_generic());
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         const struct mipr_kernels *k = mipr_kernels_for(isas[i]);
+        if (k)
+            check_nonfinite_activations(k);
         if (k)
             check_table(k);
         else
