@@ -260,16 +260,55 @@ static void add_rows(float *x, const float *y, size_t n)
         x[i] += y[i];
 }
 
-/* cos/sin of pos * theta^(-2i/n_rot), computed as llama2.c does it. */
+/* cos/sin of pos * theta^(-2i/n_rot), computed as llama2.c does it. Llama 3's rope_freqs
+ * divide frequency i, and linear scaling divides the position (llama.cpp's semantics); a
+ * model with neither gets llama2.c's exact values. */
 static void rope_table(const mipr_engine *e, uint32_t pos)
 {
     const mipr_hparams *hp = &e->m->hp;
+    const float *ff = e->m->rope_freqs.data;
+    float p = (float)pos;
+    if (hp->rope_scale > 0.0f && hp->rope_scale != 1.0f)
+        p *= 1.0f / hp->rope_scale;
     for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
         float freq = 1.0f / powf(hp->rope_theta, (float)(2 * i) / (float)hp->n_rot);
-        float val = (float)pos * freq;
+        float val = ff ? p * freq / ff[i] : p * freq;
         e->cs[2 * i] = cosf(val);
         e->cs[2 * i + 1] = sinf(val);
     }
+}
+
+/* Rotate-half (NEOX) pairs (i, i + n_rot/2): the q/k layout of Hugging Face and GGUF qwen2.
+ * Same products as the interleaved kernel, so both layouts round alike. */
+static void rope_neox(float *v, uint32_t n_heads, uint32_t head_size, uint32_t n_rot,
+                      const float *cs)
+{
+    uint32_t half = n_rot / 2;
+    for (uint32_t h = 0; h < n_heads; h++) {
+        float *p = v + (size_t)h * head_size;
+        for (uint32_t i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float a = p[i], b = p[i + half];
+            p[i] = a * c - b * s;
+            p[i + half] = a * s + b * c;
+        }
+    }
+}
+
+static void rope(const mipr_engine *e, float *v, uint32_t n_heads)
+{
+    const mipr_hparams *hp = &e->m->hp;
+    if (hp->rope_type == MIPR_ROPE_NEOX)
+        rope_neox(v, n_heads, hp->head_size, hp->n_rot, e->cs);
+    else
+        e->k->rope(v, n_heads, hp->head_size, hp->n_rot, e->cs);
+}
+
+/* Adds an optional bias (qwen2's q/k/v) to n rows of width b->cols, row stride `stride`. */
+static void add_bias(float *y, const mipr_tensor *b, uint32_t n, size_t stride)
+{
+    for (uint32_t t = 0; b->data && t < n; t++)
+        add_rows(y + (size_t)t * stride, b->data, b->cols);
 }
 
 /* Attention of query head h of one token at position pos over cache rows 0..pos. */
@@ -330,11 +369,13 @@ static void attention_block(mipr_engine *e, uint32_t l, uint32_t n, uint32_t pos
     matmul(e, e->q, &L->wq, e->xb, n);
     matmul(e, kc + (size_t)pos * e->kv_dim, &L->wk, e->xb, n);
     matmul(e, vc + (size_t)pos * e->kv_dim, &L->wv, e->xb, n);
+    add_bias(e->q, &L->bq, n, hp->dim);
+    add_bias(kc + (size_t)pos * e->kv_dim, &L->bk, n, e->kv_dim);
+    add_bias(vc + (size_t)pos * e->kv_dim, &L->bv, n, e->kv_dim);
     for (uint32_t t = 0; t < n; t++) {
         rope_table(e, pos + t);
-        e->k->rope(e->q + (size_t)t * hp->dim, hp->n_heads, hp->head_size, hp->n_rot, e->cs);
-        e->k->rope(kc + (size_t)(pos + t) * e->kv_dim, hp->n_kv_heads, hp->head_size,
-                   hp->n_rot, e->cs);
+        rope(e, e->q + (size_t)t * hp->dim, hp->n_heads);
+        rope(e, kc + (size_t)(pos + t) * e->kv_dim, hp->n_kv_heads);
     }
     attend(e, kc, vc, n, pos);
     matmul(e, e->xb2, &L->wo, e->xb, n);

@@ -130,6 +130,13 @@ mipr_status mipr_hparams_check(const mipr_hparams *hp, const char *what, mipr_er
         return BAD("%s: norm epsilon %g outside (0, 1)", what, (double)hp->norm_eps);
     if (!(hp->rope_theta > 1.0f && hp->rope_theta < 1e12f))
         return BAD("%s: rope theta %g outside (1, 1e12)", what, (double)hp->rope_theta);
+    if (hp->family > MIPR_FAMILY_QWEN2)
+        return BAD("%s: architecture family %u unknown", what, hp->family);
+    if (hp->rope_type > MIPR_ROPE_NEOX)
+        return BAD("%s: rope type %u unknown", what, hp->rope_type);
+    if (!(hp->rope_scale == 0.0f || (hp->rope_scale >= 1e-3f && hp->rope_scale <= 1e6f)))
+        return BAD("%s: linear rope scaling factor %g outside [0.001, 1e6] (0: none)", what,
+                   (double)hp->rope_scale);
 #undef BAD
     return MIPR_OK;
 }
@@ -179,10 +186,32 @@ static mipr_status check_layer(const mipr_model *m, int l, const char *what, mip
         (st = check_tensor(&L->ffn_up, "ffn_up", l, L->d_ff, hp->dim, 0, what, err)) ||
         (st = check_tensor(&L->ffn_down, "ffn_down", l, hp->dim, L->d_ff, 0, what, err)))
         return st;
-    if ((L->ffn_down_b.data || L->ffn_down_b.stream_) &&
-        (st = check_tensor(&L->ffn_down_b, "ffn_down.bias", l, 1, hp->dim, 1, what, err)))
-        return st;
+    const mipr_tensor *opt[4] = {&L->ffn_down_b, &L->bq, &L->bk, &L->bv};
+    static const char *const names[4] = {"ffn_down.bias", "attn_q.bias", "attn_k.bias",
+                                         "attn_v.bias"};
+    uint32_t width[4] = {hp->dim, hp->dim, kv, kv};
+    for (int i = 0; i < 4; i++)
+        if ((opt[i]->data || opt[i]->stream_) &&
+            (st = check_tensor(opt[i], names[i], l, 1, width[i], 1, what, err)))
+            return st;
     return MIPR_OK;
+}
+
+/* Divisors of the rotary frequencies: finite and positive, or the angles are garbage. */
+static mipr_status check_rope_freqs(const mipr_model *m, const char *what, mipr_error *err)
+{
+    const mipr_tensor *t = &m->rope_freqs;
+    if (!t->data && !t->stream_)
+        return MIPR_OK;
+    mipr_status st = check_tensor(t, "rope_freqs", -1, 1, m->hp.n_rot / 2, 1, what, err);
+    for (uint32_t i = 0; st == MIPR_OK && i < t->cols; i++) {
+        float f = ((const float *)t->data)[i];
+        if (!(f > 0.0f && f < 1e30f))
+            return mipr_error_set(err, MIPR_ERR_FORMAT,
+                                  "%s: tensor rope_freqs[%u] is %g, not a positive divisor",
+                                  what, i, (double)f);
+    }
+    return st;
 }
 
 mipr_status mipr_model_validate(const mipr_model *m, const char *what, mipr_error *err)
@@ -199,7 +228,7 @@ mipr_status mipr_model_validate(const mipr_model *m, const char *what, mipr_erro
     for (uint32_t l = 0; l < hp->n_layers; l++)
         if ((st = check_layer(m, (int)l, what, err)))
             return st;
-    return MIPR_OK;
+    return check_rope_freqs(m, what, err);
 }
 
 static uint64_t numel(const mipr_tensor *t)
@@ -216,7 +245,9 @@ uint64_t mipr_model_n_params(const mipr_model *m)
         const mipr_layer *L = &m->layers[l];
         n += numel(&L->attn_norm) + numel(&L->wq) + numel(&L->wk) + numel(&L->wv) +
              numel(&L->wo) + numel(&L->ffn_norm) + numel(&L->ffn_gate) + numel(&L->ffn_up) +
-             numel(&L->ffn_down) + (L->ffn_down_b.data ? numel(&L->ffn_down_b) : 0);
+             numel(&L->ffn_down) + (L->ffn_down_b.data ? numel(&L->ffn_down_b) : 0) +
+             (L->bq.data ? numel(&L->bq) : 0) + (L->bk.data ? numel(&L->bk) : 0) +
+             (L->bv.data ? numel(&L->bv) : 0);
     }
     return n;
 }

@@ -14,6 +14,7 @@ typedef struct loader {
     const mipr_gguf *g;
     const char *path;
     char arch[16];
+    int qwen2;
     mipr_model *m;
     const uint8_t *base; /* the model's own mapping, or NULL: copy tensor data */
     mipr_error *err;
@@ -168,14 +169,17 @@ static mipr_status read_arch(loader *L)
     if (i < 0 || !mipr_gguf_get_str(L->g, (uint64_t)i, &s))
         return mipr_error_set(L->err, MIPR_ERR_FORMAT,
                               "%s: general.architecture is missing or not a string", L->path);
-    if (!mipr_gguf_str_eq(s, "llama") && !mipr_gguf_str_eq(s, "deci")) {
+    int qwen2 = mipr_gguf_str_eq(s, "qwen2");
+    if (!mipr_gguf_str_eq(s, "llama") && !mipr_gguf_str_eq(s, "deci") && !qwen2) {
         int n = s.len > 40 ? 40 : (int)s.len;
         return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED,
-                              "%s: architecture \"%.*s\" is not supported (mipr reads llama and "
-                              "deci)", L->path, n, s.ptr);
+                              "%s: architecture \"%.*s\" is not supported (mipr reads llama, "
+                              "deci and qwen2)", L->path, n, s.ptr);
     }
     memcpy(L->arch, s.ptr, (size_t)s.len);
     L->arch[s.len] = 0;
+    /* llama.cpp runs qwen2 with rotate-half RoPE over q/k rows kept in HF's layout */
+    L->qwen2 = qwen2;
     return MIPR_OK;
 }
 
@@ -212,6 +216,42 @@ static mipr_status read_ffn(loader *L, uint32_t *scratch)
     return st;
 }
 
+/* llama.cpp's rules: rope.scaling.type absent means "linear"; the factor (rope.scaling.factor,
+ * or the older rope.scale_linear) absent or 0 means 1; "none" ignores it. Llama 3 scaling
+ * needs no key: it travels as the rope_freqs tensor. YaRN and LongRoPE change more than the
+ * angles, so they are refused rather than run wrong. */
+static mipr_status read_rope_scaling(loader *L)
+{
+    char key[96];
+    int64_t i = find_arch_key(L, "rope.scaling.type", key, sizeof key);
+    mipr_gguf_str s = {"linear", 6};
+    if (i >= 0 && !mipr_gguf_get_str(L->g, (uint64_t)i, &s))
+        return mipr_error_set(L->err, MIPR_ERR_FORMAT, "%s: key %s is not a string", L->path,
+                              key);
+    int none = mipr_gguf_str_eq(s, "none");
+    if (!none && !mipr_gguf_str_eq(s, "linear"))
+        return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED,
+                              "%s: %s \"%.*s\" is not supported (mipr runs none and linear; "
+                              "Llama 3 scaling comes as rope_freqs.weight)", L->path, key,
+                              s.len > 40 ? 40 : (int)s.len, s.ptr);
+    double f = 0.0;
+    i = find_arch_key(L, "rope.scaling.factor", key, sizeof key);
+    if (i < 0)
+        i = find_arch_key(L, "rope.scale_linear", key, sizeof key);
+    if (i >= 0 && (!mipr_gguf_get_f64(L->g, (uint64_t)i, &f) || !(f == 0.0 ||
+                                                                  (f >= 1e-3 && f <= 1e6))))
+        return mipr_error_set(L->err, MIPR_ERR_FORMAT,
+                              "%s: key %s is not a scaling factor in [0.001, 1e6]", L->path,
+                              key);
+    double attn = 1.0;
+    i = find_arch_key(L, "rope.scaling.attn_factor", key, sizeof key);
+    if (i >= 0 && (!mipr_gguf_get_f64(L->g, (uint64_t)i, &attn) || attn != 1.0))
+        return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED,
+                              "%s: key %s other than 1 is not supported", L->path, key);
+    L->m->hp.rope_scale = none || f == 1.0 ? 0.0f : (float)f;
+    return MIPR_OK;
+}
+
 static mipr_status read_hparams(loader *L)
 {
     mipr_hparams *hp = &L->m->hp;
@@ -233,7 +273,11 @@ static mipr_status read_hparams(loader *L)
         (st = get_u32(L, "vocab_size", 0, 0, 1, MIPR_MAX_VOCAB, &hp->vocab_size)) != MIPR_OK ||
         (st = get_float(L, "attention.layer_norm_rms_epsilon", 1e-5, &hp->norm_eps)) != MIPR_OK)
         return st;
-    return get_float(L, "rope.freq_base", 10000.0, &hp->rope_theta);
+    if ((st = get_float(L, "rope.freq_base", 10000.0, &hp->rope_theta)) != MIPR_OK)
+        return st;
+    hp->family = L->qwen2 ? MIPR_FAMILY_QWEN2 : MIPR_FAMILY_LLAMA;
+    hp->rope_type = L->qwen2 ? MIPR_ROPE_NEOX : MIPR_ROPE_INTERLEAVED;
+    return read_rope_scaling(L);
 }
 
 /* ---- tensors ---------------------------------------------------------------------------- */
@@ -269,7 +313,7 @@ static mipr_status find_typed(loader *L, const char *name, const mipr_gguf_tenso
     if (!mipr_ggml_to_dtype(t->ggml_type, dt) || !t->data)
         return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED,
                               "%s: tensor %s has type %s (%" PRIu32 "); mipr reads F32, F16, "
-                              "BF16, Q8_0 and Q4_0", L->path, name,
+                              "BF16, Q8_0, Q4_0 and Q2_K..Q6_K", L->path, name,
                               mipr_ggml_type_name(t->ggml_type),
                               t->ggml_type);
     if (t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] > UINT32_MAX || t->ne[1] > UINT32_MAX)
@@ -280,9 +324,34 @@ static mipr_status find_typed(loader *L, const char *name, const mipr_gguf_tenso
     return MIPR_OK;
 }
 
+/* K-quant tensors become F32 in model memory: the engine has no K-quant kernels, and F32
+ * keeps ggml's dequantized values exactly (docs/LIMITS.md has the memory this costs). */
+static mipr_status bind_kquant(loader *L, const mipr_gguf_tensor_info *t, const char *name,
+                               mipr_tensor *out)
+{
+    if (t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] > UINT32_MAX || t->ne[1] > UINT32_MAX ||
+        t->ne[0] * t->ne[1] > SIZE_MAX / sizeof(float))
+        return mipr_error_set(L->err, MIPR_ERR_FORMAT, "%s: tensor %s is not a matrix mipr "
+                              "can hold", L->path, name);
+    size_t n = (size_t)(t->ne[0] * t->ne[1]);
+    float *f = mipr_model_alloc(L->m, n * sizeof(float));
+    if (!f)
+        return mipr_error_set(L->err, MIPR_ERR_NOMEM, "%s: out of memory for tensor %s "
+                              "(%zu MiB as F32)", L->path, name, n * sizeof(float) >> 20);
+    mipr_kquant_to_f32(f, t->data, t->ggml_type, n);
+    out->type = MIPR_DT_F32;
+    out->cols = (uint32_t)t->ne[0];
+    out->rows = (uint32_t)t->ne[1];
+    out->data = f;
+    return MIPR_OK;
+}
+
 static mipr_status bind_matrix(loader *L, const char *name, mipr_tensor *out)
 {
-    const mipr_gguf_tensor_info *t;
+    const mipr_gguf_tensor_info *t = mipr_gguf_find_tensor(L->g, name);
+    uint32_t kbytes;
+    if (t && t->data && mipr_kquant_block_bytes(t->ggml_type, &kbytes))
+        return bind_kquant(L, t, name, out);
     enum mipr_dtype dt;
     mipr_status st = find_typed(L, name, &t, &dt);
     if (st != MIPR_OK)
@@ -369,10 +438,20 @@ static mipr_status bind_layer(loader *L, uint32_t l)
         if (st != MIPR_OK)
             return st;
     }
-    /* optional: the output bias pruning's compensation writes */
-    char bias[64];
-    snprintf(bias, sizeof bias, "blk.%" PRIu32 ".ffn_down.bias", l);
-    return mipr_gguf_find_tensor(L->g, bias) ? bind_norm(L, bias, &ly->ffn_down_b) : MIPR_OK;
+    /* optional: the output bias pruning's compensation writes, and q/k/v biases (qwen2
+     * requires them, as llama.cpp does; llama may have them) */
+    static const char *const biases[4] = {"ffn_down", "attn_q", "attn_k", "attn_v"};
+    mipr_tensor *bdst[4] = {&ly->ffn_down_b, &ly->bq, &ly->bk, &ly->bv};
+    for (int k = 0; k < 4; k++) {
+        char bias[64];
+        snprintf(bias, sizeof bias, "blk.%" PRIu32 ".%s.bias", l, biases[k]);
+        mipr_status st = MIPR_OK;
+        if (mipr_gguf_find_tensor(L->g, bias) || (L->qwen2 && k > 0))
+            st = bind_norm(L, bias, bdst[k]);
+        if (st != MIPR_OK)
+            return st;
+    }
+    return MIPR_OK;
 }
 
 /* block_count against the tensor set: a "blk.N." tensor with N >= block_count means the
@@ -414,6 +493,9 @@ static mipr_status bind_tensors(loader *L)
         st = bind_layer(L, l);
     if (st == MIPR_OK)
         st = check_block_count(L);
+    /* Llama 3 RoPE scaling: one divisor per rotary pair (mipr_model_validate checks it) */
+    if (st == MIPR_OK && mipr_gguf_find_tensor(L->g, "rope_freqs.weight"))
+        st = bind_norm(L, "rope_freqs.weight", &m->rope_freqs);
     if (st == MIPR_OK && m->hp.vocab_size == 0) {
         if (m->tok_embd.rows > MIPR_MAX_VOCAB)
             return range_error(L, "token_embd.weight rows", m->tok_embd.rows, 1, MIPR_MAX_VOCAB);

@@ -1367,23 +1367,24 @@ static size_t find_bytes(const uint8_t *d, size_t len, const char *s)
     return len;
 }
 
-/* Retyped as Q4_K, blk.1.attn_k.weight is listed without data; the loader names it. */
+/* Retyped as IQ2_XXS (a type mipr does not read), blk.1.attn_k.weight is listed without
+ * data; the loader names it. */
 static void test_unknown_type_in_model(const uint8_t *d, size_t len)
 {
     const char *name = "blk.1.attn_k.weight";
     uint8_t *copy = exact_copy(d, len);
     size_t at = find_bytes(copy, 14176, name);
     CHECK(at < 14176);
-    uint32_t q4k = 12;
-    memcpy(copy + at + strlen(name) + 4 + 16, &q4k, 4);
+    uint32_t iq2 = 16;
+    memcpy(copy + at + strlen(name) + 4 + 16, &iq2, 4);
     mipr_gguf *g = NULL;
     mipr_error e;
     CHECK_OK(mipr_gguf_open_memory(&g, copy, len, "retyped.gguf", &e), &e);
     const mipr_gguf_tensor_info *t = mipr_gguf_find_tensor(g, name);
-    CHECK(t && t->ggml_type == 12 && t->data == NULL);
+    CHECK(t && t->ggml_type == 16 && t->data == NULL);
     mipr_model *m = NULL;
     mipr_status st = mipr_gguf_load_model(&m, g, &e);
-    CHECK(st == MIPR_ERR_UNSUPPORTED && strstr(e.msg, name) && strstr(e.msg, "Q4_K"));
+    CHECK(st == MIPR_ERR_UNSUPPORTED && strstr(e.msg, name) && strstr(e.msg, "IQ2_XXS"));
     CHECK(m == NULL);
     mipr_gguf_close(g);
     free(copy);
