@@ -484,6 +484,7 @@ typedef struct mipr_policy_candidate {
     enum mipr_criterion criterion;
     int adaptive;
     double kl, perplexity;
+    uint32_t redundant;     /* mi: neurons merged (0: the plan is wanda-sp's) */
 } mipr_policy_candidate;
 
 typedef struct mipr_policy {
@@ -494,10 +495,41 @@ typedef struct mipr_policy {
     mipr_policy_candidate candidates[16];
 } mipr_policy;
 
-/* Decides criterion and allocation for m at base->ratio (other fields of base are kept). */
+/* Decides criterion and allocation for m at base->ratio (other fields of base are kept).
+ * Candidates are tried cheapest first and a later one must be strictly better to win, so
+ * a tie (mi that found nothing is wanda-sp's plan) goes to the cheaper deterministic one. */
 mipr_status mipr_policy_decide(const mipr_model *m, const mipr_calib *c,
                                const mipr_prune_opts *base, const mipr_heldout *h,
                                mipr_policy *out, mipr_error *err);
+
+/* What `mipr prune` and the criteria benchmark both run: the held-out tokens are split
+ * into a selection half (the policy's tournament and the choice of seed see only it) and
+ * a reporting half (where the caller scores the chosen model). */
+#define MIPR_DECIDE_MAX_SEEDS 100u
+typedef struct mipr_prune_request {
+    mipr_prune_opts o;      /* criterion: used unless auto_criterion; seed: the first seed */
+    int auto_criterion;
+    int allocation;         /* 0: the policy's (auto) or uniform, 1 uniform, 2 adaptive */
+    uint32_t seeds;         /* randomised criteria (mi, random): seeds tried (0: 1) */
+} mipr_prune_request;
+
+typedef struct mipr_prune_decision {
+    mipr_prune_opts o;      /* resolved: criterion, adaptive, bias, seed */
+    int used_policy;
+    mipr_policy policy;
+    uint32_t n_seeds;       /* seeds scored (mi stops after one when nothing is redundant) */
+    uint64_t seed[MIPR_DECIDE_MAX_SEEDS];
+    double seed_kl[MIPR_DECIDE_MAX_SEEDS]; /* on the selection half */
+    double selection_kl;    /* the chosen seed's (-1: deterministic criterion, not scored) */
+    uint32_t redundant;     /* mi: neurons merged by the chosen plan */
+    mipr_heldout selection, reporting;
+    char label[96];         /* "wanda-sp", "mi", "mi: no redundancy found, = wanda-sp", ... */
+} mipr_prune_decision;
+
+/* req is not modified. h needs at least 4 tokens. */
+mipr_status mipr_prune_decide(const mipr_model *m, const mipr_calib *c,
+                              const mipr_prune_request *req, const mipr_heldout *h,
+                              mipr_prune_decision *out, mipr_error *err);
 
 #ifdef __cplusplus
 }
