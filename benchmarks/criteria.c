@@ -76,7 +76,8 @@ typedef struct {
     double ppl[MAX_EVAL][MAX_SEEDS], kl[MAX_EVAL][MAX_SEEDS];
     double seconds[MAX_SEEDS], peak_mib[MAX_SEEDS], added_mib[MAX_SEEDS];
     uint64_t params;
-    char chosen[MAX_SEEDS][32];
+    char chosen[MAX_SEEDS][160];
+    double selection_kl;
 } run;
 
 static double now(void)
@@ -289,53 +290,51 @@ static mipr_status setup(const options *o, subject *s, mipr_error *err)
 
 /* ---- one configuration ---- */
 
-/* The pruned model of one seed, timed and its memory peak measured; auto asks the policy. */
-static mipr_status prune_one(const subject *s, run *r, uint32_t i, mipr_model **pm,
+/* The pruned model, as `mipr prune` makes it: mipr_prune_decide (the policy for auto, the
+ * choice among --seeds seeds for randomised criteria, both on the selection half of the
+ * held-out tokens), then plan and apply; timed, its memory peak measured. */
+static mipr_status prune_one(const options *o, const subject *s, run *r, mipr_model **pm,
                              mipr_error *err)
 {
-    mipr_prune_opts po = {.criterion = r->crit == AUTO ? MIPR_CRIT_MI : (enum mipr_criterion)r->crit,
-                          .ratio = r->ratio, .adaptive = r->adaptive > 0, .align = 1,
-                          .first_layer = 1, .seed = 100 + i, .width = {MIPR_WIDTH_TUNED, 0},
-                          .bias = r->comp, .pool = s->pool};
+    mipr_prune_request req = {
+        .o = {.criterion = r->crit == AUTO ? MIPR_CRIT_MI : (enum mipr_criterion)r->crit,
+              .ratio = r->ratio, .align = 1, .first_layer = 1, .seed = 100,
+              .width = {MIPR_WIDTH_TUNED, 0}, .bias = r->comp, .pool = s->pool},
+        .auto_criterion = r->crit == AUTO, .allocation = r->adaptive < 0 ? 0 : 1 + r->adaptive,
+        .seeds = o->seeds};
+    mipr_prune_decision dec;
     mipr_prune_plan plan;
-    mipr_policy pol;
     mipr_bench_peak_reset();
     double base = mipr_bench_rss_mib(), t0 = now();
-    mipr_status st = MIPR_OK;
-    if (r->crit == AUTO && !(st = mipr_policy_decide(s->m, s->c, &po, &s->h, &pol, err))) {
-        po.criterion = pol.criterion, po.adaptive = pol.adaptive, po.bias = po.bias || pol.bias;
-        snprintf(r->chosen[i], sizeof r->chosen[i], "%s/%s", mipr_criterion_name(pol.criterion),
-                 alloc_name(pol.adaptive));
-    }
-    po.least_squares = r->comp && po.criterion == MIPR_CRIT_MI;
-    if (st || (st = mipr_prune_plan_make(s->m, s->c, &po, &plan, err)))
+    mipr_status st = mipr_prune_decide(s->m, s->c, &req, &s->h, &dec, err);
+    if (st || (st = mipr_prune_plan_make(s->m, s->c, &dec.o, &plan, err)))
         return st;
-    st = mipr_prune_apply(s->m, s->c, &plan, &po, pm, err);
+    st = mipr_prune_apply(s->m, s->c, &plan, &dec.o, pm, err);
     mipr_prune_plan_free(&plan);
-    r->seconds[i] = now() - t0;
-    r->peak_mib[i] = mipr_bench_peak_mib();
-    r->added_mib[i] = r->peak_mib[i] - base;
+    r->seconds[0] = now() - t0;
+    r->peak_mib[0] = mipr_bench_peak_mib();
+    r->added_mib[0] = r->peak_mib[0] - base;
+    snprintf(r->chosen[0], sizeof r->chosen[0], "%s/%s seed %llu", dec.label,
+             alloc_name(dec.o.adaptive), (unsigned long long)dec.o.seed);
+    for (char *c = r->chosen[0]; *c; c++)
+        *c = *c == ',' ? ';' : *c; /* a CSV field */
+    r->selection_kl = dec.selection_kl;
     return st;
 }
 
 static mipr_status measure(const options *o, const subject *s, run *r, mipr_error *err)
 {
-    int randomised = r->crit == MIPR_CRIT_MI || r->crit == MIPR_CRIT_RANDOM || r->crit == AUTO;
-    r->runs = randomised ? o->seeds : 1;
-    for (uint32_t i = 0; i < r->runs; i++) {
-        mipr_model *pm = NULL;
-        mipr_status st = prune_one(s, r, i, &pm, err);
-        for (int e = 0; st == MIPR_OK && e < s->n_ev; e++) {
-            mipr_eval_result res;
-            st = mipr_eval_tokens_ref(pm, s->ev[e].ref, s->pool, &res, err);
-            r->ppl[e][i] = res.perplexity, r->kl[e][i] = res.mean_kl;
-        }
-        r->params = pm ? mipr_model_n_params(pm) : 0;
-        mipr_model_free(pm);
-        if (st)
-            return st;
+    mipr_model *pm = NULL;
+    r->runs = 1; /* the seeds are chosen inside, as mipr prune chooses them */
+    mipr_status st = prune_one(o, s, r, &pm, err);
+    for (int e = 0; st == MIPR_OK && e < s->n_ev; e++) {
+        mipr_eval_result res;
+        st = mipr_eval_tokens_ref(pm, s->ev[e].ref, s->pool, &res, err);
+        r->ppl[e][0] = res.perplexity, r->kl[e][0] = res.mean_kl;
     }
-    return MIPR_OK;
+    r->params = pm ? mipr_model_n_params(pm) : 0;
+    mipr_model_free(pm);
+    return st;
 }
 
 /* Mean and sample standard deviation. */
@@ -368,7 +367,7 @@ static void chosen_summary(const run *r, char *buf, size_t cap)
 {
     size_t len = 0;
     buf[0] = '\0';
-    for (uint32_t i = 0; i < r->runs && r->crit == AUTO; i++) {
+    for (uint32_t i = 0; i < r->runs; i++) {
         int seen = 0, count = 0;
         for (uint32_t j = 0; j < r->runs; j++) {
             seen |= j < i && !strcmp(r->chosen[j], r->chosen[i]);
@@ -473,7 +472,7 @@ static void json_run(FILE *f, const subject *s, const run *r)
     fprintf(f, ", ");
     json_array(f, "prune_added_mib", r->added_mib, r->runs, "%.2f");
     fprintf(f, ", \"chosen\": [");
-    for (uint32_t i = 0; i < r->runs && r->crit == AUTO; i++)
+    for (uint32_t i = 0; i < r->runs; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", r->chosen[i]);
     fprintf(f, "], \"evals\": {");
     for (int e = 0; e < s->n_ev; e++) {

@@ -353,18 +353,32 @@ typedef struct mipr_mi_matrix {
 mipr_status mipr_mi_all_pairs(const float *samples, uint32_t d, uint32_t n,
                               const mipr_mi_opts *opts, mipr_mi_matrix *out, mipr_error *err);
 void mipr_mi_matrix_free(mipr_mi_matrix *m);
-/* Normalised MI: I_ab / ((I_aa + I_bb) / 2), in [0, 1] (a Cauchy-Schwarz bound of this
- * estimator), exactly 1 for a neuron and a scaled copy of it. */
+/* Normalised MI: I_ab / ((I_aa + I_bb) / 2), at most 1 (a Cauchy-Schwarz bound of this
+ * estimator), exactly 1 for a neuron and a scaled copy of it. It is not bounded below by
+ * 0: the alpha = 2 estimate of independent samples scatters around 0 and goes down to
+ * about -0.15 on real layers. */
 double mipr_mi_normalized(const mipr_mi_matrix *m, uint32_t a, uint32_t b);
 
-/* The paper's procedure: draw neuron pairs at random; a pair whose normalised MI exceeds
- * the threshold is redundant, and its member of lower importance is marked. Stops when
- * `target` neurons are marked or after max_draws draws. */
+/* Redundant neurons (docs/MI.md): a pair is a candidate when its normalised MI exceeds the
+ * threshold and a least-squares fit z_lose ~ alpha z_keep + beta explains z_lose (R^2 at
+ * least min_r2). Up to MIPR_REDUNDANCY_MATRIX_MAX neurons every pair is looked at (the
+ * all-pairs MI matrix); beyond, candidates come from sign-invariant locality-sensitive
+ * hashing of the z-scored samples (negated copies hash alike). Candidates are visited in
+ * seed-random order (the paper's stochastic procedure: the seed changes only which member
+ * of overlapping pairs goes); a neuron already marked, or already the kept partner of a
+ * marked one, is not marked again, and a kept partner inherits the importance of what it
+ * absorbs. Stops when `target` neurons are marked. */
+#define MIPR_REDUNDANCY_MATRIX_MAX 4096u
+#define MIPR_REDUNDANCY_NULL_PAIRS 255u
 typedef struct mipr_redundancy_opts {
-    double threshold;         /* on normalised MI */
+    double threshold;         /* on normalised MI; <= 0: the layer's permutation null (the
+                               * largest of MIPR_REDUNDANCY_NULL_PAIRS shuffled pairs) */
+    double min_r2;            /* 0: 0.9 */
     uint32_t target;          /* neurons to mark (0: no limit) */
-    uint64_t max_draws;       /* 0: 50 x d */
-    uint32_t clusters;        /* > 1: k-means on the neurons first, pairs drawn inside clusters */
+    uint64_t max_draws;       /* beyond the matrix bound: cap on hashed candidate pairs
+                               * (0: 64 x d) */
+    uint32_t clusters;        /* > 1: k-means on sign-canonical z-scored samples first;
+                               * only pairs inside a cluster count */
     uint64_t seed;
     const double *importance; /* d scores, higher = keep; NULL: all equal (the second goes) */
     mipr_mi_opts mi;
@@ -372,15 +386,25 @@ typedef struct mipr_redundancy_opts {
 
 typedef struct mipr_redundancy {
     uint32_t marked;
-    uint64_t draws, redundant_pairs;
+    uint64_t draws;           /* candidate pairs visited */
+    uint64_t redundant_pairs; /* pairs above the threshold with R^2 >= min_r2 */
+    uint64_t significant;     /* pairs whose normalised MI exceeds the threshold (of those
+                               * examined: all pairs up to the matrix bound) */
+    double threshold;         /* the threshold used */
+    double null_level;        /* with the null: the per-pair significance level, else 0 */
+    double rho_equiv;         /* |rho| of a Gaussian pair with that normalised MI at this n */
     uint8_t *is_marked;       /* d */
     uint32_t *partner;        /* d: for a marked neuron, the kept neuron it duplicated */
     float *pair_mi;           /* d: that pair's normalised MI */
+    float *alpha, *beta, *r2; /* d: z_marked ~ alpha z_partner + beta over the samples */
 } mipr_redundancy;
 
 mipr_status mipr_find_redundant(const float *samples, uint32_t d, uint32_t n,
                                 const mipr_redundancy_opts *opts, mipr_redundancy *out,
                                 mipr_error *err);
+/* The |rho| at which a jointly Gaussian pair of n samples has normalised MI nmi under the
+ * width rule w (bisection on a fixed synthetic sample; 0 for nmi <= 0, 1 above the curve). */
+double mipr_mi_rho_equivalent(double nmi, uint32_t n, const mipr_width *w);
 void mipr_redundancy_free(mipr_redundancy *r);
 
 /* ---- evaluation on token ids, against a reference model -------------------------------- */
@@ -436,14 +460,16 @@ typedef struct mipr_prune_opts {
     const uint8_t *keep_whole;        /* n_layers flags of layers left alone, or NULL */
     uint64_t seed;
     /* the mi criterion */
-    double mi_threshold;    /* on normalised MI (0: default 0.5) */
+    double mi_threshold;    /* on normalised MI (0: each layer's permutation null) */
+    double mi_min_r2;       /* a marked neuron's least-squares R^2 from its partner (0: 0.9) */
     mipr_width width;
     uint32_t clusters;
     mipr_pool *pool;
     /* compensation */
     int bias;               /* fold E[z] of removed neurons into an ffn_down bias (FLAP) */
-    int least_squares;      /* mi: fold the LS reconstruction of a removed neuron from its
-                             * redundant partner into the partner's ffn_down column */
+    int least_squares;      /* kept for compatibility: mi always folds the least-squares
+                             * reconstruction of a removed redundant neuron from its partner
+                             * into the partner's ffn_down column and the bias */
 } mipr_prune_opts;
 
 typedef struct mipr_prune_plan {
@@ -454,6 +480,10 @@ typedef struct mipr_prune_plan {
     uint32_t **partner;     /* per layer (mi only): the redundant partner of a neuron, or
                              * UINT32_MAX */
     uint32_t *redundant;    /* mi: neurons found redundant per layer */
+    /* mi, per layer: the MI threshold used, its Gaussian |rho|, pairs above it */
+    double *mi_threshold, *mi_rho;
+    uint64_t *mi_significant;
+    double mi_null_level;   /* the per-pair significance level of a null threshold, or 0 */
 } mipr_prune_plan;
 
 /* Scores every neuron and decides which ones each layer keeps. */
@@ -488,6 +518,7 @@ typedef struct mipr_policy_candidate {
     enum mipr_criterion criterion;
     int adaptive;
     double kl, perplexity;
+    uint32_t redundant;     /* mi: neurons merged (0: the plan is wanda-sp's) */
 } mipr_policy_candidate;
 
 typedef struct mipr_policy {
@@ -498,10 +529,41 @@ typedef struct mipr_policy {
     mipr_policy_candidate candidates[16];
 } mipr_policy;
 
-/* Decides criterion and allocation for m at base->ratio (other fields of base are kept). */
+/* Decides criterion and allocation for m at base->ratio (other fields of base are kept).
+ * Candidates are tried cheapest first and a later one must be strictly better to win, so
+ * a tie (mi that found nothing is wanda-sp's plan) goes to the cheaper deterministic one. */
 mipr_status mipr_policy_decide(const mipr_model *m, const mipr_calib *c,
                                const mipr_prune_opts *base, const mipr_heldout *h,
                                mipr_policy *out, mipr_error *err);
+
+/* What `mipr prune` and the criteria benchmark both run: the held-out tokens are split
+ * into a selection half (the policy's tournament and the choice of seed see only it) and
+ * a reporting half (where the caller scores the chosen model). */
+#define MIPR_DECIDE_MAX_SEEDS 100u
+typedef struct mipr_prune_request {
+    mipr_prune_opts o;      /* criterion: used unless auto_criterion; seed: the first seed */
+    int auto_criterion;
+    int allocation;         /* 0: the policy's (auto) or uniform, 1 uniform, 2 adaptive */
+    uint32_t seeds;         /* randomised criteria (mi, random): seeds tried (0: 1) */
+} mipr_prune_request;
+
+typedef struct mipr_prune_decision {
+    mipr_prune_opts o;      /* resolved: criterion, adaptive, bias, seed */
+    int used_policy;
+    mipr_policy policy;
+    uint32_t n_seeds;       /* seeds scored (mi stops after one when nothing is redundant) */
+    uint64_t seed[MIPR_DECIDE_MAX_SEEDS];
+    double seed_kl[MIPR_DECIDE_MAX_SEEDS]; /* on the selection half */
+    double selection_kl;    /* the chosen seed's (-1: deterministic criterion, not scored) */
+    uint32_t redundant;     /* mi: neurons merged by the chosen plan */
+    mipr_heldout selection, reporting;
+    char label[96];         /* "wanda-sp", "mi", "mi: no redundancy found, = wanda-sp", ... */
+} mipr_prune_decision;
+
+/* req is not modified. h needs at least 4 tokens. */
+mipr_status mipr_prune_decide(const mipr_model *m, const mipr_calib *c,
+                              const mipr_prune_request *req, const mipr_heldout *h,
+                              mipr_prune_decision *out, mipr_error *err);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -22,12 +22,7 @@ typedef struct prune_state {
     mipr_heldout h;
     int32_t *text_ids;
     size_t n_text;
-    mipr_policy policy;
-    int used_policy;
-    uint32_t n_seeds;
-    uint64_t seed[100];
-    double seed_kl[100];
-    uint64_t chosen_seed;
+    mipr_prune_decision dec; /* criterion, seed, policy; the selection/reporting halves */
     mipr_prune_plan plan;
     mipr_eval_result before, after, text_before, text_after;
     double t_load, t_decide, t_prune, t_eval, t_write;

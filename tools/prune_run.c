@@ -67,47 +67,26 @@ static mipr_status heldout(const prune_args *a, prune_state *s, mipr_error *err)
     return MIPR_OK;
 }
 
-/* Randomised criteria: several seeds, the lowest KL on held-out tokens wins. */
-static mipr_status pick_seed(prune_args *a, prune_state *s, mipr_error *err)
-{
-    uint64_t base = a->o.seed;
-    int randomised = a->o.criterion == MIPR_CRIT_MI || a->o.criterion == MIPR_CRIT_RANDOM;
-    s->n_seeds = randomised ? a->seeds : 1;
-    double best = 1e300;
-    for (uint32_t i = 0; i < s->n_seeds && randomised; i++) {
-        mipr_eval_result r;
-        a->o.seed = base + i;
-        mipr_status st = mipr_prune_trial(s->m, s->c, &a->o, &s->h, &r, err);
-        if (st)
-            return st;
-        s->seed[i] = base + i, s->seed_kl[i] = r.mean_kl;
-        fprintf(stderr, "prune: seed %llu: KL %.6f\n", (unsigned long long)(base + i), r.mean_kl);
-        if (r.mean_kl < best)
-            best = r.mean_kl, s->chosen_seed = base + i;
-    }
-    a->o.seed = randomised ? s->chosen_seed : base;
-    s->chosen_seed = a->o.seed;
-    return MIPR_OK;
-}
-
+/* The decision is core's (mipr_prune_decide, as the criteria benchmark runs it): the
+ * policy and the seeds see the selection half of the held-out tokens; the report scores the
+ * chosen model on the other half. */
 static mipr_status decide(prune_args *a, prune_state *s, mipr_error *err)
 {
     double t0 = cli_now();
-    a->o.adaptive = a->allocation == 2;
-    if (a->auto_criterion) {
+    mipr_prune_request req = {a->o, a->auto_criterion, a->allocation, a->seeds};
+    if (a->auto_criterion)
         step("policy: choosing the criterion");
-        mipr_status st = mipr_policy_decide(s->m, s->c, &a->o, &s->h, &s->policy, err);
-        if (st)
-            return st;
-        s->used_policy = 1;
-        a->o.criterion = s->policy.criterion;
-        a->o.adaptive = a->allocation ? a->allocation == 2 : s->policy.adaptive;
-        a->o.bias = a->o.bias || s->policy.bias;
-        fprintf(stderr, "prune: policy: %s\n", s->policy.reason);
-    }
-    mipr_status st = pick_seed(a, s, err);
+    mipr_status st = mipr_prune_decide(s->m, s->c, &req, &s->h, &s->dec, err);
+    if (st)
+        return st;
+    if (s->dec.used_policy)
+        fprintf(stderr, "prune: policy: %s\n", s->dec.policy.reason);
+    for (uint32_t i = 0; i < s->dec.n_seeds; i++)
+        fprintf(stderr, "prune: seed %llu: KL %.6f on the selection half\n",
+                (unsigned long long)s->dec.seed[i], s->dec.seed_kl[i]);
+    a->o = s->dec.o;
     s->t_decide = cli_now() - t0;
-    return st;
+    return MIPR_OK;
 }
 
 static mipr_status prune_eval(prune_args *a, prune_state *s, mipr_error *err)
@@ -119,7 +98,7 @@ static mipr_status prune_eval(prune_args *a, prune_state *s, mipr_error *err)
         return st;
     s->t_prune = cli_now() - t0;
     step("evaluating before and after");
-    const mipr_heldout *h = &s->h;
+    const mipr_heldout *h = &s->dec.reporting;
     if ((st = mipr_eval_tokens(s->m, NULL, h->ids, h->n, h->window, h->bos, s->pool, &s->before,
                                err)) ||
         (st = mipr_eval_tokens(s->pruned, s->m, h->ids, h->n, h->window, h->bos, s->pool,

@@ -3,19 +3,25 @@
  * tournament scored by KL divergence on held-out calibration tokens; large ones take FLAP
  * (adaptive widths, bias compensation), the best published criterion at 7B scale that needs
  * only activation statistics (REFERENCE: LLaMA-7B at 20 %: FLAP 14.62 vs Wanda-sp 22.12). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mipr.h"
 
-mipr_status mipr_prune_trial(const mipr_model *m, const mipr_calib *c, const mipr_prune_opts *o,
-                             const mipr_heldout *h, mipr_eval_result *res, mipr_error *err)
+/* A trial that also says how many neurons mi merged (0: its plan is wanda-sp's). */
+static mipr_status trial(const mipr_model *m, const mipr_calib *c, const mipr_prune_opts *o,
+                         const mipr_heldout *h, mipr_eval_result *res, uint32_t *redundant,
+                         mipr_error *err)
 {
     mipr_prune_plan plan;
     mipr_model *pruned = NULL;
     mipr_status st = mipr_prune_plan_make(m, c, o, &plan, err);
     if (st)
         return st;
+    *redundant = 0;
+    for (uint32_t l = 0; l < plan.n_layers; l++)
+        *redundant += plan.redundant[l];
     st = mipr_prune_apply(m, c, &plan, o, &pruned, err);
     mipr_prune_plan_free(&plan);
     if (st == MIPR_OK)
@@ -24,8 +30,17 @@ mipr_status mipr_prune_trial(const mipr_model *m, const mipr_calib *c, const mip
     return st;
 }
 
-static const enum mipr_criterion entrants[] = {MIPR_CRIT_MI, MIPR_CRIT_WANDA_SP, MIPR_CRIT_FLAP,
-                                               MIPR_CRIT_ACTIVATION, MIPR_CRIT_MAGNITUDE};
+mipr_status mipr_prune_trial(const mipr_model *m, const mipr_calib *c, const mipr_prune_opts *o,
+                             const mipr_heldout *h, mipr_eval_result *res, mipr_error *err)
+{
+    uint32_t redundant;
+    return trial(m, c, o, h, res, &redundant, err);
+}
+
+/* Cheapest first: a later entrant must be strictly better, so ties go to the cheaper and
+ * deterministic one (mi that merges nothing is wanda-sp's plan exactly). */
+static const enum mipr_criterion entrants[] = {MIPR_CRIT_MAGNITUDE, MIPR_CRIT_ACTIVATION,
+                                               MIPR_CRIT_WANDA_SP, MIPR_CRIT_FLAP, MIPR_CRIT_MI};
 
 static mipr_status tournament(const mipr_model *m, const mipr_calib *c,
                               const mipr_prune_opts *base, const mipr_heldout *h,
@@ -37,11 +52,13 @@ static mipr_status tournament(const mipr_model *m, const mipr_calib *c,
             mipr_prune_opts o = *base;
             o.criterion = entrants[i], o.adaptive = adaptive;
             mipr_eval_result r;
-            mipr_status st = mipr_prune_trial(m, c, &o, h, &r, err);
+            uint32_t redundant;
+            mipr_status st = trial(m, c, &o, h, &r, &redundant, err);
             if (st)
                 return st;
             mipr_policy_candidate *k = &p->candidates[p->n_candidates++];
-            *k = (mipr_policy_candidate){entrants[i], adaptive, r.mean_kl, r.perplexity};
+            *k = (mipr_policy_candidate){entrants[i], adaptive, r.mean_kl, r.perplexity,
+                                         redundant};
             if (k->kl < p->candidates[best].kl)
                 best = p->n_candidates - 1;
         }
@@ -50,8 +67,8 @@ static mipr_status tournament(const mipr_model *m, const mipr_calib *c,
     snprintf(p->reason, sizeof p->reason,
              "%llu parameters <= %llu: small models are sensitive to the criterion, so %u "
              "candidates were pruned at ratio %.2f and scored by KL divergence from the "
-             "unpruned model on %zu held-out calibration tokens; %s (%s widths) had the lowest "
-             "KL, %.5f nats/token",
+             "unpruned model on %zu held-out calibration tokens (the selection half); %s (%s "
+             "widths) had the lowest KL, %.5f nats/token (ties go to the cheaper candidate)",
              (unsigned long long)mipr_model_n_params(m), MIPR_POLICY_TOURNAMENT_MAX_PARAMS,
              p->n_candidates, base->ratio, h->n, mipr_criterion_name(p->criterion),
              p->adaptive ? "adaptive" : "uniform", p->candidates[best].kl);
@@ -76,4 +93,72 @@ mipr_status mipr_policy_decide(const mipr_model *m, const mipr_calib *c,
              "perplexity 14.62 against 22.12 for wanda-sp)",
              (unsigned long long)mipr_model_n_params(m), MIPR_POLICY_TOURNAMENT_MAX_PARAMS);
     return MIPR_OK;
+}
+
+/* ---- the whole decision ---- */
+
+static const char *label_of(const mipr_prune_decision *d)
+{
+    if (d->o.criterion == MIPR_CRIT_MI && d->redundant == 0)
+        return "mi: no redundancy found, = wanda-sp";
+    return mipr_criterion_name(d->o.criterion);
+}
+
+/* Randomised criteria: several seeds, the lowest KL on the selection half wins (the first
+ * on a tie). mi's seed only orders overlapping pairs: when a plan merges nothing, every
+ * seed gives it, so one is enough. */
+static mipr_status pick_seed(const mipr_model *m, const mipr_calib *c, uint32_t seeds,
+                             mipr_prune_decision *d, mipr_error *err)
+{
+    int randomised = d->o.criterion == MIPR_CRIT_MI || d->o.criterion == MIPR_CRIT_RANDOM;
+    uint64_t base = d->o.seed, best_seed = base;
+    uint32_t n = randomised ? (seeds ? seeds : 1) : 1, best_red = 0;
+    double best = INFINITY;
+    n = n > MIPR_DECIDE_MAX_SEEDS ? MIPR_DECIDE_MAX_SEEDS : n;
+    d->selection_kl = -1.0; /* deterministic criteria: nothing to choose, nothing scored */
+    for (uint32_t i = 0; randomised && i < n; i++) {
+        mipr_prune_opts o = d->o;
+        mipr_eval_result r;
+        uint32_t red;
+        o.seed = base + i;
+        mipr_status st = trial(m, c, &o, &d->selection, &r, &red, err);
+        if (st)
+            return st;
+        d->seed[i] = o.seed, d->seed_kl[i] = r.mean_kl, d->n_seeds = i + 1;
+        if (r.mean_kl < best)
+            best = r.mean_kl, best_seed = o.seed, best_red = red;
+        if (d->o.criterion == MIPR_CRIT_MI && red == 0)
+            break;
+    }
+    if (randomised)
+        d->o.seed = best_seed, d->selection_kl = best, d->redundant = best_red;
+    return MIPR_OK;
+}
+
+mipr_status mipr_prune_decide(const mipr_model *m, const mipr_calib *c,
+                              const mipr_prune_request *req, const mipr_heldout *h,
+                              mipr_prune_decision *out, mipr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (h->n < 4)
+        return mipr_error_set(err, MIPR_ERR_ARG, "%zu held-out tokens: at least 4 are needed "
+                              "(half to choose, half to report)", h->n);
+    out->o = req->o;
+    out->selection = *h, out->reporting = *h;
+    out->selection.n = h->n / 2;
+    out->reporting.ids = h->ids + h->n / 2, out->reporting.n = h->n - h->n / 2;
+    out->o.adaptive = req->allocation == 2;
+    if (req->auto_criterion) {
+        mipr_status st = mipr_policy_decide(m, c, &out->o, &out->selection, &out->policy, err);
+        if (st)
+            return st;
+        out->used_policy = 1;
+        out->o.criterion = out->policy.criterion;
+        out->o.adaptive = req->allocation ? req->allocation == 2 : out->policy.adaptive;
+        out->o.bias = out->o.bias || out->policy.bias;
+    }
+    mipr_status st = pick_seed(m, c, req->seeds, out, err);
+    if (st == MIPR_OK)
+        snprintf(out->label, sizeof out->label, "%s", label_of(out));
+    return st;
 }

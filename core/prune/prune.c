@@ -15,6 +15,7 @@ void mipr_prune_plan_free(mipr_prune_plan *p)
     }
     if (p) {
         free(p->width), free(p->keep), free(p->score), free(p->partner), free(p->redundant);
+        free(p->mi_threshold), free(p->mi_rho), free(p->mi_significant);
         memset(p, 0, sizeof *p);
     }
 }
@@ -51,33 +52,48 @@ static int prunable(const mipr_prune_opts *o, uint32_t l)
     return in_range && !(o->keep_whole && o->keep_whole[l]);
 }
 
-/* mi: the redundancy procedure marks neurons; they rank below every unmarked one (which
- * keep their wanda-sp importance), the more important of them higher. */
-static mipr_status mi_scores(const mipr_calib *c, uint32_t l, const mipr_prune_opts *o,
-                             double *s, uint32_t *partner, uint32_t *found, mipr_error *err)
+/* mi: redundant neurons are removed by merging (prune_apply.c folds z_j ~ alpha z_p + beta
+ * into the partner's ffn_down column and the bias), so what removing one costs is what the
+ * fit leaves: |down_:,j| |residual|, with |residual|^2 = (1 - R^2) m2_j over the calibration
+ * tokens. That is the wanda-sp score of the residual, so marked and unmarked neurons rank in
+ * one order: mi never removes a neuron that costs more than the one wanda-sp would remove
+ * instead. A kept partner takes on the marked neuron's work and so its importance. */
+static mipr_status mi_scores(const mipr_model *m, const mipr_calib *c, uint32_t l,
+                             const mipr_prune_opts *o, mipr_prune_plan *p, mipr_error *err)
 {
     const mipr_calib_layer *C = &c->layers[l];
+    double *s = p->score[l];
     mipr_redundancy_opts ro = {
-        .threshold = o->mi_threshold > 0 ? o->mi_threshold : 0.5,
-        .target = (uint32_t)llround(o->ratio * C->d_ff), .clusters = o->clusters,
+        .threshold = o->mi_threshold, .min_r2 = o->mi_min_r2, .clusters = o->clusters,
         .seed = o->seed + l, .importance = s, .mi = {o->width, 0, o->seed, o->pool}};
     mipr_redundancy r;
     const float *samples;
     float *owned;
-    mipr_status st = mipr_calib_samples(c, l, &samples, &owned, err);
-    if (st == MIPR_OK)
-        st = mipr_find_redundant(samples, C->d_ff, c->n_samples, &ro, &r, err);
-    free(owned);
+    double *dn2 = malloc(C->d_ff * sizeof *dn2);
+    mipr_status st = dn2 ? mipr_calib_samples(c, l, &samples, &owned, err)
+                         : mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
     if (st)
-        return st;
-    for (uint32_t j = 0; j < C->d_ff; j++) {
-        partner[j] = r.is_marked[j] ? r.partner[j] : UINT32_MAX;
+        return free(dn2), st;
+    st = mipr_find_redundant(samples, C->d_ff, c->n_samples, &ro, &r, err);
+    free(owned);
+    if (st == MIPR_OK)
+        st = mipr_col_norms_sq(&m->layers[l].ffn_down, dn2, err);
+    for (uint32_t j = 0; st == MIPR_OK && j < C->d_ff; j++)
+        if (r.is_marked[j]) {
+            p->partner[l][j] = r.partner[j];
+            s[r.partner[j]] += s[j];
+        }
+    for (uint32_t j = 0; st == MIPR_OK && j < C->d_ff; j++)
         if (r.is_marked[j])
-            s[j] = -1.0 - 1.0 / (1.0 + s[j]);
+            s[j] = fmin(s[j], sqrt(fmax(0.0, 1.0 - r.r2[j]) * C->m2[j] * dn2[j]));
+    if (st == MIPR_OK) {
+        p->redundant[l] = r.marked;
+        p->mi_threshold[l] = r.threshold, p->mi_rho[l] = r.rho_equiv;
+        p->mi_significant[l] = r.significant, p->mi_null_level = r.null_level;
+        mipr_redundancy_free(&r);
     }
-    *found = r.marked;
-    mipr_redundancy_free(&r);
-    return MIPR_OK;
+    free(dn2);
+    return st;
 }
 
 static mipr_status score_layer(const mipr_model *m, const mipr_calib *c, uint32_t l,
@@ -95,7 +111,7 @@ static mipr_status score_layer(const mipr_model *m, const mipr_calib *c, uint32_
     mipr_status st = mipr_prune_scores(o->criterion, &m->layers[l], &c->layers[l],
                                        o->seed * 1000003u + l, p->score[l], err);
     if (st == MIPR_OK && o->criterion == MIPR_CRIT_MI && prunable(o, l))
-        st = mi_scores(c, l, o, p->score[l], p->partner[l], &p->redundant[l], err);
+        st = mi_scores(m, c, l, o, p, err);
     return st;
 }
 
@@ -189,7 +205,11 @@ static mipr_status plan_alloc(mipr_prune_plan *p, uint32_t n, mipr_error *err)
     p->score = calloc(n, sizeof *p->score);
     p->partner = calloc(n, sizeof *p->partner);
     p->redundant = calloc(n, sizeof *p->redundant);
-    if (p->width && p->keep && p->score && p->partner && p->redundant)
+    p->mi_threshold = calloc(n, sizeof *p->mi_threshold);
+    p->mi_rho = calloc(n, sizeof *p->mi_rho);
+    p->mi_significant = calloc(n, sizeof *p->mi_significant);
+    if (p->width && p->keep && p->score && p->partner && p->redundant && p->mi_threshold &&
+        p->mi_rho && p->mi_significant)
         return MIPR_OK;
     return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for a plan of %u layers", n);
 }

@@ -17,6 +17,7 @@ typedef struct {
     uint32_t *slot;   /* original index -> kept column, or UINT32_MAX */
     double *alpha, *beta; /* LS reconstruction of removed j from its partner */
     int use_bias;
+    int merged; /* some removed neuron is folded into its partner */
 } slicer;
 
 static mipr_status slice_rows(mipr_model *out, mipr_tensor *dst, const mipr_tensor *src,
@@ -58,7 +59,7 @@ static void down_row(const slicer *s, const float *full, float *kept, double *bi
         uint32_t p = s->partner ? s->partner[j] : UINT32_MAX;
         if (p != UINT32_MAX && s->alpha && s->slot[p] != UINT32_MAX) {
             kept[s->slot[p]] += (float)(s->alpha[j] * full[j]);
-            *bias += s->use_bias ? s->beta[j] * full[j] : 0.0;
+            *bias += s->beta[j] * full[j]; /* the merge is exact only with its intercept */
         } else if (s->use_bias) {
             *bias += s->C->mean[j] * full[j];
         }
@@ -84,10 +85,11 @@ static mipr_status slice_down(mipr_model *out, mipr_layer *L, const slicer *s, m
         t = MIPR_DT_F16; /* the pruned model goes to GGUF, whose blocks cannot split a row */
     size_t rb = mipr_dtype_row_bytes(t, s->k);
     char *p = mipr_model_alloc(out, rb * s->dim);
-    float *bias = s->use_bias || s->src->ffn_down_b.data ? mipr_model_alloc(out, s->dim * 4) : NULL;
+    int want_bias = s->use_bias || s->merged || s->src->ffn_down_b.data;
+    float *bias = want_bias ? mipr_model_alloc(out, s->dim * 4) : NULL;
     float *full = malloc(s->d * sizeof *full), *kept = malloc(s->k * sizeof *kept);
     mipr_status st = MIPR_OK;
-    if (!p || !full || !kept || ((s->use_bias || s->src->ffn_down_b.data) && !bias))
+    if (!p || !full || !kept || (want_bias && !bias))
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for a pruned ffn_down");
     for (uint32_t r = 0; st == MIPR_OK && r < s->dim; r++) {
         double b = s->src->ffn_down_b.data ? ((const float *)s->src->ffn_down_b.data)[r] : 0.0;
@@ -119,8 +121,10 @@ static mipr_status fit_partners(slicer *s, uint32_t l, mipr_error *err)
     if (!s->alpha || !s->beta)
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
     for (uint32_t j = 0; st == MIPR_OK && j < s->d; j++)
-        if (s->partner[j] != UINT32_MAX && !s->keep[j])
+        if (s->partner[j] != UINT32_MAX && !s->keep[j] && s->keep[s->partner[j]]) {
             least_squares(s, j, s->partner[j], &s->alpha[j], &s->beta[j]);
+            s->merged = 1;
+        }
     free(owned);
     s->samples = NULL;
     return st;
@@ -132,7 +136,7 @@ static mipr_status prune_layer(mipr_model *out, uint32_t l, const mipr_model *m,
 {
     mipr_layer *L = &out->layers[l];
     slicer s = {&m->layers[l], c, &c->layers[l], p->keep[l], p->partner[l], NULL,
-                m->layers[l].d_ff, p->width[l], m->hp.dim, NULL, NULL, NULL, o->bias};
+                m->layers[l].d_ff, p->width[l], m->hp.dim, NULL, NULL, NULL, o->bias, 0};
     *L = m->layers[l];
     if (s.k == s.d)
         return MIPR_OK; /* untouched: borrowed as it is */
@@ -142,7 +146,10 @@ static mipr_status prune_layer(mipr_model *out, uint32_t l, const mipr_model *m,
     for (uint32_t j = 0, k = 0; j < s.d; j++)
         s.slot[j] = s.keep[j] ? k++ : UINT32_MAX;
     mipr_status st = MIPR_OK;
-    if (o->least_squares && o->criterion == MIPR_CRIT_MI)
+    int has_partner = 0;
+    for (uint32_t j = 0; s.partner && j < s.d; j++)
+        has_partner |= s.partner[j] != UINT32_MAX && !s.keep[j];
+    if (has_partner)
         st = fit_partners(&s, l, err);
     L->d_ff = s.k;
     if (st == MIPR_OK && (st = slice_rows(out, &L->ffn_gate, &s.src->ffn_gate, s.keep, s.k, err)) ==

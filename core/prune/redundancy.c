@@ -1,7 +1,11 @@
-/* The paper's redundancy procedure (arXiv 2406.00030): random neuron pairs, an MI
- * threshold, and the less important member of each redundant pair marked for pruning.
- * MI comes from the all-pairs matrix when it fits (one tiled pass is far cheaper than
- * thousands of O(n^2) pairs), else pair by pair over a fixed random set of sample pairs. */
+/* Redundant neurons (arXiv 2406.00030's procedure, made exhaustive): candidate pairs are
+ * those whose normalised MI exceeds a threshold calibrated on a permutation null and whose
+ * least-squares fit explains one member from the other (R^2). Up to
+ * MIPR_REDUNDANCY_MATRIX_MAX neurons the all-pairs MI matrix gives every pair; beyond it,
+ * sign-invariant locality-sensitive hashing finds the pairs of high |rho| (the ones a
+ * linear merge can remove) and a sampled estimator gives their MI. Candidates are visited
+ * in seed-random order, the paper's stochastic element: the seed decides only which member
+ * of overlapping pairs goes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,27 +13,96 @@
 #include "mipr.h"
 #include "rng.h"
 
-#define MAX_MATRIX_NEURONS 4096u /* d^2 x 12 bytes = 192 MiB at the limit */
 #define DEFAULT_PAIR_SAMPLES 16384u
+#define DEFAULT_MIN_R2 0.9
+#define NULL_SEED 0x6e756c6cull /* the threshold must not depend on the visit seed */
+#define LSH_TABLES 8u
+#define LSH_BITS 12u
+#define LSH_WINDOW 16u /* neighbours compared in each table's sorted order */
 
 typedef struct {
     const float *x;
     uint32_t d, n;
-    mipr_mi_matrix mat;     /* when d <= MAX_MATRIX_NEURONS */
+    mipr_mi_matrix mat;     /* when d <= MIPR_REDUNDANCY_MATRIX_MAX */
     uint32_t m, *pi, *pj;   /* else: sample pairs (i, j) */
     float *inv;
     double *s, *self;       /* per neuron: sum of G, self-MI */
+    float *zs;              /* d x n: centred, unit-norm samples (zero for a constant neuron) */
+    double *mean, *sd;
 } pair_src;
+
+typedef struct {
+    uint32_t a, b;
+    double nmi;
+} cand;
+
+typedef struct {
+    cand *v;
+    size_t n, cap;
+} cand_list;
 
 static uint32_t below(uint64_t *s, uint32_t n)
 {
     return (uint32_t)(mipr_rng_next(s) % n);
 }
 
-static double g_at(const pair_src *p, uint32_t a, uint32_t q)
+static double gauss(uint64_t *s)
+{
+    double u = ((double)(mipr_rng_next(s) >> 11) + 0.5) * 0x1.0p-53;
+    double v = (double)(mipr_rng_next(s) >> 11) * 0x1.0p-53;
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static int push(cand_list *l, uint32_t a, uint32_t b, double nmi)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        cand *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return 0;
+        l->v = v, l->cap = cap;
+    }
+    l->v[l->n++] = (cand){a < b ? a : b, a < b ? b : a, nmi};
+    return 1;
+}
+
+static mipr_status standardise(pair_src *p, mipr_error *err)
+{
+    p->zs = malloc((size_t)p->d * p->n * sizeof *p->zs);
+    p->mean = malloc(p->d * sizeof *p->mean), p->sd = malloc(p->d * sizeof *p->sd);
+    if (!p->zs || !p->mean || !p->sd)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for %u x %u samples", p->d,
+                              p->n);
+    for (uint32_t a = 0; a < p->d; a++) {
+        const float *xa = p->x + (size_t)a * p->n;
+        float *z = p->zs + (size_t)a * p->n;
+        double mean = 0.0, ss = 0.0;
+        for (uint32_t i = 0; i < p->n; i++)
+            mean += xa[i];
+        mean /= p->n;
+        for (uint32_t i = 0; i < p->n; i++)
+            ss += (xa[i] - mean) * (xa[i] - mean);
+        double norm = sqrt(ss), scale = norm > 1e-30 * (1.0 + fabs(mean)) ? 1.0 / norm : 0.0;
+        for (uint32_t i = 0; i < p->n; i++)
+            z[i] = (float)((xa[i] - mean) * scale);
+        p->mean[a] = mean, p->sd[a] = scale > 0.0 ? norm / sqrt(p->n) : 0.0;
+    }
+    return MIPR_OK;
+}
+
+static double corr(const pair_src *p, uint32_t a, uint32_t b)
+{
+    const float *za = p->zs + (size_t)a * p->n, *zb = p->zs + (size_t)b * p->n;
+    double s = 0.0;
+    for (uint32_t i = 0; i < p->n; i++)
+        s += (double)za[i] * zb[i];
+    return s;
+}
+
+static double g_at(const pair_src *p, uint32_t a, uint32_t i, uint32_t j)
 {
     const float *xa = p->x + (size_t)a * p->n;
-    double dv = (double)xa[p->pi[q]] - xa[p->pj[q]];
+    double dv = (double)xa[i] - xa[j];
     return exp(-dv * dv * p->inv[a]);
 }
 
@@ -49,7 +122,7 @@ static mipr_status sampled_setup(pair_src *p, const mipr_mi_opts *o, mipr_error 
         double sg = mipr_kernel_width(p->x + (size_t)a * p->n, p->n, &o->width), s = 0, s2 = 0;
         p->inv[a] = (float)(1.0 / (sg * sg));
         for (uint32_t q = 0; q < p->m; q++) {
-            double g = g_at(p, a, q);
+            double g = g_at(p, a, p->pi[q], p->pj[q]);
             s += g, s2 += g * g;
         }
         p->s[a] = s;
@@ -58,14 +131,14 @@ static mipr_status sampled_setup(pair_src *p, const mipr_mi_opts *o, mipr_error 
     return MIPR_OK;
 }
 
-/* Normalised MI of a pair. */
-static double pair_nmi(const pair_src *p, uint32_t a, uint32_t b)
+/* Normalised MI of a pair; perm (or NULL) shuffles b's samples, for the null. */
+static double sampled_nmi(const pair_src *p, uint32_t a, uint32_t b, const uint32_t *perm)
 {
-    if (p->mat.mi)
-        return mipr_mi_normalized(&p->mat, a, b);
     double j = 0.0;
-    for (uint32_t q = 0; q < p->m; q++)
-        j += g_at(p, a, q) * g_at(p, b, q);
+    for (uint32_t q = 0; q < p->m; q++) {
+        uint32_t i = p->pi[q], k = p->pj[q];
+        j += g_at(p, a, i, k) * g_at(p, b, perm ? perm[i] : i, perm ? perm[k] : k);
+    }
     double self = 0.5 * (p->self[a] + p->self[b]);
     double mi = log2((double)p->m * j / (p->s[a] * p->s[b]));
     return self > 0.0 ? mi / self : 0.0; /* as mipr_mi_normalized */
@@ -75,83 +148,278 @@ static void pair_src_free(pair_src *p)
 {
     mipr_mi_matrix_free(&p->mat);
     free(p->pi), free(p->pj), free(p->inv), free(p->s), free(p->self);
+    free(p->zs), free(p->mean), free(p->sd);
 }
 
-/* k-means (k-means++ seeding, 10 rounds) on z-scored neuron sample vectors. */
-static mipr_status cluster(const float *x, uint32_t d, uint32_t n, uint32_t k, uint64_t seed,
-                           uint32_t *label, mipr_error *err);
+/* ---- the permutation null ---- */
 
-static void mark(mipr_redundancy *r, const double *imp, uint32_t a, uint32_t b, double nmi)
+static void shuffle_u32(uint32_t *v, uint32_t n, uint64_t *rng)
 {
-    /* the less important neuron goes; on a tie, the later one */
-    uint32_t lose = a, keep = b;
-    double ia = imp ? imp[a] : 0.0, ib = imp ? imp[b] : 0.0;
-    if (ia > ib || (ia == ib && a < b))
-        lose = b, keep = a;
-    r->is_marked[lose] = 1;
-    r->partner[lose] = keep;
-    r->pair_mi[lose] = (float)nmi;
-    r->marked++;
-}
-
-static int draw_pair(uint64_t *rng, uint32_t d, const uint32_t *label, const uint32_t *members,
-                     const uint32_t *start, uint32_t *a, uint32_t *b)
-{
-    *a = below(rng, d);
-    if (!label) {
-        *b = below(rng, d - 1);
-        *b += *b >= *a;
-        return 1;
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = i;
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = below(rng, i), t = v[i - 1];
+        v[i - 1] = v[j], v[j] = t;
     }
-    uint32_t c = label[*a], size = start[c + 1] - start[c];
-    if (size < 2)
-        return 0;
-    *b = members[start[c] + below(rng, size)];
-    return *b != *a;
 }
 
-static mipr_status draw_all(const pair_src *p, const mipr_redundancy_opts *o,
-                            const uint32_t *label, const uint32_t *members, const uint32_t *start,
-                            mipr_redundancy *r)
+/* Exact alpha = 2 normalised MI of (a, permuted b) from two stored G matrices. */
+static double exact_null_pair(const float *ga, const float *gb, uint32_t n, const uint32_t *pm)
 {
-    uint64_t rng = o->seed ^ 0x64726177ull, max = o->max_draws ? o->max_draws : 50ull * p->d;
-    uint32_t target = o->target ? o->target : p->d - 1;
-    for (; r->draws < max && r->marked < target && r->marked + 1 < p->d; r->draws++) {
-        uint32_t a, b;
-        if (!draw_pair(&rng, p->d, label, members, start, &a, &b) || r->is_marked[a] ||
-            r->is_marked[b])
-            continue;
-        double nmi = pair_nmi(p, a, b);
-        if (nmi > o->threshold) {
-            r->redundant_pairs++;
-            mark(r, o->importance, a, b, nmi);
+    double sa = 0, sb = 0, saa = 0, sbb = 0, j = 0;
+    for (uint32_t u = 0; u < n; u++) {
+        const float *ra = ga + (size_t)u * n, *rb = gb + (size_t)pm[u] * n, *rs = gb + (size_t)u * n;
+        for (uint32_t v = 0; v < n; v++) {
+            double x = ra[v], y = rs[v];
+            sa += x, sb += y, saa += x * x, sbb += y * y;
+            j += x * rb[pm[v]];
         }
     }
+    double n2 = (double)n * n, ia = log2(n2 * saa / (sa * sa)), ib = log2(n2 * sbb / (sb * sb));
+    double self = 0.5 * (ia + ib);
+    return self > 0.0 ? log2(n2 * j / (sa * sb)) / self : 0.0;
+}
+
+/* A pool of non-constant neurons whose G matrices fit in 32 MiB. */
+static uint32_t null_pool(const pair_src *p, uint64_t *rng, uint32_t *pool)
+{
+    uint32_t want = (uint32_t)((1u << 23) / ((size_t)p->n * p->n)), k = 0;
+    want = want < 2 ? 2 : want > 16 ? 16 : want;
+    for (uint32_t tries = 0; k < want && tries < 8 * p->d; tries++) {
+        uint32_t a = below(rng, p->d), dup = 0;
+        for (uint32_t i = 0; i < k; i++)
+            dup |= pool[i] == a;
+        if (!dup && p->sd[a] > 0.0)
+            pool[k++] = a;
+    }
+    return k;
+}
+
+static mipr_status exact_null(const pair_src *p, uint64_t *rng, const uint32_t *pool, uint32_t k,
+                              uint32_t *perm, double *worst, mipr_error *err)
+{
+    float *g = malloc((size_t)k * p->n * p->n * sizeof *g);
+    if (!g)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for the MI null");
+    for (uint32_t t = 0; t < k; t++) {
+        const float *xa = p->x + (size_t)pool[t] * p->n;
+        double s = p->mat.sigma[pool[t]], inv = 1.0 / (s * s);
+        for (uint32_t u = 0; u < p->n; u++)
+            for (uint32_t v = 0; v < p->n; v++) {
+                double dv = (double)xa[u] - xa[v];
+                g[((size_t)t * p->n + u) * p->n + v] = (float)exp(-dv * dv * inv);
+            }
+    }
+    for (uint32_t q = 0; q < MIPR_REDUNDANCY_NULL_PAIRS; q++) {
+        uint32_t a = below(rng, k), b = below(rng, k - 1);
+        b += b >= a;
+        shuffle_u32(perm, p->n, rng);
+        double v = exact_null_pair(g + (size_t)a * p->n * p->n, g + (size_t)b * p->n * p->n,
+                                   p->n, perm);
+        *worst = fmax(*worst, v);
+    }
+    free(g);
     return MIPR_OK;
 }
 
-static mipr_status group(const float *x, uint32_t d, uint32_t n, const mipr_redundancy_opts *o,
-                         uint32_t **label, uint32_t **members, uint32_t **start, mipr_error *err)
+/* The threshold: the largest normalised MI of MIPR_REDUNDANCY_NULL_PAIRS pairs made
+ * independent by shuffling one member's samples (a per-pair level of 1/256). */
+static mipr_status null_threshold(const pair_src *p, double *t, mipr_error *err)
 {
-    uint32_t k = o->clusters;
-    *label = malloc(d * sizeof **label), *members = malloc(d * sizeof **members);
-    *start = calloc(k + 1, sizeof **start);
-    if (!*label || !*members || !*start)
-        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for %u clusters", k);
-    mipr_status st = cluster(x, d, n, k, o->seed, *label, err);
+    uint64_t rng = NULL_SEED;
+    uint32_t pool[16], *perm = malloc(p->n * sizeof *perm);
+    if (!perm)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    uint32_t k = null_pool(p, &rng, pool);
+    double worst = -1.0;
+    mipr_status st = MIPR_OK;
+    if (k < 2)
+        worst = 1.0; /* (almost) every neuron constant: nothing can be significant */
+    else if (p->mat.mi)
+        st = exact_null(p, &rng, pool, k, perm, &worst, err);
+    for (uint32_t q = 0; k >= 2 && !p->mat.mi && q < MIPR_REDUNDANCY_NULL_PAIRS; q++) {
+        uint32_t a = below(&rng, p->d), b = below(&rng, p->d - 1);
+        b += b >= a;
+        shuffle_u32(perm, p->n, &rng);
+        worst = fmax(worst, sampled_nmi(p, a, b, perm));
+    }
+    free(perm);
+    *t = worst;
+    return st;
+}
+
+/* ---- candidates ---- */
+
+static mipr_status matrix_candidates(const pair_src *p, double t, double min_r2, cand_list *l,
+                                     mipr_redundancy *r, mipr_error *err)
+{
+    for (uint32_t a = 0; a < p->d; a++)
+        for (uint32_t b = a + 1; b < p->d; b++) {
+            double nmi = mipr_mi_normalized(&p->mat, a, b);
+            if (!(nmi > t))
+                continue;
+            r->significant++;
+            double rho = corr(p, a, b);
+            if (rho * rho >= min_r2 && !push(l, a, b, nmi))
+                return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for candidate pairs");
+        }
+    return MIPR_OK;
+}
+
+typedef struct {
+    uint64_t key;
+    uint32_t a;
+} hashed;
+
+static int by_key(const void *x, const void *y)
+{
+    const hashed *a = x, *b = y;
+    return (a->key > b->key) - (a->key < b->key);
+}
+
+/* One table: a random direction fixes each neuron's sign (so x and -x look the same), then
+ * LSH_BITS random hyperplanes and the canonical projection order the neurons; neighbours
+ * within LSH_WINDOW of each other in that order are compared by |rho|. */
+static void lsh_table(const pair_src *p, uint64_t *rng, float *h, hashed *v, uint32_t *nv)
+{
+    uint32_t n = p->n, k = 0;
+    for (uint32_t q = 0; q < (LSH_BITS + 1) * n; q++)
+        h[q] = (float)gauss(rng);
+    for (uint32_t a = 0; a < p->d; a++) {
+        if (p->sd[a] <= 0.0)
+            continue;
+        const float *z = p->zs + (size_t)a * n;
+        double proj[LSH_BITS + 1];
+        for (uint32_t b = 0; b <= LSH_BITS; b++) {
+            double s = 0.0;
+            for (uint32_t i = 0; i < n; i++)
+                s += (double)z[i] * h[b * n + i];
+            proj[b] = s;
+        }
+        double sign = proj[0] < 0.0 ? -1.0 : 1.0, c = sign * proj[0] / (1.0 + sign * proj[0]);
+        uint64_t code = 0;
+        for (uint32_t b = 1; b <= LSH_BITS; b++)
+            code = code << 1 | (sign * proj[b] >= 0.0);
+        v[k++] = (hashed){code << 32 | (uint64_t)(c * 4294967295.0), a};
+    }
+    qsort(v, k, sizeof *v, by_key);
+    *nv = k;
+}
+
+static int by_pair(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    if (a->a != b->a)
+        return (a->a > b->a) - (a->a < b->a);
+    return (a->b > b->b) - (a->b < b->b);
+}
+
+static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2, uint64_t cap,
+                                     cand_list *l, mipr_redundancy *r, mipr_error *err)
+{
+    float *h = malloc((size_t)(LSH_BITS + 1) * p->n * sizeof *h);
+    hashed *v = malloc(p->d * sizeof *v);
+    mipr_status st = h && v ? MIPR_OK : mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    uint64_t rng = NULL_SEED ^ 0x6c7368ull;
+    for (uint32_t tb = 0; st == MIPR_OK && tb < LSH_TABLES; tb++) {
+        uint32_t nv;
+        lsh_table(p, &rng, h, v, &nv);
+        for (uint32_t i = 0; st == MIPR_OK && i < nv; i++)
+            for (uint32_t k = i + 1; k < nv && k <= i + LSH_WINDOW; k++) {
+                if (v[k].key >> 32 != v[i].key >> 32)
+                    break;
+                double rho = corr(p, v[i].a, v[k].a);
+                if (rho * rho >= min_r2 && l->n < cap && !push(l, v[i].a, v[k].a, 0.0))
+                    st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+            }
+    }
+    free(h), free(v);
     if (st)
         return st;
-    for (uint32_t a = 0; a < d; a++)
-        (*start)[(*label)[a] + 1]++;
-    for (uint32_t c = 0; c < k; c++)
-        (*start)[c + 1] += (*start)[c];
-    uint32_t *fill = calloc(k, sizeof *fill);
-    if (!fill)
-        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
-    for (uint32_t a = 0; a < d; a++)
-        (*members)[(*start)[(*label)[a]] + fill[(*label)[a]]++] = a;
-    free(fill);
+    qsort(l->v, l->n, sizeof *l->v, by_pair);
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (i && l->v[i].a == l->v[i - 1].a && l->v[i].b == l->v[i - 1].b)
+            continue;
+        double nmi = sampled_nmi(p, l->v[i].a, l->v[i].b, NULL);
+        if (nmi > t)
+            r->significant++, l->v[k++] = (cand){l->v[i].a, l->v[i].b, nmi};
+    }
+    l->n = k;
     return MIPR_OK;
+}
+
+/* ---- k-means (clusters) on sign-canonical z-scored samples ---- */
+
+static mipr_status cluster(const pair_src *p, uint32_t k, uint64_t seed, uint32_t *label,
+                           mipr_error *err);
+
+/* ---- visiting ---- */
+
+static void fit(const pair_src *p, uint32_t lose, uint32_t keep, mipr_redundancy *r)
+{
+    double rho = corr(p, lose, keep);
+    double alpha = p->sd[keep] > 0.0 ? rho * p->sd[lose] / p->sd[keep] : 0.0;
+    r->alpha[lose] = (float)alpha;
+    r->beta[lose] = (float)(p->mean[lose] - alpha * p->mean[keep]);
+    r->r2[lose] = (float)(rho * rho);
+}
+
+static void visit(const pair_src *p, const mipr_redundancy_opts *o, cand_list *l, double *imp,
+                  uint8_t *is_partner, mipr_redundancy *r)
+{
+    uint64_t rng = o->seed ^ 0x64726177ull;
+    for (size_t i = l->n; i > 1; i--) {
+        size_t j = (size_t)(mipr_rng_next(&rng) % i);
+        cand t = l->v[i - 1];
+        l->v[i - 1] = l->v[j], l->v[j] = t;
+    }
+    uint32_t target = o->target ? o->target : p->d - 1;
+    for (size_t i = 0; i < l->n && r->marked < target && r->marked + 1 < p->d; i++) {
+        uint32_t a = l->v[i].a, b = l->v[i].b, lose, keep;
+        if (r->is_marked[a] || r->is_marked[b] || (is_partner[a] && is_partner[b]))
+            continue;
+        r->draws++;
+        if (is_partner[a] || is_partner[b])
+            lose = is_partner[a] ? b : a;
+        else /* the less important neuron goes; on a tie, the later one */
+            lose = imp[a] > imp[b] || (imp[a] == imp[b] && a < b) ? b : a;
+        keep = lose == a ? b : a;
+        r->is_marked[lose] = 1, is_partner[keep] = 1;
+        r->partner[lose] = keep;
+        r->pair_mi[lose] = (float)l->v[i].nmi;
+        fit(p, lose, keep, r);
+        imp[keep] += imp[lose];
+        r->marked++;
+    }
+}
+
+static mipr_status same_cluster_only(const pair_src *p, const mipr_redundancy_opts *o,
+                                     cand_list *l, mipr_error *err)
+{
+    uint32_t *label = malloc(p->d * sizeof *label);
+    if (!label)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for %u clusters", o->clusters);
+    mipr_status st = cluster(p, o->clusters, o->seed, label, err);
+    size_t k = 0;
+    for (size_t i = 0; st == MIPR_OK && i < l->n; i++)
+        if (label[l->v[i].a] == label[l->v[i].b])
+            l->v[k++] = l->v[i];
+    if (st == MIPR_OK)
+        l->n = k;
+    free(label);
+    return st;
+}
+
+static mipr_status alloc_result(mipr_redundancy *r, uint32_t d, mipr_error *err)
+{
+    r->is_marked = calloc(d, 1), r->partner = calloc(d, sizeof *r->partner);
+    r->pair_mi = calloc(d, sizeof *r->pair_mi);
+    r->alpha = calloc(d, sizeof *r->alpha), r->beta = calloc(d, sizeof *r->beta);
+    r->r2 = calloc(d, sizeof *r->r2);
+    if (r->is_marked && r->partner && r->pair_mi && r->alpha && r->beta && r->r2)
+        return MIPR_OK;
+    return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
 }
 
 void mipr_redundancy_free(mipr_redundancy *r)
@@ -159,7 +427,34 @@ void mipr_redundancy_free(mipr_redundancy *r)
     if (!r)
         return;
     free(r->is_marked), free(r->partner), free(r->pair_mi);
+    free(r->alpha), free(r->beta), free(r->r2);
     memset(r, 0, sizeof *r);
+}
+
+static mipr_status search(pair_src *p, const mipr_redundancy_opts *o, mipr_redundancy *r,
+                          cand_list *l, mipr_error *err)
+{
+    double min_r2 = o->min_r2 > 0.0 ? o->min_r2 : DEFAULT_MIN_R2;
+    mipr_status st = standardise(p, err);
+    if (st == MIPR_OK)
+        st = p->d <= MIPR_REDUNDANCY_MATRIX_MAX
+                 ? mipr_mi_all_pairs(p->x, p->d, p->n, &o->mi, &p->mat, err)
+                 : sampled_setup(p, &o->mi, err);
+    r->threshold = o->threshold;
+    if (st == MIPR_OK && !(o->threshold > 0.0)) {
+        st = null_threshold(p, &r->threshold, err);
+        r->null_level = 1.0 / (MIPR_REDUNDANCY_NULL_PAIRS + 1);
+    }
+    if (st == MIPR_OK) {
+        uint64_t cap = o->max_draws ? o->max_draws : 64ull * p->d;
+        st = p->mat.mi ? matrix_candidates(p, r->threshold, min_r2, l, r, err)
+                       : hashed_candidates(p, r->threshold, min_r2, cap, l, r, err);
+    }
+    r->redundant_pairs = st == MIPR_OK ? l->n : 0;
+    if (st == MIPR_OK && o->clusters > 1)
+        st = same_cluster_only(p, o, l, err);
+    r->rho_equiv = mipr_mi_rho_equivalent(r->threshold, p->n, &o->mi.width);
+    return st;
 }
 
 mipr_status mipr_find_redundant(const float *samples, uint32_t d, uint32_t n,
@@ -171,24 +466,60 @@ mipr_status mipr_find_redundant(const float *samples, uint32_t d, uint32_t n,
         return mipr_error_set(err, MIPR_ERR_ARG, "redundancy: %u neurons, %u samples, %u "
                               "clusters", d, n, o->clusters);
     pair_src p = {.x = samples, .d = d, .n = n};
-    uint32_t *label = NULL, *members = NULL, *start = NULL;
-    r->is_marked = calloc(d, 1), r->partner = calloc(d, sizeof *r->partner);
-    r->pair_mi = calloc(d, sizeof *r->pair_mi);
-    mipr_status st = r->is_marked && r->partner && r->pair_mi
-                         ? MIPR_OK
-                         : mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+    cand_list l = {0};
+    double *imp = malloc(d * sizeof *imp);
+    uint8_t *is_partner = calloc(d, 1);
+    mipr_status st = imp && is_partner ? alloc_result(r, d, err)
+                                       : mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
     if (st == MIPR_OK)
-        st = d <= MAX_MATRIX_NEURONS ? mipr_mi_all_pairs(samples, d, n, &o->mi, &p.mat, err)
-                                     : sampled_setup(&p, &o->mi, err);
-    if (st == MIPR_OK && o->clusters > 1)
-        st = group(samples, d, n, o, &label, &members, &start, err);
-    if (st == MIPR_OK)
-        st = draw_all(&p, o, o->clusters > 1 ? label : NULL, members, start, r);
+        st = search(&p, o, r, &l, err);
+    if (st == MIPR_OK) {
+        for (uint32_t a = 0; a < d; a++)
+            imp[a] = o->importance ? o->importance[a] : 0.0;
+        visit(&p, o, &l, imp, is_partner, r);
+    }
     pair_src_free(&p);
-    free(label), free(members), free(start);
+    free(l.v), free(imp), free(is_partner);
     if (st)
         mipr_redundancy_free(r);
     return st;
+}
+
+/* ---- the Gaussian equivalent of a threshold ---- */
+
+static double gaussian_nmi(double rho, const float *x, const float *e, float *y, uint32_t n,
+                           const mipr_width *w)
+{
+    for (uint32_t i = 0; i < n; i++)
+        y[i] = (float)(rho * x[i] + sqrt(1.0 - rho * rho) * e[i]);
+    double sx = mipr_kernel_width(x, n, w), sy = mipr_kernel_width(y, n, w);
+    double self = 0.5 * (mipr_mi2_pair(x, x, n, sx, sx) + mipr_mi2_pair(y, y, n, sy, sy));
+    return self > 0.0 ? mipr_mi2_pair(x, y, n, sx, sy) / self : 0.0;
+}
+
+double mipr_mi_rho_equivalent(double nmi, uint32_t n, const mipr_width *w)
+{
+    n = n < 2 ? 2 : n > 1024 ? 1024 : n; /* the curve's drift with n is slow beyond */
+    float *x = malloc(3 * (size_t)n * sizeof *x);
+    if (!x || !(nmi > 0.0)) {
+        free(x);
+        return 0.0;
+    }
+    uint64_t rng = NULL_SEED ^ 0x72686full;
+    for (uint32_t i = 0; i < 2 * n; i++)
+        x[i] = (float)gauss(&rng);
+    double lo = 0.0, hi = 0.9999;
+    if (gaussian_nmi(hi, x, x + n, x + 2 * n, n, w) < nmi)
+        lo = hi = 1.0;
+    for (int it = 0; it < 14 && hi > lo; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (gaussian_nmi(mid, x, x + n, x + 2 * n, n, w) < nmi)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    free(x);
+    return 0.5 * (lo + hi);
 }
 
 /* ---- k-means ---- */
@@ -201,19 +532,17 @@ static double dist2(const float *a, const float *b, uint32_t n)
     return s;
 }
 
-static void zscore(float *z, const float *x, uint32_t d, uint32_t n)
+/* The unit-norm samples with each neuron's sign chosen by the sign of its largest-magnitude
+ * sample: a neuron and its negated (or scaled) copy become the same point. */
+static void canonical(float *z, const pair_src *p)
 {
-    for (uint32_t a = 0; a < d; a++) {
-        const float *xa = x + (size_t)a * n;
-        double mean = 0.0, ss = 0.0;
-        for (uint32_t i = 0; i < n; i++)
-            mean += xa[i];
-        mean /= n;
-        for (uint32_t i = 0; i < n; i++)
-            ss += (xa[i] - mean) * (xa[i] - mean);
-        double sd = ss > 0.0 ? sqrt(ss / n) : 1.0;
-        for (uint32_t i = 0; i < n; i++)
-            z[(size_t)a * n + i] = (float)((xa[i] - mean) / sd);
+    for (uint32_t a = 0; a < p->d; a++) {
+        const float *s = p->zs + (size_t)a * p->n;
+        float *o = z + (size_t)a * p->n, big = 0.0f;
+        for (uint32_t i = 0; i < p->n; i++)
+            big = fabsf(s[i]) > fabsf(big) ? s[i] : big;
+        for (uint32_t i = 0; i < p->n; i++)
+            o[i] = big < 0.0f ? -s[i] : s[i];
     }
 }
 
@@ -267,9 +596,10 @@ static void update(const float *z, uint32_t d, uint32_t n, uint32_t k, float *ce
     }
 }
 
-static mipr_status cluster(const float *x, uint32_t d, uint32_t n, uint32_t k, uint64_t seed,
-                           uint32_t *label, mipr_error *err)
+static mipr_status cluster(const pair_src *p, uint32_t k, uint64_t seed, uint32_t *label,
+                           mipr_error *err)
 {
+    uint32_t d = p->d, n = p->n;
     float *z = malloc((size_t)d * n * sizeof *z), *cent = malloc((size_t)k * n * sizeof *cent);
     double *tmp = malloc((d > n ? d : n) * sizeof *tmp);
     mipr_status st = MIPR_OK;
@@ -277,7 +607,7 @@ static mipr_status cluster(const float *x, uint32_t d, uint32_t n, uint32_t k, u
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for k-means");
     } else {
         uint64_t rng = seed ^ 0x6b6d65616e73ull;
-        zscore(z, x, d, n);
+        canonical(z, p);
         seed_centres(z, d, n, k, &rng, cent, tmp);
         for (int round = 0; round < 10; round++) {
             assign(z, d, n, k, cent, label);

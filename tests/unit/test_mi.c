@@ -203,30 +203,85 @@ static void test_subsampled_error(void)
     mipr_mi_matrix_free(&exact), mipr_mi_matrix_free(&approx);
 }
 
+/* Copies of the kinds a merge must remove: exact, x0.5, x-1.5, and + noise at 1 % of the
+ * variance; kind = copy index % 4. */
+static void plant(float *s, size_t d, size_t n, size_t first)
+{
+    for (size_t a = 0; a < d; a++)
+        for (size_t i = 0; i < n; i++) {
+            const float src = a >= first ? s[(a - first) * n + i] : 0.0f;
+            static const float scale[4] = {1.0f, 0.5f, -1.5f, 1.0f};
+            s[a * n + i] = a < first ? (float)gauss()
+                                     : src * scale[(a - first) % 4] +
+                                           ((a - first) % 4 == 3 ? 0.1f * (float)gauss() : 0.0f);
+        }
+}
+
+/* Default settings (null threshold, every pair visited, R^2 gate), every seed, with and
+ * without clusters: all 16 copies are found, each merged into its source. */
 static void test_redundancy(void)
 {
     enum { D = 96, N = 128 };
     static float s[D * N];
     double imp[D];
-    for (size_t a = 0; a < D; a++) {
-        for (size_t i = 0; i < N; i++)
-            s[a * N + i] = a >= 80 ? s[(a - 80) * N + i] * 1.5f : (float)gauss();
+    plant(s, D, N, 80);
+    for (size_t a = 0; a < D; a++)
         imp[a] = a >= 80 ? 0.5 : 1.0; /* the copies matter less */
-    }
     mipr_error err = {0};
-    for (uint32_t k = 0; k <= 4; k += 4) {
-        mipr_redundancy_opts o = {.threshold = 0.9, .target = 16, .max_draws = 200000,
-                                  .clusters = k, .seed = 3, .importance = imp,
-                                  .mi = {silverman, 0, 1, NULL}};
-        mipr_redundancy r;
-        CHECK_OK(mipr_find_redundant(s, D, N, &o, &r, &err), &err);
-        printf("redundancy (clusters %u): %u marked in %llu draws\n", k, r.marked,
-               (unsigned long long)r.draws);
-        CHECK(r.marked == 16);
-        for (size_t a = 0; a < D; a++)
-            CHECK(r.is_marked[a] == (a >= 80) && (a < 80 || r.partner[a] == a - 80));
-        mipr_redundancy_free(&r);
+    for (uint32_t k = 0; k <= 4; k += 4)
+        for (uint64_t seed = 0; seed < 10; seed++) {
+            mipr_redundancy_opts o = {.target = 16, .clusters = k, .seed = seed,
+                                      .importance = imp, .mi = {silverman, 0, 1, NULL}};
+            mipr_redundancy r;
+            CHECK_OK(mipr_find_redundant(s, D, N, &o, &r, &err), &err);
+            if (seed == 0)
+                printf("redundancy (clusters %u): %u marked, %llu pairs visited, threshold "
+                       "%.4f (p %.4f, Gaussian |rho| %.3f), %llu significant pairs\n", k,
+                       r.marked, (unsigned long long)r.draws, r.threshold, r.null_level,
+                       r.rho_equiv, (unsigned long long)r.significant);
+            CHECK(r.marked == 16 && r.null_level > 0.0 && r.threshold < 0.5);
+            for (size_t a = 0; a < D; a++) {
+                CHECK(r.is_marked[a] == (a >= 80) && (a < 80 || r.partner[a] == a - 80));
+                if (a >= 80 && (a - 80) % 4 != 3) /* an exact merge */
+                    CHECK(r.r2[a] > 0.9999f &&
+                          fabsf(r.alpha[a] - (float[]){1.0f, 0.5f, -1.5f}[(a - 80) % 4]) < 1e-4f);
+            }
+            mipr_redundancy_free(&r);
+        }
+}
+
+/* Beyond the all-pairs bound: the hashed candidate search's recall of planted copies. */
+static void test_redundancy_hashed(void)
+{
+    enum { D = 4600, N = 64, COPIES = 64 };
+    static float s[D * N];
+    plant(s, D, N, D - COPIES);
+    mipr_error err = {0};
+    mipr_redundancy_opts o = {.mi = {silverman, 0, 1, NULL}};
+    mipr_redundancy r;
+    CHECK_OK(mipr_find_redundant(s, D, N, &o, &r, &err), &err);
+    uint32_t found[4] = {0};
+    for (size_t a = D - COPIES; a < D; a++) {
+        uint32_t src = (uint32_t)(a - (D - COPIES));
+        found[src % 4] += (r.is_marked[a] && r.partner[a] == src) ||
+                          (r.is_marked[src] && r.partner[src] == a);
     }
+    printf("hashed search, %u neurons: found %u/%u exact, %u/%u x0.5, %u/%u x-1.5, %u/%u noisy "
+           "copies; %u marked; threshold %.4f\n", D, found[0], COPIES / 4, found[1], COPIES / 4,
+           found[2], COPIES / 4, found[3], COPIES / 4, r.marked, r.threshold);
+    CHECK(found[0] == COPIES / 4 && found[1] == COPIES / 4 && found[2] == COPIES / 4);
+    CHECK(found[3] >= COPIES / 4 - 1 && r.marked <= COPIES);
+    mipr_redundancy_free(&r);
+}
+
+/* The Gaussian equivalent of a threshold: normalised MI 0.5 is |rho| ~ 0.86 at n = 512. */
+static void test_rho_equivalent(void)
+{
+    double lo = mipr_mi_rho_equivalent(0.2, 512, &silverman);
+    double mid = mipr_mi_rho_equivalent(0.5, 512, &silverman);
+    printf("Gaussian |rho| for normalised MI 0.2: %.3f, 0.5: %.3f\n", lo, mid);
+    CHECK(lo < mid && mid > 0.8 && mid < 0.95);
+    CHECK(mipr_mi_rho_equivalent(-0.1, 512, &silverman) == 0.0);
 }
 
 int main(void)
@@ -239,5 +294,7 @@ int main(void)
     test_all_pairs();
     test_subsampled_error();
     test_redundancy();
+    test_redundancy_hashed();
+    test_rho_equivalent();
     return mipr_test_finish("mi");
 }
