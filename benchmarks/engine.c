@@ -252,7 +252,7 @@ static mipr_status run_engine(const options *o, mipr_model *m, mipr_pool *pool, 
     mipr_engine_set_pool(e, pool);
     int32_t *ids = malloc(ctx * sizeof *ids);
     float *logits = malloc((size_t)o->s->vocab * sizeof *logits);
-    if ((st = mipr_engine_set_backend(e, o->backend, err)) == MIPR_OK && (!ids || !logits))
+    if ((st = mipr_engine_set_backend(e, o->backend, mipr_xnnpack_provider(), err)) == MIPR_OK && (!ids || !logits))
         st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
     for (uint32_t i = 0; st == MIPR_OK && i < ctx; i++)
         ids[i] = (int32_t)(3 + (i * 7919u) % (o->s->vocab - 3));
@@ -268,7 +268,7 @@ static mipr_status run_engine(const options *o, mipr_model *m, mipr_pool *pool, 
         printf("%s %s, %u thread(s), kernels %s, backend %s%s: prefill %u tokens %.1f tok/s, "
                "decode %u tokens %.1f tok/s (%llu parameters)\n", o->s->name,
                mipr_dtype_name(o->type), mipr_pool_threads(pool), mipr_kernels()->isa,
-               mipr_backend_name(o->backend), mipr_engine_uses_xnnpack(e) ? " (XNNPACK on)" : "",
+               mipr_backend_name(o->backend), mipr_engine_uses_provider(e) ? " (XNNPACK on)" : "",
                o->prefill, r->prefill_tps, o->decode, r->decode_tps,
                (unsigned long long)r->params);
     free(ids), free(logits);

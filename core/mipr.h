@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "mipr_runtime.h"
+#include "mipr_xnnpack.h"
 
 #ifdef __cplusplus
 extern "C" {

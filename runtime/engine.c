@@ -8,7 +8,6 @@
 
 #include "mipr_runtime.h"
 #include "stream.h"
-#include "xnn.h"
 
 struct mipr_engine {
     const mipr_model *m;
@@ -23,7 +22,8 @@ struct mipr_engine {
     void *observer_ctx;
     mipr_pool *pool;
     mipr_backend backend;
-    mipr_xnn *xnn;             /* XNNPACK operators when the backend uses them, else NULL */
+    const mipr_prefill_provider *prov; /* the prefill provider in use, with its state */
+    void *prov_state;                  /* NULL: our gemm runs every prefill matmul */
     const struct mipr_stream_ *stream; /* any streamed tensor of the model, else NULL */
 };
 
@@ -109,6 +109,14 @@ mipr_status mipr_engine_new(mipr_engine **out, const mipr_model *m, uint32_t max
     return MIPR_OK;
 }
 
+static void drop_provider(mipr_engine *e)
+{
+    if (e->prov_state)
+        e->prov->destroy(e->prov_state);
+    e->prov_state = NULL;
+    e->prov = NULL;
+}
+
 void mipr_engine_free(mipr_engine *e)
 {
     if (!e)
@@ -117,7 +125,7 @@ void mipr_engine_free(mipr_engine *e)
                      e->value_cache};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
-    mipr_xnn_free(e->xnn);
+    drop_provider(e);
     free(e);
 }
 
@@ -132,20 +140,22 @@ void mipr_engine_set_pool(mipr_engine *e, mipr_pool *pool)
     e->pool = pool;
 }
 
-mipr_status mipr_engine_set_backend(mipr_engine *e, mipr_backend b, mipr_error *err)
+mipr_status mipr_engine_set_backend(mipr_engine *e, mipr_backend b,
+                                    const mipr_prefill_provider *p, mipr_error *err)
 {
     if ((unsigned)b > MIPR_BACKEND_AUTO)
         return mipr_error_set(err, MIPR_ERR_ARG, "backend %u is not a mipr_backend", (unsigned)b);
-    int want = b == MIPR_BACKEND_XNNPACK ||
-               (b == MIPR_BACKEND_AUTO && mipr_backend_available(MIPR_BACKEND_XNNPACK) &&
-                mipr_xnn_auto_wins(e->k->isa));
-    if (want && !e->xnn) {
-        mipr_status st = mipr_xnn_new(&e->xnn, e->m, err);
+    if (b == MIPR_BACKEND_XNNPACK && !p)
+        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "the XNNPACK backend needs its provider "
+                              "(libmipr_xnnpack's mipr_xnnpack_provider())");
+    int want = b == MIPR_BACKEND_XNNPACK || (b == MIPR_BACKEND_AUTO && p && p->beats_ours(e->k->isa));
+    if (!want || e->prov != p)
+        drop_provider(e); /* the weight copy goes with it */
+    if (want && !e->prov_state) {
+        mipr_status st = p->create(&e->prov_state, e->m, err);
         if (st)
-            return st; /* the engine keeps its previous backend */
-    } else if (!want) {
-        mipr_xnn_free(e->xnn); /* the weight copy goes with it */
-        e->xnn = NULL;
+            return st; /* without a provider: OURS until a selection succeeds */
+        e->prov = p;
     }
     e->backend = b;
     return MIPR_OK;
@@ -156,9 +166,27 @@ mipr_backend mipr_engine_backend(const mipr_engine *e)
     return e->backend;
 }
 
-int mipr_engine_uses_xnnpack(const mipr_engine *e)
+int mipr_engine_uses_provider(const mipr_engine *e)
 {
-    return e->xnn != NULL;
+    return e->prov_state != NULL;
+}
+
+static const char *const backend_names[] = {"ours", "xnnpack", "auto"};
+
+const char *mipr_backend_name(mipr_backend b)
+{
+    return b <= MIPR_BACKEND_AUTO ? backend_names[b] : "?";
+}
+
+mipr_status mipr_backend_parse(const char *name, mipr_backend *out, mipr_error *err)
+{
+    for (unsigned i = 0; name && i <= MIPR_BACKEND_AUTO; i++)
+        if (!strcmp(name, backend_names[i])) {
+            *out = (mipr_backend)i;
+            return MIPR_OK;
+        }
+    return mipr_error_set(err, MIPR_ERR_ARG, "unknown backend '%s' (expected ours, xnnpack or auto)",
+                          name ? name : "(null)");
 }
 
 const mipr_model *mipr_engine_model(const mipr_engine *e)
@@ -239,7 +267,7 @@ static void matmul(const mipr_engine *e, float *y, const mipr_tensor *w, const f
 static void matmul_resident(const mipr_engine *e, float *y, const mipr_tensor *w,
                             const float *x, uint32_t n)
 {
-    if (n > 1 && e->xnn && mipr_xnn_matmul(e->xnn, y, w, x, n, e->pool))
+    if (n > 1 && e->prov_state && e->prov->matmul(e->prov_state, y, w, x, n, e->pool))
         return; /* not bit-identical to gemm: see mipr_engine_set_backend */
     size_t threads = mipr_pool_threads(e->pool);
     matmul_job j = {e->k, y, w, x, n, 0};
@@ -459,7 +487,7 @@ mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t 
             classify(e, logits + (size_t)done * hp->vocab_size, 0, c);
         else if (logits && done + c == n)
             classify(e, logits, c - 1, 1);
-        mipr_status st = e->xnn ? mipr_xnn_take_error(e->xnn, err) : MIPR_OK;
+        mipr_status st = e->prov_state ? e->prov->take_error(e->prov_state, err) : MIPR_OK;
         if (st == MIPR_OK)
             st = take_stream_error(e, err);
         if (st)

@@ -321,24 +321,45 @@ mipr_status mipr_engine_forward(mipr_engine *e, const int32_t *tokens, uint32_t 
  *   (about 1e-6 of the largest logit; tests/unit/test_xnn.c states the tolerance) and prefill/decode
  *   bit-identity no longer holds. It copies the weights it uses: F32 weight memory doubles
  *   (the tied output matrix included) for as long as the backend is selected.
- * AUTO: XNNPACK only where it was measured to beat our gemm (runtime/xnn.c has the rule and
- *   the numbers: on x86-64 with AVX2+FMA never; with our scalar kernel table always);
- *   otherwise OURS with no copy. Opt-in for the same rounding reason.
- * Selecting XNNPACK in a build without it fails with MIPR_ERR_UNSUPPORTED (AUTO then falls
- * back to OURS). The engine's pool (mipr_engine_set_pool) also runs XNNPACK's threads. */
+ * AUTO: XNNPACK only where it was measured to beat our gemm (runtime/xnnpack/xnnpack.c has
+ *   the rule and the numbers: on x86-64 with AVX2+FMA never; with our scalar kernel table
+ *   always); otherwise OURS with no copy. Opt-in for the same rounding reason.
+ * The runtime itself never links XNNPACK (a device binary such as mipr-run stays without
+ * it): the operator comes from a provider, libmipr_xnnpack's mipr_xnnpack_provider(), that
+ * the caller passes in. Selecting XNNPACK without a provider, or with one built without
+ * XNNPACK, fails with MIPR_ERR_UNSUPPORTED (AUTO then stays on OURS). The engine's pool
+ * (mipr_engine_set_pool) also runs the provider's threads. */
 typedef enum {
     MIPR_BACKEND_OURS = 0,
     MIPR_BACKEND_XNNPACK,
     MIPR_BACKEND_AUTO,
 } mipr_backend;
 
-mipr_status mipr_engine_set_backend(mipr_engine *e, mipr_backend b, mipr_error *err);
+/* Batched F32 matmuls from another library, used by an engine in place of its gemm for
+ * the weight matrices the provider took. */
+typedef struct mipr_prefill_provider {
+    const char *name;
+    /* The AUTO rule: whether it beats our gemm over the kernel table named isa. */
+    int (*beats_ours)(const char *isa);
+    /* Prepares the model's matrices (copies them if it must); *state is the provider's. */
+    mipr_status (*create)(void **state, const mipr_model *m, mipr_error *err);
+    void (*destroy)(void *state);
+    /* y (n x w->rows) = x (n x w->cols) times w transposed, w a tensor of the model (by
+     * address): returns 1 when done (or failed: see take_error), 0 when it has no operator
+     * for w and the engine runs its own kernel. */
+    int (*matmul)(void *state, float *y, const mipr_tensor *w, const float *x, size_t n,
+                  mipr_pool *pool);
+    /* The first failure since the last call, copied to err; MIPR_OK when none. */
+    mipr_status (*take_error)(void *state, mipr_error *err);
+} mipr_prefill_provider;
+
+/* p: the provider XNNPACK and AUTO use (may be NULL: then only OURS). */
+mipr_status mipr_engine_set_backend(mipr_engine *e, mipr_backend b,
+                                    const mipr_prefill_provider *p, mipr_error *err);
 /* The backend that was selected (AUTO stays AUTO). */
 mipr_backend mipr_engine_backend(const mipr_engine *e);
-/* Whether XNNPACK runs any prefill matmul of this engine (the copy exists). */
-int mipr_engine_uses_xnnpack(const mipr_engine *e);
-/* Whether this build can run the backend (OURS and AUTO always). */
-int mipr_backend_available(mipr_backend b);
+/* Whether a provider runs any prefill matmul of this engine (its copy exists). */
+int mipr_engine_uses_provider(const mipr_engine *e);
 /* "ours", "xnnpack", "auto" and back; an unknown name is MIPR_ERR_ARG. */
 const char *mipr_backend_name(mipr_backend b);
 mipr_status mipr_backend_parse(const char *name, mipr_backend *out, mipr_error *err);

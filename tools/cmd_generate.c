@@ -138,7 +138,7 @@ int cmd_generate(int argc, char **argv)
     if (cli_pool_new(&g.pool, a.threads, &err) == MIPR_OK &&
         mipr_load(&g.m, &g.tok, a.model, a.tokenizer, &err) == MIPR_OK &&
         mipr_engine_new(&g.eng, g.m, a.ctx, 0, &err) == MIPR_OK &&
-        mipr_engine_set_backend(g.eng, a.backend, &err) == MIPR_OK &&
+        mipr_engine_set_backend(g.eng, a.backend, mipr_xnnpack_provider(), &err) == MIPR_OK &&
         mipr_sampler_init(&g.smp, g.m->hp.vocab_size, a.temp, a.top_p, a.seed, &err) == MIPR_OK) {
         mipr_engine_set_pool(g.eng, g.pool);
         rc = run(&a, &g, &err);

@@ -153,7 +153,7 @@ mipr_status mipr_perplexity(const mipr_model *m, const mipr_tokenizer *tok, cons
     if (st)
         return st;
     mipr_engine_set_pool(s.sc.e, opts->pool);
-    if ((st = mipr_engine_set_backend(s.sc.e, opts->backend, err)) != MIPR_OK) {
+    if ((st = mipr_engine_set_backend(s.sc.e, opts->backend, mipr_xnnpack_provider(), err)) != MIPR_OK) {
         mipr_engine_free(s.sc.e);
         return st;
     }

@@ -31,7 +31,7 @@ cmake -S "$srcdir" -B "$T/shared-build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBU
   -DMIPR_BUILD_TESTS=OFF -DMIPR_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$T/shared-build" >/dev/null
 cmake --install "$T/shared-build" --prefix "$T/shared" >/dev/null
-for lib in arch runtime core; do
+for lib in arch runtime xnnpack core; do
   so="$T/shared/lib/libmipr_$lib.so"
   [ -e "$so" ] || { echo "FAIL: $so not installed" >&2; exit 1; }
   soname=$(readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
@@ -39,6 +39,12 @@ for lib in arch runtime core; do
   bad=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^mipr_' || true)
   [ -z "$bad" ] || { echo "FAIL: $so exports non-mipr symbols: $bad" >&2; exit 1; }
 done
+# The device side never links XNNPACK (the prefill provider is libmipr_xnnpack's).
+for f in "$T/shared/bin/mipr-run" "$T/shared/lib/libmipr_runtime.so"; do
+  ! ldd "$f" | grep -qi xnnpack || { echo "FAIL: $f links XNNPACK" >&2; exit 1; }
+done
+! PKG_CONFIG_PATH="$T/shared/lib/pkgconfig" pkg-config --libs --static mipr-runtime | grep -q XNNPACK ||
+  { echo "FAIL: mipr-runtime.pc names XNNPACK" >&2; exit 1; }
 cmake -S "$src" -B "$T/build-shared" -G Ninja -DCMAKE_PREFIX_PATH="$T/shared" >/dev/null
 cmake --build "$T/build-shared" >/dev/null
 ldd "$T/build-shared/story" | grep -q "libmipr_runtime.so.0 => $T/shared" ||

@@ -11,11 +11,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "mipr_xnnpack.h"
 #include "testutil.h"
 
 #define TOL 1e-4
 
-#ifdef MIPR_HAVE_XNNPACK
 static const mipr_tokenizer *collect_tok;
 
 /* The generated text, as the CLI would print it. */
@@ -37,7 +37,7 @@ static mipr_engine *engine(const mipr_model *m, mipr_backend b, mipr_pool *pool,
     mipr_error err = {0};
     mipr_engine *e;
     CHECK_OK(mipr_engine_new(&e, m, 0, batch, &err), &err);
-    CHECK_OK(mipr_engine_set_backend(e, b, &err), &err);
+    CHECK_OK(mipr_engine_set_backend(e, b, mipr_xnnpack_provider(), &err), &err);
     mipr_engine_set_pool(e, pool);
     return e;
 }
@@ -48,7 +48,7 @@ static float *logits_of(const mipr_model *m, mipr_backend b, mipr_pool *pool, co
 {
     mipr_error err = {0};
     mipr_engine *e = engine(m, b, pool, 64);
-    CHECK(mipr_engine_uses_xnnpack(e) == (b == MIPR_BACKEND_XNNPACK));
+    CHECK(mipr_engine_uses_provider(e) == (b == MIPR_BACKEND_XNNPACK));
     float *out = malloc((size_t)n * m->hp.vocab_size * sizeof *out);
     CHECK_OK(mipr_engine_forward(e, ids, n, 0, out, 1, &err), &err);
     mipr_engine_free(e);
@@ -108,7 +108,6 @@ static void test_stories(mipr_pool *pool2)
     mipr_tokenizer_free(tok);
     mipr_model_free(m);
 }
-#endif
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -156,7 +155,6 @@ static mipr_model *random_model(void)
     return m;
 }
 
-#ifdef MIPR_HAVE_XNNPACK
 static void test_random(mipr_pool *pool2)
 {
     mipr_model *m = random_model();
@@ -164,7 +162,6 @@ static void test_random(mipr_pool *pool2)
     compare_logits(m, pool2, 100);
     mipr_model_free(m);
 }
-#endif
 
 static void test_names(void)
 {
@@ -177,7 +174,6 @@ static void test_names(void)
     CHECK(mipr_backend_parse("xnn", &b, &err) == MIPR_ERR_ARG);
     CHECK(strstr(err.msg, "'xnn'") != NULL);
     CHECK(mipr_backend_parse(NULL, &b, &err) == MIPR_ERR_ARG);
-    CHECK(mipr_backend_available(MIPR_BACKEND_OURS) && mipr_backend_available(MIPR_BACKEND_AUTO));
 }
 
 /* Selection on a live engine: errors, what AUTO picks, and OURS dropping the copy. */
@@ -186,28 +182,31 @@ static void test_selection(void)
     mipr_error err = {0};
     mipr_model *m = random_model();
     mipr_engine *e;
+    const mipr_prefill_provider *xnn = mipr_xnnpack_provider();
     CHECK_OK(mipr_engine_new(&e, m, 64, 16, &err), &err);
-    CHECK(mipr_engine_backend(e) == MIPR_BACKEND_OURS && !mipr_engine_uses_xnnpack(e));
-    CHECK(mipr_engine_set_backend(e, (mipr_backend)7, &err) == MIPR_ERR_ARG);
-    CHECK_OK(mipr_engine_set_backend(e, MIPR_BACKEND_AUTO, &err), &err);
+    CHECK(mipr_engine_backend(e) == MIPR_BACKEND_OURS && !mipr_engine_uses_provider(e));
+    CHECK(mipr_engine_set_backend(e, (mipr_backend)7, xnn, &err) == MIPR_ERR_ARG);
+    /* without a provider: XNNPACK refused naming the library, AUTO is ours */
+    CHECK(mipr_engine_set_backend(e, MIPR_BACKEND_XNNPACK, NULL, &err) == MIPR_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "mipr_xnnpack_provider") != NULL);
+    CHECK_OK(mipr_engine_set_backend(e, MIPR_BACKEND_AUTO, NULL, &err), &err);
+    CHECK(!mipr_engine_uses_provider(e));
+    CHECK_OK(mipr_engine_set_backend(e, MIPR_BACKEND_AUTO, xnn, &err), &err);
     CHECK(mipr_engine_backend(e) == MIPR_BACKEND_AUTO);
     int generic = !strcmp(mipr_kernels()->isa, "generic");
-#ifdef MIPR_HAVE_XNNPACK
-    CHECK(mipr_backend_available(MIPR_BACKEND_XNNPACK));
-    CHECK(mipr_engine_uses_xnnpack(e) == generic); /* the measured rule */
-    CHECK_OK(mipr_engine_set_backend(e, MIPR_BACKEND_XNNPACK, &err), &err);
-    CHECK(mipr_engine_uses_xnnpack(e));
-    CHECK_OK(mipr_engine_set_backend(e, MIPR_BACKEND_OURS, &err), &err);
-    CHECK(!mipr_engine_uses_xnnpack(e));
-#else
-    (void)generic;
-    CHECK(!mipr_backend_available(MIPR_BACKEND_XNNPACK));
-    CHECK(!mipr_engine_uses_xnnpack(e));
-    CHECK(mipr_engine_set_backend(e, MIPR_BACKEND_XNNPACK, &err) == MIPR_ERR_UNSUPPORTED);
-    CHECK(strstr(err.msg, "XNNPACK") != NULL);
-    CHECK(mipr_engine_backend(e) == MIPR_BACKEND_AUTO); /* unchanged by the failure */
-    printf("without XNNPACK: %s\n", err.msg);
-#endif
+    if (mipr_xnnpack_available()) {
+        CHECK(mipr_engine_uses_provider(e) == generic); /* the measured rule */
+        CHECK_OK(mipr_engine_set_backend(e, MIPR_BACKEND_XNNPACK, xnn, &err), &err);
+        CHECK(mipr_engine_uses_provider(e));
+        CHECK_OK(mipr_engine_set_backend(e, MIPR_BACKEND_OURS, xnn, &err), &err);
+        CHECK(!mipr_engine_uses_provider(e));
+    } else {
+        CHECK(!mipr_engine_uses_provider(e));
+        CHECK(mipr_engine_set_backend(e, MIPR_BACKEND_XNNPACK, xnn, &err) == MIPR_ERR_UNSUPPORTED);
+        CHECK(strstr(err.msg, "XNNPACK") != NULL);
+        CHECK(mipr_engine_backend(e) == MIPR_BACKEND_AUTO); /* unchanged by the failure */
+        printf("without XNNPACK: %s\n", err.msg);
+    }
     mipr_engine_free(e);
     mipr_model_free(m);
 }
@@ -216,14 +215,14 @@ int main(void)
 {
     test_names();
     test_selection();
-#ifdef MIPR_HAVE_XNNPACK
-    mipr_error err = {0};
-    mipr_pool *pool2;
-    CHECK_OK(mipr_pool_new(&pool2, 2, &err), &err);
-    test_stories(pool2);
-    test_random(pool2);
-    mipr_pool_free(pool2);
-#endif
+    if (mipr_xnnpack_available()) {
+        mipr_error err = {0};
+        mipr_pool *pool2;
+        CHECK_OK(mipr_pool_new(&pool2, 2, &err), &err);
+        test_stories(pool2);
+        test_random(pool2);
+        mipr_pool_free(pool2);
+    }
     printf("kernels: %s\n", mipr_kernels()->isa);
     return mipr_test_finish("xnn");
 }

@@ -1,4 +1,5 @@
-/* XNNPACK's f32 fully-connected operator as an optional prefill backend.
+/* XNNPACK's f32 fully-connected operator as an optional prefill provider (libmipr_xnnpack:
+ * the runtime never links XNNPACK itself, so a device binary such as mipr-run goes without).
  *
  * Why AUTO almost never picks it (measured 2025 on the CI kind of machine, AMD EPYC with
  * AVX2+FMA, no AVX-512, one thread, Debian's 2022-02 XNNPACK; f32 weights of the real shapes
@@ -16,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mipr_xnnpack.h"
 #include "pool_internal.h"
-#include "xnn.h"
 
 #ifdef MIPR_HAVE_XNNPACK
 #include <math.h>
@@ -25,74 +26,49 @@
 #include <xnnpack.h>
 #endif
 
-int mipr_xnn_auto_wins(const char *isa)
+typedef struct mipr_xnn mipr_xnn;
+
+static int auto_wins(const char *isa)
 {
     return isa && !strcmp(isa, "generic");
 }
 
-int mipr_backend_available(mipr_backend b)
+int mipr_xnnpack_available(void)
 {
 #ifdef MIPR_HAVE_XNNPACK
-    return b <= MIPR_BACKEND_AUTO;
+    return 1;
 #else
-    return b == MIPR_BACKEND_OURS || b == MIPR_BACKEND_AUTO;
+    return 0;
 #endif
-}
-
-static const char *const backend_names[] = {"ours", "xnnpack", "auto"};
-
-const char *mipr_backend_name(mipr_backend b)
-{
-    return b <= MIPR_BACKEND_AUTO ? backend_names[b] : "?";
-}
-
-mipr_status mipr_backend_parse(const char *name, mipr_backend *out, mipr_error *err)
-{
-    for (unsigned i = 0; name && i <= MIPR_BACKEND_AUTO; i++)
-        if (!strcmp(name, backend_names[i])) {
-            *out = (mipr_backend)i;
-            return MIPR_OK;
-        }
-    return mipr_error_set(err, MIPR_ERR_ARG, "unknown backend '%s' (expected ours, xnnpack or auto)",
-                          name ? name : "(null)");
 }
 
 #ifndef MIPR_HAVE_XNNPACK
 
-struct mipr_xnn {
-    int unused;
-};
-
-mipr_status mipr_xnn_new(mipr_xnn **out, const mipr_model *m, mipr_error *err)
+static mipr_status xnn_new(void **state, const mipr_model *m, mipr_error *err)
 {
     (void)m;
-    *out = NULL;
+    *state = NULL;
     return mipr_error_set(err, MIPR_ERR_UNSUPPORTED,
                           "this build has no XNNPACK backend (install libxnnpack-dev and "
                           "configure with -DMIPR_WITH_XNNPACK=ON)");
 }
 
-void mipr_xnn_free(mipr_xnn *x)
+/* Never called: creation always fails. */
+static void xnn_free(void *state)
 {
-    (void)x;
+    (void)state;
 }
 
-size_t mipr_xnn_weight_bytes(const mipr_xnn *x)
+static int xnn_matmul(void *state, float *y, const mipr_tensor *w, const float *in, size_t n,
+                      mipr_pool *pool)
 {
-    (void)x;
+    (void)state, (void)y, (void)w, (void)in, (void)n, (void)pool;
     return 0;
 }
 
-int mipr_xnn_matmul(mipr_xnn *x, float *y, const mipr_tensor *w, const float *in, size_t n,
-                    mipr_pool *pool)
+static mipr_status xnn_take_error(void *state, mipr_error *err)
 {
-    (void)x, (void)y, (void)w, (void)in, (void)n, (void)pool;
-    return 0;
-}
-
-mipr_status mipr_xnn_take_error(mipr_xnn *x, mipr_error *err)
-{
-    (void)x, (void)err;
+    (void)state, (void)err;
     return MIPR_OK;
 }
 
@@ -109,7 +85,7 @@ static const size_t layer_fields[] = {
 struct mipr_xnn {
     const mipr_model *m;
     xnn_operator_t *ops; /* n_layers x N_FIELDS, then output; NULL: not F32, ours runs it */
-    size_t n_ops, weight_bytes;
+    size_t n_ops;
     mipr_error run_err;  /* first failed run, reported after the forward chunk */
 };
 
@@ -175,7 +151,6 @@ static mipr_status create_op(mipr_xnn *x, xnn_operator_t *op, const mipr_tensor 
                               "XNNPACK cannot create the %ux%u fully-connected operator of %s "
                               "(layer %u): %s", w->rows, w->cols, what, layer,
                               xnn_status_name(s));
-    x->weight_bytes += (size_t)w->rows * w->cols * sizeof(float);
     return MIPR_OK;
 }
 
@@ -195,9 +170,11 @@ static mipr_status create_all(mipr_xnn *x, mipr_error *err)
     return create_op(x, &x->ops[x->n_ops - 1], &m->output, "output", 0, err);
 }
 
-mipr_status mipr_xnn_new(mipr_xnn **out, const mipr_model *m, mipr_error *err)
+static void xnn_free(void *state);
+
+static mipr_status xnn_new(void **state, const mipr_model *m, mipr_error *err)
 {
-    *out = NULL;
+    *state = NULL;
     call_once(&init_once, init_xnnpack);
     if (init_status != xnn_status_success)
         return mipr_error_set(err, xnn_to_status(init_status),
@@ -213,15 +190,16 @@ mipr_status mipr_xnn_new(mipr_xnn **out, const mipr_model *m, mipr_error *err)
     x->n_ops = n_ops;
     mipr_status st = create_all(x, err);
     if (st) {
-        mipr_xnn_free(x);
+        xnn_free(x);
         return st;
     }
-    *out = x;
+    *state = x;
     return MIPR_OK;
 }
 
-void mipr_xnn_free(mipr_xnn *x)
+static void xnn_free(void *state)
 {
+    mipr_xnn *x = state;
     if (!x)
         return;
     for (size_t i = 0; i < x->n_ops; i++)
@@ -231,14 +209,10 @@ void mipr_xnn_free(mipr_xnn *x)
     free(x);
 }
 
-size_t mipr_xnn_weight_bytes(const mipr_xnn *x)
+static int xnn_matmul(void *state, float *y, const mipr_tensor *w, const float *in, size_t n,
+                      mipr_pool *pool)
 {
-    return x ? x->weight_bytes : 0;
-}
-
-int mipr_xnn_matmul(mipr_xnn *x, float *y, const mipr_tensor *w, const float *in, size_t n,
-                    mipr_pool *pool)
-{
+    mipr_xnn *x = state;
     xnn_operator_t *op = slot_of(x, w);
     if (!op || !*op)
         return 0;
@@ -253,8 +227,9 @@ int mipr_xnn_matmul(mipr_xnn *x, float *y, const mipr_tensor *w, const float *in
     return 1;
 }
 
-mipr_status mipr_xnn_take_error(mipr_xnn *x, mipr_error *err)
+static mipr_status xnn_take_error(void *state, mipr_error *err)
 {
+    mipr_xnn *x = state;
     mipr_status st = x->run_err.status;
     if (st != MIPR_OK) {
         mipr_error_set(err, st, "%s", x->run_err.msg);
@@ -264,3 +239,17 @@ mipr_status mipr_xnn_take_error(mipr_xnn *x, mipr_error *err)
 }
 
 #endif
+
+static const mipr_prefill_provider provider = {
+    .name = "xnnpack",
+    .beats_ours = auto_wins,
+    .create = xnn_new,
+    .destroy = xnn_free,
+    .matmul = xnn_matmul,
+    .take_error = xnn_take_error,
+};
+
+const mipr_prefill_provider *mipr_xnnpack_provider(void)
+{
+    return &provider;
+}
