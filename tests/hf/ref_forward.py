@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""An independent reference of a Hugging Face llama checkpoint's forward pass, in plain
+python3 (no numpy): reads config.json and model.safetensors (F32) of FOLDER and prints the
+logits of every position for the token ids given, one line per position.
+
+It follows transformers' LlamaForCausalLM as written: q/k/v projections, rotate-half RoPE
+on the rows as stored (no permutation), grouped-query attention, SiLU-gated FFN, RMSNorm.
+mipr permutes q/k rows to interleaved pairs instead, so agreement proves that permutation.
+
+usage: ref_forward.py FOLDER ID [ID ...]
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+
+def load(folder):
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    with open(os.path.join(folder, "model.safetensors"), "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    w = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", name
+        b, e = t["data_offsets"]
+        flat = list(struct.unpack("<%df" % ((e - b) // 4), data[b:e]))
+        if len(t["shape"]) == 2:
+            cols = t["shape"][1]
+            flat = [flat[r * cols:(r + 1) * cols] for r in range(t["shape"][0])]
+        w[name] = flat
+    if "model.embed_tokens.weight" not in w:
+        w["model.embed_tokens.weight"] = w["lm_head.weight"]
+    if "lm_head.weight" not in w:
+        w["lm_head.weight"] = w["model.embed_tokens.weight"]
+    return cfg, w
+
+
+def matvec(m, x):
+    return [sum(a * b for a, b in zip(row, x)) for row in m]
+
+
+def rmsnorm(x, g, eps):
+    s = 1.0 / math.sqrt(sum(v * v for v in x) / len(x) + eps)
+    return [v * s * gi for v, gi in zip(x, g)]
+
+
+def rope(v, pos, hd, theta):
+    half = hd // 2
+    out = list(v)
+    for h in range(len(v) // hd):
+        for i in range(half):
+            ang = pos * theta ** (-2.0 * i / hd)
+            c, s = math.cos(ang), math.sin(ang)
+            a, b = v[h * hd + i], v[h * hd + half + i]
+            out[h * hd + i] = a * c - b * s
+            out[h * hd + half + i] = b * c + a * s
+    return out
+
+
+def forward(cfg, w, ids):
+    dim, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+    nkv = cfg.get("num_key_value_heads", nh)
+    hd, eps = dim // nh, cfg["rms_norm_eps"]
+    theta = cfg.get("rope_theta", 10000.0)
+    L = cfg["num_hidden_layers"]
+    cache = [([], []) for _ in range(L)]
+    rows = []
+    for pos, tok in enumerate(ids):
+        x = list(w["model.embed_tokens.weight"][tok])
+        for l in range(L):
+            p = "model.layers.%d." % l
+            h = rmsnorm(x, w[p + "input_layernorm.weight"], eps)
+            q = rope(matvec(w[p + "self_attn.q_proj.weight"], h), pos, hd, theta)
+            k = rope(matvec(w[p + "self_attn.k_proj.weight"], h), pos, hd, theta)
+            v = matvec(w[p + "self_attn.v_proj.weight"], h)
+            cache[l][0].append(k)
+            cache[l][1].append(v)
+            att = []
+            for head in range(nh):
+                kvh = head // (nh // nkv)
+                qh = q[head * hd:(head + 1) * hd]
+                sc = [sum(a * b for a, b in zip(qh, kk[kvh * hd:(kvh + 1) * hd])) / math.sqrt(hd)
+                      for kk in cache[l][0]]
+                mx = max(sc)
+                e = [math.exp(s - mx) for s in sc]
+                z = sum(e)
+                for i in range(hd):
+                    att.append(sum(e[t] / z * cache[l][1][t][kvh * hd + i] for t in range(len(e))))
+            x = [a + b for a, b in zip(x, matvec(w[p + "self_attn.o_proj.weight"], att))]
+            h = rmsnorm(x, w[p + "post_attention_layernorm.weight"], eps)
+            g = matvec(w[p + "mlp.gate_proj.weight"], h)
+            u = matvec(w[p + "mlp.up_proj.weight"], h)
+            act = [gi / (1.0 + math.exp(-gi)) * ui for gi, ui in zip(g, u)]
+            x = [a + b for a, b in zip(x, matvec(w[p + "mlp.down_proj.weight"], act))]
+        x = rmsnorm(x, w["model.norm.weight"], eps)
+        rows.append(matvec(w["lm_head.weight"], x))
+    return rows
+
+
+def main():
+    cfg, w = load(sys.argv[1])
+    for row in forward(cfg, w, [int(a) for a in sys.argv[2:]]):
+        print(" ".join("%.9g" % v for v in row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+/* Hugging Face folders: safetensors validation, config.json mapping (llama, qwen2, Llama 3
+ * and linear RoPE scaling), and the real TinyStories-656K checkpoint against an independent
+ * python reference of transformers' forward pass (tests/hf/ref_forward.py, rotate-half RoPE
+ * on the rows as stored) and against the GGUF mipr converts it to. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf.h"
+#include "safetensors.h"
+#include "testutil.h"
+
+#ifndef MIPR_TESTS_DIR
+#error "MIPR_TESTS_DIR must name tests/"
+#endif
+
+/* ---- safetensors ------------------------------------------------------------------------- */
+
+/* A file of the given header text and data bytes. */
+static uint8_t *st_file(const char *header, size_t data, size_t *size)
+{
+    size_t h = strlen(header);
+    uint8_t *b = calloc(1, 8 + h + data + 1);
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)h >> (8 * i));
+    memcpy(b + 8, header, h);
+    *size = 8 + h + data;
+    return b;
+}
+
+static mipr_status st_try(const char *header, size_t data, mipr_error *err)
+{
+    size_t size;
+    uint8_t *b = st_file(header, data, &size);
+    mipr_st_set s = {0};
+    mipr_status st = mipr_st_add(&s, b, size, "x.safetensors", err);
+    mipr_st_free(&s);
+    free(b);
+    return st;
+}
+
+static void expect_st(const char *header, size_t data, mipr_status want, const char *msg)
+{
+    mipr_error err = {0};
+    mipr_status st = st_try(header, data, &err);
+    if (st != want || !strstr(err.msg, msg) || !strstr(err.msg, "x.safetensors")) {
+        fprintf(stderr, "header %s: status %d, message '%s' (wanted %d, '%s')\n", header, st,
+                err.msg, want, msg);
+        mipr_test_failures++;
+    }
+}
+
+static void test_safetensors(void)
+{
+    mipr_error err = {0};
+    const char *ok = "{\"__metadata__\":{\"format\":\"pt\"},"
+                     "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                     "\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[24,32]}}";
+    size_t size;
+    uint8_t *b = st_file(ok, 32, &size);
+    mipr_st_set s = {0};
+    CHECK_OK(mipr_st_add(&s, b, size, "x.safetensors", &err), &err);
+    const mipr_st_tensor *a = mipr_st_find(&s, "a"), *t = mipr_st_find(&s, "b");
+    CHECK(s.n == 2 && a && t && a->type == MIPR_DT_F32 && a->n_dims == 2 && a->shape[1] == 3);
+    CHECK(t->type == MIPR_DT_BF16 && t->data == b + 8 + strlen(ok) + 24 && t->nbytes == 8);
+    /* the same names again (a second shard): duplicates across the set */
+    CHECK(mipr_st_add(&s, b, size, "y.safetensors", &err) == MIPR_ERR_FORMAT &&
+          strstr(err.msg, "defined twice"));
+    mipr_st_free(&s);
+    free(b);
+
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
+              MIPR_ERR_FORMAT, "run past the end");
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+              "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16,
+              MIPR_ERR_FORMAT, "overlap");
+    expect_st("{\"a\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16,
+              MIPR_ERR_UNSUPPORTED, "dtype I64 is not read");
+    expect_st("{\"a\":{\"dtype\":\"Q9\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16,
+              MIPR_ERR_FORMAT, "unknown dtype");
+    expect_st("{\"a\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+              MIPR_ERR_FORMAT, "need 6");
+    expect_st("{\"a\":{\"dtype\":\"F16\",\"shape\":[3,-1],\"data_offsets\":[0,8]}}", 8,
+              MIPR_ERR_FORMAT, "shape[1]");
+    expect_st("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[4,0]}}", 8,
+              MIPR_ERR_FORMAT, "begin <= end");
+    expect_st("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]},"
+              "\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[4,8]}}", 8,
+              MIPR_ERR_FORMAT, "defined twice");
+    expect_st("{\"a\":", 0, MIPR_ERR_FORMAT, "not valid JSON");
+    expect_st("[1]", 0, MIPR_ERR_FORMAT, "start with '{'");
+    /* a header length larger than the file */
+    uint8_t lie[16] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
+    mipr_st_set s2 = {0};
+    CHECK(mipr_st_add(&s2, lie, 10, "x.safetensors", &err) == MIPR_ERR_FORMAT &&
+          strstr(err.msg, "header length 200"));
+    mipr_st_free(&s2);
+}
+
+/* ---- config.json ------------------------------------------------------------------------- */
+
+static mipr_status cfg(const char *json, mipr_hf_config *c, mipr_error *err)
+{
+    return mipr_hf_config_parse(c, json, strlen(json), "config.json", err);
+}
+
+#define BASE "\"hidden_size\":896,\"intermediate_size\":4864,\"num_hidden_layers\":2," \
+             "\"num_attention_heads\":14,\"num_key_value_heads\":2,\"vocab_size\":151936," \
+             "\"max_position_embeddings\":32768,\"rms_norm_eps\":1e-06"
+
+static void test_config(void)
+{
+    mipr_error err = {0};
+    mipr_hf_config c;
+    CHECK_OK(cfg("{\"architectures\":[\"Qwen2ForCausalLM\"],\"model_type\":\"qwen2\","
+                 "\"rope_theta\":1000000.0,\"tie_word_embeddings\":true," BASE "}", &c, &err),
+             &err);
+    CHECK(c.hp.family == MIPR_FAMILY_QWEN2 && c.hp.rope_type == MIPR_ROPE_NEOX && c.qkv_bias &&
+          !c.permute_qk && c.tied && c.hp.n_kv_heads == 2 && c.hp.head_size == 64 &&
+          c.d_ff == 4864 && c.hp.rope_theta == 1e6f && c.hp.norm_eps == 1e-6f);
+    mipr_hf_config_free(&c);
+
+    CHECK_OK(cfg("{\"model_type\":\"llama\",\"rope_scaling\":{\"type\":\"linear\",\"factor\":4.0},"
+                 BASE "}", &c, &err), &err);
+    CHECK(c.hp.family == MIPR_FAMILY_LLAMA && c.hp.rope_type == MIPR_ROPE_INTERLEAVED &&
+          c.permute_qk && !c.qkv_bias && !c.tied && c.hp.rope_scale == 4.0f && !c.rope_freqs &&
+          c.hp.rope_theta == 10000.0f);
+    mipr_hf_config_free(&c);
+
+    /* Llama 3.1's scaling; divisors recomputed here in double from the published rule */
+    CHECK_OK(cfg("{\"model_type\":\"llama\",\"rope_theta\":500000.0,\"rope_scaling\":"
+                 "{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
+                 "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192},"
+                 BASE "}", &c, &err), &err);
+    CHECK(c.rope_freqs && c.n_rope_freqs == 32);
+    int smooth = 0;
+    for (uint32_t i = 0; c.rope_freqs && i < c.n_rope_freqs; i++) {
+        double freq = pow(500000.0, -2.0 * i / 64), wl = 2 * 3.14159265358979323846 / freq, want;
+        if (wl < 8192.0 / 4)
+            want = 1;
+        else if (wl > 8192.0)
+            want = 8;
+        else {
+            double s = (8192.0 / wl - 1) / 3;
+            want = 1 / ((1 - s) / 8 + s), smooth++;
+        }
+        CHECK(fabs(c.rope_freqs[i] - want) <= 1e-5 * want);
+    }
+    CHECK(smooth > 0 && c.rope_freqs[0] == 1.0f && c.rope_freqs[31] == 8.0f);
+    mipr_hf_config_free(&c);
+
+    CHECK(cfg("{\"model_type\":\"gpt2\"," BASE "}", &c, &err) == MIPR_ERR_UNSUPPORTED &&
+          strstr(err.msg, "gpt2"));
+    CHECK(cfg("{\"model_type\":\"llama\",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}," BASE
+              "}", &c, &err) == MIPR_ERR_UNSUPPORTED && strstr(err.msg, "yarn"));
+    CHECK(cfg("{\"model_type\":\"llama\",\"hidden_act\":\"gelu\"," BASE "}", &c, &err) ==
+          MIPR_ERR_UNSUPPORTED && strstr(err.msg, "gelu"));
+    CHECK(cfg("{\"model_type\":\"llama\",\"hidden_size\":100,\"num_attention_heads\":3}", &c,
+              &err) == MIPR_ERR_FORMAT && strstr(err.msg, "config.json"));
+    CHECK(cfg("{\"model_type\":\"llama\",\"head_dim\":128," BASE "}", &c, &err) ==
+          MIPR_ERR_UNSUPPORTED && strstr(err.msg, "head_dim"));
+    CHECK(cfg("not json", &c, &err) == MIPR_ERR_FORMAT);
+
+    /* the permutation: interleaved row 2i + s of a head is rotate-half row s * hd/2 + i */
+    CHECK(mipr_hf_qk_src(0, 8) == 0 && mipr_hf_qk_src(1, 8) == 4 && mipr_hf_qk_src(2, 8) == 1 &&
+          mipr_hf_qk_src(7, 8) == 7 && mipr_hf_qk_src(9, 8) == 12);
+}
+
+/* ---- the real checkpoint ----------------------------------------------------------------- */
+
+static const int32_t ids[] = {1, 412, 281, 90, 1100, 7, 36, 2047};
+#define N_IDS (sizeof ids / sizeof *ids)
+
+/* The python reference's logits of every position. */
+static float *reference_logits(const char *dir, uint32_t vocab)
+{
+    char cmd[4096];
+    int n = snprintf(cmd, sizeof cmd, "python3 '%s/hf/ref_forward.py' '%s'", MIPR_TESTS_DIR, dir);
+    for (size_t i = 0; i < N_IDS; i++)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %d", ids[i]);
+    FILE *p = popen(cmd, "r");
+    float *out = malloc(N_IDS * vocab * sizeof *out);
+    size_t got = 0;
+    while (p && out && got < N_IDS * vocab && fscanf(p, "%f", &out[got]) == 1)
+        got++;
+    int rc = p ? pclose(p) : -1;
+    if (rc != 0 || got != N_IDS * vocab) {
+        fprintf(stderr, "%s: exit %d, %zu of %zu values\n", cmd, rc, got, N_IDS * vocab);
+        exit(1);
+    }
+    return out;
+}
+
+static float *mipr_logits(const mipr_model *m)
+{
+    mipr_error err = {0};
+    mipr_engine *e = NULL;
+    float *out = malloc(N_IDS * m->hp.vocab_size * sizeof *out);
+    CHECK_OK(mipr_engine_new(&e, m, 64, 0, &err), &err);
+    CHECK_OK(mipr_engine_forward(e, ids, N_IDS, 0, out, 1, &err), &err);
+    mipr_engine_free(e);
+    return out;
+}
+
+static double max_diff(const float *a, const float *b, size_t n, double *scale)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        s = fmax(s, fabs((double)b[i]));
+    }
+    *scale = s;
+    return d;
+}
+
+/* A placeholder vocabulary of the model's size (the GGUF writer needs one). */
+static mipr_tokenizer *dummy_tokenizer(uint32_t n)
+{
+    mipr_error err = {0};
+    mipr_tokenizer *t = NULL;
+    CHECK_OK(mipr_tokenizer_new(&t, n, &err), &err);
+    for (uint32_t i = 0; i < n; i++) {
+        char piece[16];
+        int len = snprintf(piece, sizeof piece, "t%u", i);
+        CHECK_OK(mipr_tokenizer_set(t, i, piece, (size_t)len, 0.0f,
+                                    i < 3 ? MIPR_TOK_CONTROL : MIPR_TOK_NORMAL, &err), &err);
+    }
+    CHECK_OK(mipr_tokenizer_finish(t, 1, 2, 0, 0, &err), &err);
+    return t;
+}
+
+static void test_tinystories(void)
+{
+    const char *dir = mipr_test_data("tinystories-656k");
+    mipr_error err = {0};
+    mipr_model *m = NULL;
+    CHECK(mipr_detect_file(dir, &err) == MIPR_FILE_HF);
+    CHECK_OK(mipr_hf_load(&m, NULL, dir, &err), &err);
+    const mipr_hparams *hp = &m->hp;
+    CHECK(hp->dim == 128 && hp->n_layers == 2 && hp->n_heads == 8 && hp->n_kv_heads == 4 &&
+          hp->vocab_size == 2048 && hp->seq_len == 512 && hp->norm_eps == 1e-6f &&
+          m->tied_output && m->layers[1].d_ff == 384 && m->layers[0].wk.rows == 64);
+    CHECK(hp->family == MIPR_FAMILY_LLAMA && hp->rope_type == MIPR_ROPE_INTERLEAVED);
+
+    float *want = reference_logits(dir, hp->vocab_size), *got = mipr_logits(m);
+    double scale, d = max_diff(got, want, N_IDS * hp->vocab_size, &scale);
+    fprintf(stderr, "TinyStories-656K: max |logit - python reference| = %.3g (max |logit| %.3g)\n",
+            d, scale);
+    /* float32 sums against python's doubles: measured 1.5e-5; rotate-half rope on
+     * unpermuted rows, or a wrong permutation, moves logits by whole units */
+    CHECK(d <= 1e-4 * (1 + scale));
+    for (size_t i = 0; i < N_IDS; i++)
+        CHECK(mipr_argmax(got + i * hp->vocab_size, hp->vocab_size) ==
+              mipr_argmax(want + i * hp->vocab_size, hp->vocab_size));
+
+    /* the GGUF mipr writes of it gives the same logits (to 1e-5; F32 is bit-exact) */
+    mipr_tokenizer *tok = dummy_tokenizer(hp->vocab_size);
+    const char *gguf = mipr_test_tmp("ts656k.gguf");
+    mipr_gguf_write_opts wo = {.type = MIPR_DT_F32};
+    CHECK_OK(mipr_gguf_write(gguf, m, tok, &wo, &err), &err);
+    mipr_model *g = NULL;
+    CHECK_OK(mipr_load(&g, NULL, gguf, NULL, &err), &err);
+    float *gl = mipr_logits(g);
+    d = max_diff(gl, got, N_IDS * hp->vocab_size, &scale);
+    fprintf(stderr, "TinyStories-656K: max |logit HF folder - converted GGUF| = %.3g\n", d);
+    CHECK(d <= 1e-5);
+    remove(gguf);
+    free(gl);
+    free(want);
+    free(got);
+    mipr_model_free(g);
+    mipr_tokenizer_free(tok);
+    mipr_model_free(m);
+}
+
+int main(void)
+{
+    test_safetensors();
+    test_config();
+    test_tinystories();
+    return mipr_test_finish("hf");
+}
