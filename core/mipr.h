@@ -103,6 +103,9 @@ mipr_status mipr_hf_load(mipr_model **model, mipr_tokenizer **tok, const char *d
  * exist or be an empty folder. */
 mipr_status mipr_hf_write(const char *out_dir, const mipr_model *m, const char *src_dir,
                           enum mipr_dtype type, mipr_error *err);
+/* What mipr_hf_write checks before any work: src_dir is a Hugging Face folder and out_dir
+ * does not exist (or is an empty folder). */
+mipr_status mipr_hf_write_check(const char *out_dir, const char *src_dir, mipr_error *err);
 /* Hugging Face tokenizer.json (model.type BPE). */
 mipr_status mipr_tokenizer_json_load(mipr_tokenizer **out, const char *path, mipr_error *err);
 /* Reads a llama2.c tokenizer.bin, which must hold exactly n_vocab tokens. */

@@ -96,7 +96,7 @@ static mipr_status decide(prune_args *a, prune_state *s, mipr_error *err)
         s->used_policy = 1;
         a->o.criterion = s->policy.criterion;
         a->o.adaptive = a->allocation ? a->allocation == 2 : s->policy.adaptive;
-        a->o.bias = a->o.bias || s->policy.bias;
+        a->o.bias = a->o.bias || (s->policy.bias && !a->format_hf);
         fprintf(stderr, "prune: policy: %s\n", s->policy.reason);
     }
     mipr_status st = pick_seed(a, s, err);
@@ -149,12 +149,28 @@ static void release(prune_state *s)
     free(s->text_ids);
 }
 
+/* A Hugging Face folder in the input's float type unless --type says otherwise. */
+static mipr_status write_hf(const prune_args *a, const prune_state *s, mipr_error *err)
+{
+    enum mipr_dtype t = s->m->layers[0].ffn_up.type;
+    if (a->type_set)
+        t = a->type;
+    else if (t != MIPR_DT_F16 && t != MIPR_DT_BF16)
+        t = MIPR_DT_F32;
+    mipr_status st = mipr_hf_write(a->output, s->pruned, a->model, t, err);
+    if (st == MIPR_OK)
+        fprintf(stderr, "prune: wrote %s (Hugging Face folder, %s safetensors)\n", a->output,
+                mipr_dtype_name(t));
+    return st;
+}
+
 /* Both outputs are opened first (an unwritable path fails before the work) and committed
  * only when complete; an interrupt removes their temporaries (tools/output.c). */
 static mipr_status open_outputs(const prune_args *a, mipr_outfile *model, mipr_outfile *report,
                                 mipr_error *err)
 {
-    mipr_status st = cli_out_open(model, a->output, err);
+    mipr_status st = a->format_hf ? mipr_hf_write_check(a->output, a->model, err)
+                                  : cli_out_open(model, a->output, err);
     if (st == MIPR_OK && a->report)
         st = cli_out_open(report, a->report, err);
     return st;
@@ -177,8 +193,9 @@ int prune_run(prune_args *a)
     if (st == MIPR_OK) {
         double t0 = cli_now();
         mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
-        st = mipr_gguf_write_to(&out, s.pruned, s.tok, &wo, &err);
-        if (st == MIPR_OK)
+        if (a->format_hf)
+            st = write_hf(a, &s, &err);
+        else if ((st = mipr_gguf_write_to(&out, s.pruned, s.tok, &wo, &err)) == MIPR_OK)
             st = cli_out_commit(&out, &err);
         s.t_write = cli_now() - t0;
     }

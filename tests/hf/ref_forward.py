@@ -8,6 +8,7 @@ on the rows as stored (no permutation), grouped-query attention, SiLU-gated FFN,
 mipr permutes q/k rows to interleaved pairs instead, so agreement proves that permutation.
 
 usage: ref_forward.py FOLDER ID [ID ...]
+       ref_forward.py FOLDER --bf16-exact   (exit 0 iff every weight is a bfloat16 value)
 """
 import json
 import math
@@ -102,8 +103,19 @@ def forward(cfg, w, ids):
     return rows
 
 
+def bf16_exact(w):
+    for t in w.values():
+        for row in (t if isinstance(t[0], list) else [t]):
+            for v in row:
+                if struct.unpack("<I", struct.pack("<f", v))[0] & 0xFFFF:
+                    return False
+    return True
+
+
 def main():
     cfg, w = load(sys.argv[1])
+    if sys.argv[2:] == ["--bf16-exact"]:
+        sys.exit(0 if bf16_exact(w) else 1)
     for row in forward(cfg, w, [int(a) for a in sys.argv[2:]]):
         print(" ".join("%.9g" % v for v in row))
 
