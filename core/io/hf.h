@@ -32,6 +32,13 @@ void mipr_hf_llama3_freqs(float *out, uint32_t dim, float theta, float factor, f
  * rotate-half (Hugging Face) one, heads of head_size rows each. */
 uint32_t mipr_hf_qk_src(uint32_t r, uint32_t head_size);
 
+/* The model a parsed config.json and its tensors describe (names, shapes, permutation as
+ * mipr_hf_load does); tensor data stays borrowed from the set's buffers. dir names the
+ * model, what the weights in messages. */
+typedef struct mipr_st_set mipr_st_set;
+mipr_status mipr_hf_build(mipr_model **out, const mipr_hf_config *cfg, const mipr_st_set *set,
+                          const char *dir, const char *what, mipr_error *err);
+
 /* dir + "/" + file (malloc'd), and whether a path is a directory. */
 char *mipr_hf_path(const char *dir, const char *file);
 int mipr_hf_is_dir(const char *path);

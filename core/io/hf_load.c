@@ -314,6 +314,18 @@ static mipr_status build(hf_loader *L)
     return st ? st : mipr_model_validate(m, L->dir, L->err);
 }
 
+mipr_status mipr_hf_build(mipr_model **out, const mipr_hf_config *cfg, const mipr_st_set *set,
+                          const char *dir, const char *what, mipr_error *err)
+{
+    hf_loader L = {.dir = dir, .cfg = *cfg, .set = *set, .weights_what = (char *)what,
+                   .err = err};
+    mipr_status st = build(&L);
+    if (st)
+        mipr_model_free(L.m);
+    *out = st ? NULL : L.m;
+    return st;
+}
+
 static void loader_free(hf_loader *L)
 {
     for (size_t i = 0; i < L->n_maps; i++) {
