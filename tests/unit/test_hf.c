@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hf.h"
 #include "safetensors.h"
@@ -264,6 +267,21 @@ static char *join(const char *a, const char *b)
     return p;
 }
 
+static void rm_folder(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            char *p = mipr_hf_path(dir, e->d_name);
+            remove(p);
+            free(p);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
 static void test_write(const char *dir, const mipr_model *m, const float *logits)
 {
     mipr_error err = {0};
@@ -317,10 +335,122 @@ static void test_write(const char *dir, const mipr_model *m, const float *logits
         CHECK(max_diff(rl, logits, N_IDS * V, &scale) == 0.0);
         free(rl);
         mipr_model_free(r);
+        rm_folder(o);
     }
+    rm_folder(out);
     free(st_in);
     free(st_out);
     free(tj);
+}
+
+/* Writes tensors [first, last) of set into a safetensors file. */
+static void write_shard(const mipr_st_set *set, size_t first, size_t last, const char *path)
+{
+    size_t n = last - first, hlen;
+    mipr_st_out *d = calloc(n, sizeof *d);
+    uint64_t *off = calloc(n, sizeof *off);
+    for (size_t i = 0; i < n; i++) {
+        const mipr_st_tensor *t = &set->t[first + i];
+        d[i] = (mipr_st_out){t->name, t->type, t->n_dims, {t->shape[0], t->shape[1]}};
+    }
+    char *h = mipr_st_header(d, n, &hlen, off);
+    FILE *f = fopen(path, "wb");
+    CHECK(h && f);
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    fwrite(len, 1, 8, f);
+    fwrite(h, 1, hlen, f);
+    for (size_t i = 0; i < n; i++)
+        fwrite(set->t[first + i].data, 1, set->t[first + i].nbytes, f);
+    fclose(f);
+    free(h);
+    free(d);
+    free(off);
+}
+
+static void put_text(const char *dir, const char *name, const char *text)
+{
+    char *p = mipr_hf_path(dir, name);
+    FILE *f = fopen(p, "wb");
+    CHECK(f != NULL);
+    fputs(text, f);
+    fclose(f);
+    free(p);
+}
+
+/* The real checkpoint cut into two shards with an index: same logits; then the index names
+ * a shard that is missing, and a tensor in the wrong shard. */
+static void test_sharded(const char *dir, const float *logits, uint32_t V)
+{
+    mipr_error err = {0};
+    char out[1024], *p;
+    snprintf(out, sizeof out, "%s", mipr_test_tmp("hf_sharded"));
+    CHECK(mkdir(out, 0755) == 0);
+    char *src = join(dir, "model.safetensors"), *cfg = join(dir, "config.json");
+    mipr_mapped_file f, c;
+    mipr_st_set set = {0};
+    CHECK_OK(mipr_file_map(&f, src, &err), &err);
+    CHECK_OK(mipr_file_map(&c, cfg, &err), &err);
+    CHECK_OK(mipr_st_add(&set, f.data, f.size, src, &err), &err);
+    size_t half = set.n / 2;
+    const char *shard[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        p = join(out, shard[i]);
+        write_shard(&set, i ? half : 0, i ? set.n : half, p);
+        free(p);
+    }
+    char index[16384];
+    int n = snprintf(index, sizeof index, "{\"metadata\":{},\"weight_map\":{");
+    for (size_t i = 0; i < set.n; i++)
+        n += snprintf(index + n, sizeof index - (size_t)n, "%s\"%s\":\"%s\"", i ? "," : "",
+                      set.t[i].name, shard[i >= half]);
+    snprintf(index + n, sizeof index - (size_t)n, "}}");
+    put_text(out, "model.safetensors.index.json", index);
+    p = join(out, "config.json");
+    FILE *cf = fopen(p, "wb");
+    fwrite(c.data, 1, c.size, cf);
+    fclose(cf);
+    free(p);
+
+    mipr_model *m = NULL;
+    CHECK_OK(mipr_hf_load(&m, NULL, out, &err), &err);
+    float *l = mipr_logits(m);
+    double scale;
+    CHECK(max_diff(l, logits, N_IDS * V, &scale) == 0.0);
+    free(l);
+    mipr_model_free(m);
+
+    /* a tensor the index places in the other shard */
+    char *wrong = strdup(index), *at = strstr(wrong, shard[0]);
+    memcpy(at, shard[1], strlen(shard[1]));
+    put_text(out, "model.safetensors.index.json", wrong);
+    CHECK(mipr_hf_load(&m, NULL, out, &err) == MIPR_ERR_FORMAT && strstr(err.msg, "index.json") &&
+          strstr(err.msg, "is not in"));
+    free(wrong);
+    put_text(out, "model.safetensors.index.json", index);
+    /* a shard that is missing */
+    p = join(out, shard[1]);
+    remove(p);
+    CHECK(mipr_hf_load(&m, NULL, out, &err) == MIPR_ERR_IO && strstr(err.msg, "index.json") &&
+          strstr(err.msg, shard[1]) && strstr(err.msg, "missing"));
+    fprintf(stderr, "missing shard: %s\n", err.msg);
+    free(p);
+    p = join(out, shard[0]);
+    remove(p);
+    free(p);
+    p = join(out, "model.safetensors.index.json");
+    remove(p);
+    free(p);
+    p = join(out, "config.json");
+    remove(p);
+    free(p);
+    rmdir(out);
+    mipr_st_free(&set);
+    mipr_file_unmap(&f);
+    mipr_file_unmap(&c);
+    free(src);
+    free(cfg);
 }
 
 static void test_tinystories(void)
@@ -348,6 +478,7 @@ static void test_tinystories(void)
               mipr_argmax(want + i * hp->vocab_size, hp->vocab_size));
 
     test_write(dir, m, got);
+    test_sharded(dir, got, hp->vocab_size);
 
     /* the GGUF mipr writes of it gives the same logits (to 1e-5; F32 is bit-exact) */
     mipr_tokenizer *tok = dummy_tokenizer(hp->vocab_size);
