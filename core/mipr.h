@@ -120,6 +120,14 @@ mipr_status mipr_llama2c_read_tokenizer(mipr_tokenizer **out, const void *buf, s
                                         const char *name, uint32_t n_vocab, mipr_error *err);
 mipr_status mipr_gguf_load_model(mipr_model **out, const mipr_gguf *g, mipr_error *err);
 mipr_status mipr_gguf_load_tokenizer(mipr_tokenizer **out, const mipr_gguf *g, mipr_error *err);
+/* Reads a Hugging Face tokenizer.json (model.type "BPE": byte-level, or SentencePiece style
+ * with byte fallback and U+2581 spaces), and tokenizer_config.json beside it when present
+ * (add_bos_token / add_eos_token, bos_token / eos_token). Errors name the file and field. */
+mipr_status mipr_tokenizer_json_load(mipr_tokenizer **out, const char *path, mipr_error *err);
+/* The same over bytes in memory (config may be NULL); name stands for the file. */
+mipr_status mipr_tokenizer_json_read(mipr_tokenizer **out, const char *json, size_t len,
+                                     const char *config, size_t config_len, const char *name,
+                                     mipr_error *err);
 
 /* ---- atomic output ------------------------------------------------------------------------ */
 
