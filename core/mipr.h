@@ -106,8 +106,6 @@ mipr_status mipr_hf_write(const char *out_dir, const mipr_model *m, const char *
 /* What mipr_hf_write checks before any work: src_dir is a Hugging Face folder and out_dir
  * does not exist (or is an empty folder). */
 mipr_status mipr_hf_write_check(const char *out_dir, const char *src_dir, mipr_error *err);
-/* Hugging Face tokenizer.json (model.type BPE). */
-mipr_status mipr_tokenizer_json_load(mipr_tokenizer **out, const char *path, mipr_error *err);
 /* Reads a llama2.c tokenizer.bin, which must hold exactly n_vocab tokens. */
 mipr_status mipr_llama2c_load_tokenizer(mipr_tokenizer **out, const char *path, uint32_t n_vocab,
                                         mipr_error *err);

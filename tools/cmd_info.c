@@ -87,6 +87,7 @@ int cmd_info(int argc, char **argv)
     printf("file            %s\nformat          %s\n", model,
            kind == MIPR_FILE_GGUF  ? "GGUF"
            : kind == MIPR_FILE_MPK ? "mipr .mpk (see mipr verify)"
+           : kind == MIPR_FILE_HF  ? "Hugging Face folder (config.json, safetensors)"
                                    : "llama2.c checkpoint (version 0)");
     print_model(m, tok);
     int rc = EXIT_OK;
