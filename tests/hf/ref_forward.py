@@ -8,6 +8,9 @@ on the rows as stored (no permutation), grouped-query attention, SiLU-gated FFN,
 mipr permutes q/k rows to interleaved pairs instead, so agreement proves that permutation.
 
 usage: ref_forward.py FOLDER ID [ID ...]
+       ref_forward.py FOLDER --greedy STEPS ID [ID ...]   (the prompt ids, then greedy
+           continuation up to STEPS positions: prints the text, SentencePiece-style pieces
+           of tokenizer.json decoded as llama2.c prints them)
        ref_forward.py FOLDER --bf16-exact   (exit 0 iff every weight is a bfloat16 value)
 """
 import json
@@ -63,7 +66,7 @@ def rope(v, pos, hd, theta):
     return out
 
 
-def forward(cfg, w, ids):
+def forward(cfg, w, ids, greedy=0):
     dim, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads", nh)
     hd, eps = dim // nh, cfg["rms_norm_eps"]
@@ -71,7 +74,10 @@ def forward(cfg, w, ids):
     L = cfg["num_hidden_layers"]
     cache = [([], []) for _ in range(L)]
     rows = []
-    for pos, tok in enumerate(ids):
+    ids = list(ids)
+    pos = 0
+    while pos < len(ids):
+        tok = ids[pos]
         x = list(w["model.embed_tokens.weight"][tok])
         for l in range(L):
             p = "model.layers.%d." % l
@@ -100,7 +106,32 @@ def forward(cfg, w, ids):
             x = [a + b for a, b in zip(x, matvec(w[p + "mlp.down_proj.weight"], act))]
         x = rmsnorm(x, w["model.norm.weight"], eps)
         rows.append(matvec(w["lm_head.weight"], x))
-    return rows
+        pos += 1
+        if pos == len(ids) and pos <= greedy:
+            # llama2.c's loop: positions 0..STEPS-1 run, each one's successor is printed
+            nxt = max(range(len(rows[-1])), key=lambda i: (rows[-1][i], -i))
+            if nxt in (cfg.get("bos_token_id"), cfg.get("eos_token_id")):
+                break
+            ids.append(nxt)
+            if pos == greedy:
+                break
+    return rows, ids
+
+
+def decode(folder, ids):
+    vocab = json.load(open(os.path.join(folder, "tokenizer.json")))["model"]["vocab"]
+    piece = {i: p for p, i in vocab.items()}
+    out = b""
+    for prev, tok in zip(ids, ids[1:]):
+        p = piece[tok]
+        if len(p) == 6 and p.startswith("<0x") and p.endswith(">"):
+            out += bytes([int(p[3:5], 16)])
+            continue
+        p = p.replace("\u2581", " ")
+        if prev == ids[0] and p.startswith(" "):
+            p = p[1:]
+        out += p.encode()
+    return out.decode("utf-8", "replace")
 
 
 def bf16_exact(w):
@@ -116,7 +147,11 @@ def main():
     cfg, w = load(sys.argv[1])
     if sys.argv[2:] == ["--bf16-exact"]:
         sys.exit(0 if bf16_exact(w) else 1)
-    for row in forward(cfg, w, [int(a) for a in sys.argv[2:]]):
+    if sys.argv[2] == "--greedy":
+        _, ids = forward(cfg, w, [int(a) for a in sys.argv[4:]], int(sys.argv[3]))
+        sys.stdout.write(decode(sys.argv[1], ids))
+        return
+    for row in forward(cfg, w, [int(a) for a in sys.argv[2:]])[0]:
         print(" ".join("%.9g" % v for v in row))
 
 
