@@ -172,6 +172,158 @@ static void test_config(void)
           mipr_hf_qk_src(7, 8) == 7 && mipr_hf_qk_src(9, 8) == 12);
 }
 
+/* ---- small synthetic checkpoints through the model builder ------------------------------ */
+
+/* A tiny checkpoint (dim 8, 2 heads of 4, 1 KV head, FFN 16, vocabulary 32) in `type`,
+ * every element a distinct value (tensor index * 1000 + element), with q/k/v biases when
+ * `bias`, the data starting `skew` bytes past an aligned offset. */
+typedef struct tiny {
+    uint8_t *buf;
+    size_t size;
+    mipr_st_set set;
+} tiny;
+
+/* Distinct per element; the checks compare stored bytes, so rounding does not matter. */
+static float tiny_value(size_t t, size_t e)
+{
+    return (float)(t * 1000 + e) / 4096.0f;
+}
+
+static void tiny_make(tiny *o, enum mipr_dtype type, int bias, int tied, size_t skew)
+{
+    mipr_error err = {0};
+    static const char *const names[] = {
+        "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+        "model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
+        "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
+        "model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight", "model.layers.0.self_attn.q_proj.bias",
+        "model.layers.0.self_attn.k_proj.bias", "model.layers.0.self_attn.v_proj.bias"};
+    static const uint32_t shape[][2] = {{32, 8}, {8, 0}, {32, 8}, {8, 0}, {8, 0}, {8, 8}, {4, 8},
+                                        {4, 8}, {8, 8}, {16, 8}, {16, 8}, {8, 16}, {8, 0},
+                                        {4, 0}, {4, 0}};
+    mipr_st_out d[15];
+    size_t n = 0, hlen, esz = mipr_dtype_row_bytes(type, 1);
+    uint64_t off[15];
+    for (size_t i = 0; i < 15; i++) {
+        if ((i >= 12 && !bias) || (i == 2 && tied))
+            continue;
+        d[n++] = (mipr_st_out){names[i], type, shape[i][1] ? 2u : 1u,
+                               {shape[i][0], shape[i][1] ? shape[i][1] : 0}};
+    }
+    char *h = mipr_st_header(d, n, &hlen, off);
+    /* skew: spaces in the header move the data off alignment (still valid JSON) */
+    size_t data = 0;
+    for (size_t i = 0; i < n; i++)
+        data += esz * d[i].shape[0] * (d[i].n_dims == 2 ? d[i].shape[1] : 1);
+    o->size = 8 + hlen + skew + data;
+    o->buf = calloc(1, o->size); /* malloc's alignment: skew alone decides */
+    uint8_t *b = o->buf;
+    uint64_t hl = hlen + skew;
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(hl >> (8 * i));
+    memcpy(b + 8, h, hlen);
+    memset(b + 8 + hlen, ' ', skew);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t elems = d[i].shape[0] * (d[i].n_dims == 2 ? d[i].shape[1] : 1);
+        uint8_t *p = b + 8 + hl + off[i];
+        for (uint64_t e = 0; e < elems; e++) {
+            float v = tiny_value(i, e);
+            uint16_t x = type == MIPR_DT_F16 ? mipr_f32_to_f16(v) : mipr_f32_to_bf16(v);
+            if (type == MIPR_DT_F32)
+                memcpy(p + 4 * e, &v, 4);
+            else
+                memcpy(p + 2 * e, &x, 2);
+        }
+    }
+    free(h);
+    memset(&o->set, 0, sizeof o->set);
+    CHECK_OK(mipr_st_add(&o->set, b, o->size, "tiny.safetensors", &err), &err);
+}
+
+static void tiny_free(tiny *o)
+{
+    mipr_st_free(&o->set);
+    free(o->buf);
+}
+
+#define TINY "\"hidden_size\":8,\"intermediate_size\":16,\"num_hidden_layers\":1," \
+             "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"vocab_size\":32," \
+             "\"max_position_embeddings\":16"
+
+/* Row r of the model's tensor against source row src of the file's. */
+static int same_row(const mipr_tensor *t, uint32_t r, const mipr_st_tensor *s, uint32_t src)
+{
+    size_t row = mipr_dtype_row_bytes(t->type, t->cols);
+    return memcmp((const uint8_t *)t->data + r * row, s->data + src * row, row) == 0;
+}
+
+static void test_tiny(void)
+{
+    mipr_error err = {0};
+    mipr_hf_config c;
+    mipr_model *m = NULL;
+    tiny t;
+
+    /* qwen2: biases bound (as F32), rotate-half rows kept, untied classifier; F16 weights
+     * stay F16 and are used in place */
+    tiny_make(&t, MIPR_DT_F16, 1, 0, 0);
+    CHECK_OK(cfg("{\"model_type\":\"qwen2\"," TINY "}", &c, &err), &err);
+    CHECK_OK(mipr_hf_build(&m, &c, &t.set, "tiny", "tiny.safetensors", &err), &err);
+    const mipr_st_tensor *q = mipr_st_find(&t.set, "model.layers.0.self_attn.q_proj.weight");
+    const mipr_st_tensor *qb = mipr_st_find(&t.set, "model.layers.0.self_attn.q_proj.bias");
+    CHECK(m->hp.family == MIPR_FAMILY_QWEN2 && m->hp.rope_type == MIPR_ROPE_NEOX);
+    CHECK(m->layers[0].wq.type == MIPR_DT_F16 && m->layers[0].wq.data == q->data);
+    CHECK(m->layers[0].bq.data && m->layers[0].bq.type == MIPR_DT_F32 &&
+          m->layers[0].bk.cols == 4 && m->layers[0].bv.cols == 4);
+    uint16_t h0;
+    memcpy(&h0, qb->data + 2 * 3, 2);
+    CHECK(((const float *)m->layers[0].bq.data)[3] == mipr_f16_to_f32(h0));
+    CHECK(!m->tied_output && m->output.data != m->tok_embd.data);
+    mipr_model_free(m);
+    mipr_hf_config_free(&c);
+    /* a qwen2 checkpoint without its biases */
+    tiny_free(&t);
+    tiny_make(&t, MIPR_DT_F16, 0, 0, 0);
+    CHECK_OK(cfg("{\"model_type\":\"qwen2\"," TINY "}", &c, &err), &err);
+    CHECK(mipr_hf_build(&m, &c, &t.set, "tiny", "tiny.safetensors", &err) == MIPR_ERR_FORMAT &&
+          strstr(err.msg, "tiny.safetensors: tensor model.layers.0.self_attn.q_proj.bias is "
+                          "missing"));
+    mipr_hf_config_free(&c);
+    tiny_free(&t);
+
+    /* llama with Llama 3 scaling, BF16, data at an odd offset (copied, not
+     * borrowed misaligned), tied: q/k rows permuted, rope_freqs carried */
+    tiny_make(&t, MIPR_DT_BF16, 0, 1, 1);
+    CHECK_OK(cfg("{\"model_type\":\"llama\",\"tie_word_embeddings\":true,\"rope_scaling\":"
+                 "{\"rope_type\":\"llama3\",\"factor\":8}," TINY "}", &c, &err), &err);
+    CHECK_OK(mipr_hf_build(&m, &c, &t.set, "tiny", "tiny.safetensors", &err), &err);
+    const mipr_st_tensor *k = mipr_st_find(&t.set, "model.layers.0.self_attn.k_proj.weight");
+    const mipr_st_tensor *v = mipr_st_find(&t.set, "model.layers.0.self_attn.v_proj.weight");
+    q = mipr_st_find(&t.set, "model.layers.0.self_attn.q_proj.weight");
+    CHECK(m->rope_freqs.data && m->rope_freqs.cols == 2 && m->tied_output);
+    static const uint32_t perm4[] = {0, 2, 1, 3}; /* interleaved row -> rotate-half row */
+    for (uint32_t r = 0; r < 8; r++)
+        CHECK(same_row(&m->layers[0].wq, r, q, (r / 4) * 4 + perm4[r % 4]));
+    for (uint32_t r = 0; r < 4; r++)
+        CHECK(same_row(&m->layers[0].wk, r, k, perm4[r]) && same_row(&m->layers[0].wv, r, v, r));
+    CHECK((uintptr_t)m->layers[0].wv.data % 2 == 0 && m->layers[0].wv.data != v->data);
+    mipr_model_free(m);
+    mipr_hf_config_free(&c);
+    tiny_free(&t);
+
+    /* tied in config.json but only lm_head stored: the embedding is lm_head */
+    tiny_make(&t, MIPR_DT_F32, 0, 0, 0);
+    CHECK_OK(cfg("{\"model_type\":\"mistral\",\"tie_word_embeddings\":false," TINY "}", &c,
+                 &err), &err);
+    CHECK_OK(mipr_hf_build(&m, &c, &t.set, "tiny", "tiny.safetensors", &err), &err);
+    CHECK(m->output.data == mipr_st_find(&t.set, "lm_head.weight")->data);
+    mipr_model_free(m);
+    mipr_hf_config_free(&c);
+    tiny_free(&t);
+}
+
 /* ---- the real checkpoint ----------------------------------------------------------------- */
 
 static const int32_t ids[] = {1, 412, 281, 90, 1100, 7, 36, 2047};
@@ -504,6 +656,7 @@ int main(void)
 {
     test_safetensors();
     test_config();
+    test_tiny();
     test_tinystories();
     return mipr_test_finish("hf");
 }
