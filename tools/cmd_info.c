@@ -6,7 +6,7 @@
 static const char usage_text[] =
     "usage: mipr info MODEL [-z TOKENIZER] [--metadata]\n\n"
     "Prints the format, hyper-parameters, per-layer FFN widths, weight types, parameter count\n"
-    "and tokenizer of MODEL (GGUF, .mpk or llama2.c .bin).\n\n"
+    "and tokenizer of MODEL (GGUF, .mpk, llama2.c .bin or a Hugging Face folder).\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
     "      --metadata        also list every GGUF metadata key and value\n";
 
