@@ -46,7 +46,7 @@ static mipr_status get_pos(const cfg_ctx *c, const cJSON *obj, const char *key, 
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     double d = !v || cJSON_IsNull(v) ? dflt : cJSON_IsNumber(v) ? v->valuedouble : -1.0;
-    if (!(d > 0.0 && d < 1e30))
+    if (!(d > 0.0 && d < 1e30 && (float)d > 0.0f)) /* as the float it becomes */
         return mipr_error_set(c->err, MIPR_ERR_FORMAT, "%s: %s must be a positive number",
                               c->name, key);
     *out = (float)d;
