@@ -514,6 +514,11 @@ int mipr_tokenizer_add_bos(const mipr_tokenizer *t) { return t ? t->add_bos : 0;
 int mipr_tokenizer_add_eos(const mipr_tokenizer *t) { return t ? t->add_eos : 0; }
 uint32_t mipr_tokenizer_n_merges(const mipr_tokenizer *t) { return t ? t->n_merges : 0; }
 
+int32_t mipr_tokenizer_lookup(const mipr_tokenizer *t, const char *s, size_t len)
+{
+    return t && t->finished && (s || len == 0) ? lookup(t, s, len) : -1;
+}
+
 int mipr_tokenizer_merge(const mipr_tokenizer *t, uint32_t rank, int32_t *left, int32_t *right)
 {
     if (!t || rank >= t->n_merges)
