@@ -514,6 +514,17 @@ int mipr_tokenizer_add_bos(const mipr_tokenizer *t) { return t ? t->add_bos : 0;
 int mipr_tokenizer_add_eos(const mipr_tokenizer *t) { return t ? t->add_eos : 0; }
 uint32_t mipr_tokenizer_n_merges(const mipr_tokenizer *t) { return t ? t->n_merges : 0; }
 
+size_t mipr_tokenizer_memory(const mipr_tokenizer *t)
+{
+    if (!t)
+        return 0;
+    size_t slots = t->slots ? (size_t)t->mask + 1 : 0;
+    size_t mslots = t->merge_slots ? (size_t)t->merge_mask + 1 : 0;
+    return sizeof *t + (size_t)t->n_vocab * sizeof *t->tok + t->arena_cap +
+           slots * (sizeof *t->slots + 1) + 3 * (size_t)t->n_merges * sizeof *t->merges +
+           mslots * sizeof *t->merge_slots + t->n_specials * sizeof *t->specials;
+}
+
 int32_t mipr_tokenizer_lookup(const mipr_tokenizer *t, const char *s, size_t len)
 {
     return t && t->finished && (s || len == 0) ? lookup(t, s, len) : -1;
