@@ -216,6 +216,10 @@ int mipr_tokenizer_ignore_merges(const mipr_tokenizer *t);
 int mipr_tokenizer_add_bos(const mipr_tokenizer *t);
 int mipr_tokenizer_add_eos(const mipr_tokenizer *t);
 uint32_t mipr_tokenizer_n_merges(const mipr_tokenizer *t);
+/* Bytes the tokenizer holds (its tables, pieces and merges; not encode's scratch). */
+size_t mipr_tokenizer_memory(const mipr_tokenizer *t);
+/* Id of the text piece (a token that merges and text can turn into) spelled s, or -1. */
+int32_t mipr_tokenizer_lookup(const mipr_tokenizer *t, const char *s, size_t len);
 /* Merge `rank` as token ids; 0 when out of range. */
 int mipr_tokenizer_merge(const mipr_tokenizer *t, uint32_t rank, int32_t *left, int32_t *right);
 

@@ -424,20 +424,22 @@ static int special_longer(const void *a, const void *b, const mipr_tokenizer *t)
     return la != lb ? (la > lb ? -1 : 1) : *(const int32_t *)a - *(const int32_t *)b;
 }
 
-/* Control and user-defined tokens, longest first (insertion sort: a few hundred at most in
- * real vocabularies, and construction is not the hot path). */
+static int is_special_type(uint8_t type)
+{
+    return type == MIPR_TOK_CONTROL || type == MIPR_TOK_USER || type == MIPR_TOK_UNKNOWN;
+}
+
+/* Control, unknown and user-defined tokens, longest first (insertion sort: a few hundred at
+ * most in real vocabularies, and construction is not the hot path). */
 static mipr_status build_specials(mipr_tokenizer *t, mipr_error *err)
 {
     free(t->specials);
     t->specials = NULL;
     t->n_specials = 0;
     memset(t->special_first, 0, sizeof t->special_first);
-    if (!t->bpe)
-        return MIPR_OK;
     uint32_t n = 0;
     for (uint32_t i = 0; i < t->n_vocab; i++)
-        n += t->tok[i].len > 0 && (t->tok[i].type == MIPR_TOK_CONTROL ||
-                                   t->tok[i].type == MIPR_TOK_USER);
+        n += t->tok[i].len > 0 && is_special_type(t->tok[i].type);
     if (n == 0)
         return MIPR_OK;
     t->specials = malloc(n * sizeof *t->specials);
@@ -445,7 +447,7 @@ static mipr_status build_specials(mipr_tokenizer *t, mipr_error *err)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory");
     for (uint32_t i = 0; i < t->n_vocab; i++) {
         const tok_entry *e = &t->tok[i];
-        if (e->len == 0 || (e->type != MIPR_TOK_CONTROL && e->type != MIPR_TOK_USER))
+        if (e->len == 0 || !is_special_type(e->type))
             continue;
         uint32_t k = t->n_specials++;
         int32_t id = (int32_t)i;
@@ -513,6 +515,22 @@ int mipr_tokenizer_ignore_merges(const mipr_tokenizer *t) { return t ? t->ignore
 int mipr_tokenizer_add_bos(const mipr_tokenizer *t) { return t ? t->add_bos : 0; }
 int mipr_tokenizer_add_eos(const mipr_tokenizer *t) { return t ? t->add_eos : 0; }
 uint32_t mipr_tokenizer_n_merges(const mipr_tokenizer *t) { return t ? t->n_merges : 0; }
+
+size_t mipr_tokenizer_memory(const mipr_tokenizer *t)
+{
+    if (!t)
+        return 0;
+    size_t slots = t->slots ? (size_t)t->mask + 1 : 0;
+    size_t mslots = t->merge_slots ? (size_t)t->merge_mask + 1 : 0;
+    return sizeof *t + (size_t)t->n_vocab * sizeof *t->tok + t->arena_cap +
+           slots * (sizeof *t->slots + 1) + 3 * (size_t)t->n_merges * sizeof *t->merges +
+           mslots * sizeof *t->merge_slots + t->n_specials * sizeof *t->specials;
+}
+
+int32_t mipr_tokenizer_lookup(const mipr_tokenizer *t, const char *s, size_t len)
+{
+    return t && t->finished && (s || len == 0) ? lookup(t, s, len) : -1;
+}
 
 int mipr_tokenizer_merge(const mipr_tokenizer *t, uint32_t rank, int32_t *left, int32_t *right)
 {
@@ -913,7 +931,9 @@ static int32_t special_at(const mipr_tokenizer *t, const char *s, size_t len, un
         return -1;
     for (uint32_t k = 0; k < t->n_specials; k++) {
         const tok_entry *e = &t->tok[t->specials[k]];
-        if (e->len <= len && (uint8_t)t->arena[e->off] == b &&
+        /* SentencePiece gives each fragment a prefix space: one-byte specials could then
+         * make more ids than the text has bytes */
+        if (e->len <= len && (t->bpe || e->len >= 2) && (uint8_t)t->arena[e->off] == b &&
             (e->type == MIPR_TOK_USER || (flags & MIPR_ENC_SPECIAL)) &&
             memcmp(t->arena + e->off, s, e->len) == 0)
             return t->specials[k];
@@ -921,8 +941,19 @@ static int32_t special_at(const mipr_tokenizer *t, const char *s, size_t len, un
     return -1;
 }
 
-static size_t encode_bpe(const mipr_tokenizer *t, const char *text, size_t len, unsigned flags,
-                         int32_t *out)
+/* Text without special tokens: pre-tokens merged alone (byte-level), or SentencePiece's
+ * symbols with the dummy prefix (every fragment gets it, as llama.cpp does). */
+static size_t encode_fragment(const mipr_tokenizer *t, const char *s, size_t len, int32_t *out)
+{
+    if (len == 0)
+        return 0;
+    return t->bpe ? encode_span(t, s, len, out) : encode_spm(t, s, len, out);
+}
+
+/* Special tokens written in the text are cut out first; the fragments between them are
+ * encoded alone. */
+static size_t encode_parts(const mipr_tokenizer *t, const char *text, size_t len, unsigned flags,
+                           int32_t *out)
 {
     size_t n = 0, a = 0;
     for (size_t i = 0; i < len;) {
@@ -931,7 +962,7 @@ static size_t encode_bpe(const mipr_tokenizer *t, const char *text, size_t len, 
             i++;
             continue;
         }
-        size_t m = encode_span(t, text + a, i - a, out + n);
+        size_t m = encode_fragment(t, text + a, i - a, out + n);
         if (m == SIZE_MAX)
             return SIZE_MAX;
         n += m;
@@ -939,7 +970,7 @@ static size_t encode_bpe(const mipr_tokenizer *t, const char *text, size_t len, 
         i += t->tok[id].len;
         a = i;
     }
-    size_t m = encode_span(t, text + a, len - a, out + n);
+    size_t m = encode_fragment(t, text + a, len - a, out + n);
     return m == SIZE_MAX ? SIZE_MAX : n + m;
 }
 
@@ -954,8 +985,7 @@ size_t mipr_tokenizer_encode_ex(const mipr_tokenizer *t, const char *text, size_
     if ((flags & MIPR_ENC_BOS) && t->bos >= 0)
         out[n++] = t->bos;
     if (t->finished && len > 0) {
-        size_t m = t->bpe ? encode_bpe(t, text, len, flags, out + n) : encode_spm(t, text, len,
-                                                                                  out + n);
+        size_t m = encode_parts(t, text, len, flags, out + n);
         if (m == SIZE_MAX)
             return SIZE_MAX;
         n += m;

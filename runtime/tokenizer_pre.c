@@ -235,7 +235,10 @@ static int ds_letter(const text *t, size_t i)
     return in_ranges(ds_letters, N_OF(ds_letters), c);
 }
 
-static int ds_punct_c(const text *t, size_t i) { return in_ranges(ds_punct, N_OF(ds_punct), t->c[i]); }
+static int ds_punct_c(const text *t, size_t i)
+{
+    return in_ranges(ds_punct, N_OF(ds_punct), t->c[i]);
+}
 static int ds_cjk_c(const text *t, size_t i) { return in_ranges(ds_cjk, N_OF(ds_cjk), t->c[i]); }
 
 /* \s?X+ */
@@ -246,8 +249,16 @@ static size_t space_then(const text *t, size_t i, size_t n, class_fn f)
     return run(t, i, n, f) - i;
 }
 
-static size_t m_ds_letters(const text *t, size_t i, size_t n) { return space_then(t, i, n, ds_letter); }
-static size_t m_ds_punct(const text *t, size_t i, size_t n) { return space_then(t, i, n, ds_punct_c); }
+static size_t m_ds_letters(const text *t, size_t i, size_t n)
+{
+    return space_then(t, i, n, ds_letter);
+}
+
+static size_t m_ds_punct(const text *t, size_t i, size_t n)
+{
+    return space_then(t, i, n, ds_punct_c);
+}
+
 static size_t m_cjk(const text *t, size_t i, size_t n) { return run(t, i, n, ds_cjk_c) - i; }
 static size_t m_s_letters(const text *t, size_t i, size_t n) { return space_then(t, i, n, is_l); }
 static size_t m_s_punct(const text *t, size_t i, size_t n) { return space_then(t, i, n, is_p); }

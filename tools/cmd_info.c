@@ -37,6 +37,10 @@ static void print_model(const mipr_model *m, const mipr_tokenizer *tok)
     if (tok)
         printf("tokenizer       %u tokens, bos %d, eos %d, unk %d\n", mipr_tokenizer_n_vocab(tok),
                mipr_tokenizer_bos(tok), mipr_tokenizer_eos(tok), mipr_tokenizer_unk(tok));
+    if (tok && mipr_tokenizer_is_bpe(tok))
+        printf("                byte-level BPE, pre %s, %u merges%s\n",
+               mipr_pre_name(mipr_tokenizer_pre(tok)), mipr_tokenizer_n_merges(tok),
+               mipr_tokenizer_add_bos(tok) ? ", adds BOS" : "");
 }
 
 static int print_metadata(const char *path, mipr_error *err)

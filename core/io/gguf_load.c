@@ -519,8 +519,8 @@ static mipr_status tok_pre(const mipr_gguf *g, tok_arrays *a, mipr_error *err)
     int64_t i = mipr_gguf_find(g, "tokenizer.ggml.pre");
     mipr_gguf_str s;
     if (i < 0 || !mipr_gguf_get_str(g, (uint64_t)i, &s))
-        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: byte-level tokenizer without "
-                              "tokenizer.ggml.pre (its split rules are unknown)",
+        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: byte-level tokenizer (\"gpt2\") "
+                              "without tokenizer.ggml.pre (its split rules are unknown)",
                               mipr_gguf_path(g));
     a->pre = mipr_pre_from_name(s.ptr, (size_t)s.len);
     if (a->pre <= MIPR_PRE_NONE)

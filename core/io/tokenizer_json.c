@@ -117,7 +117,7 @@ static int32_t map_get(const tj *J, const char *k, size_t len)
     for (size_t j = 0; j < len; j++)
         h = (h ^ (uint8_t)k[j]) * 16777619u;
     for (uint32_t i = h & J->mask; J->key[i]; i = (i + 1) & J->mask)
-        if (strncmp(J->key[i], k, len) == 0 && J->key[i][len] == 0)
+        if (J->key[i][0] == k[0] && strncmp(J->key[i], k, len) == 0 && J->key[i][len] == 0)
             return J->val[i];
     return -1;
 }
@@ -397,15 +397,15 @@ static mipr_status read_merges(tj *J, mipr_tokenizer *t)
             la = strlen(a);
             lb = strlen(b);
         }
-        char where[48];
-        snprintf(where, sizeof where, "model.merges[%" PRIu32 "]", r);
+        char where[48] = "";
+        if (!a || (pairs[2 * r] = map_get(J, a, la)) < 0 ||
+            (pairs[2 * r + 1] = map_get(J, b, lb)) < 0)
+            snprintf(where, sizeof where, "model.merges[%" PRIu32 "]", r);
         if (!a) {
             st = fail(J, MIPR_ERR_FORMAT, "%s: %s is not \"left right\" or [left, right]%s",
                       where, NULL);
             break;
         }
-        pairs[2 * r] = map_get(J, a, la);
-        pairs[2 * r + 1] = map_get(J, b, lb);
         if (pairs[2 * r] < 0 || pairs[2 * r + 1] < 0) {
             st = fail(J, MIPR_ERR_FORMAT, "%s: %s names a piece that is not in model.vocab "
                       "(\"%.80s\")", where, pairs[2 * r] < 0 ? a : b);

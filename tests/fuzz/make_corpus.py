@@ -19,6 +19,10 @@ that each libFuzzer run starts from inputs that reach deep into the reader:
              fuzz_safetensors.c's config (top-left corners, one layer), so it builds and
              runs; head.safetensors: the first 4 KiB of the real file (header, cut data)
   hfconfig/  TinyStories-656K's config.json, and qwen2 / Llama 3 / linear-RoPE variants
+  tokjson/   tokenizer.json files of TinyStories-656K (SentencePiece style), SmolLM2 and Llama 3
+             (byte-level) cut to their first few hundred tokens and the merges among them
+  tokenize/  (also) selector bit 2: the byte-level gpt-2 GGUF / Llama 3 tokenizer.json
+             vocabularies, bit 3: control tokens parsed
 """
 import json
 import os
@@ -252,6 +256,17 @@ def config_seeds(data_dir):
     linear = dict(base, rope_scaling={"type": "linear", "factor": 2.0})
     return {"tinystories.json": real, "qwen2.json": json.dumps(qwen).encode(),
             "llama3.json": json.dumps(llama3).encode(), "linear.json": json.dumps(linear).encode()}
+def cut_tokenizer_json(path, n):
+    """The tokenizer.json at path with only tokens below id n and the merges among them."""
+    d = json.load(open(path, encoding="utf-8"))
+    m = d["model"]
+    m["vocab"] = {k: v for k, v in m["vocab"].items() if v < n}
+    def ok(mg):
+        a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
+        return a in m["vocab"] and b in m["vocab"] and a + b in m["vocab"]
+    m["merges"] = [mg for mg in m["merges"] if ok(mg)]
+    d["added_tokens"] = [t for t in d["added_tokens"] if t["id"] < n][:4]
+    return json.dumps(d, ensure_ascii=False).encode("utf-8")
 
 
 def write(target, name, blob):
@@ -286,6 +301,16 @@ def main():
     write("safetensors", "head.safetensors", open(st, "rb").read()[:4096])
     for name, blob in config_seeds(data_dir).items():
         write("hfconfig", name, blob)
+    write("tokjson", "tinystories.json",
+          cut_tokenizer_json(os.path.join(data_dir, "tinystories-656k/tokenizer.json"), 400))
+    write("tokjson", "smollm2.json",
+          cut_tokenizer_json(os.path.join(data_dir, "vocab/hf/smollm2/tokenizer.json"), 400))
+    write("tokjson", "llama3.json",
+          cut_tokenizer_json(os.path.join(data_dir, "vocab/hf/llama3/tokenizer.json"), 400))
+    wk = open(os.path.join(data_dir, "text/wikitext-2/wiki.test.raw"), "rb").read()
+    write("tokenize", "bpe_gpt2_wiki", b"\x04" + wk[30000:31024])
+    write("tokenize", "bpe_llama3_special", b"\x0f<|begin_of_text|>Hi 1234 <|eot_id|>\n" +
+          wk[40000:40512])
     for name, blob in calib_seeds(data_dir, mipr).items():
         write("calib", name + ".mcal", blob)
 
