@@ -17,13 +17,14 @@ got=$("$MIPR" generate "$HF" -t 0 -n 40 -p "Once upon a time" 2>"$T/gen_err" | s
 echo "$got" | grep -q "Lily" || fail "TinyStories text expected, got '$got'"
 text=$("$MIPR" generate "$HF" -t 0 -n 120 2>/dev/null)
 
-# convert: the GGUF gives the same text (its logits equal the folder's: unit.hf)
+# convert: the GGUF gives the same text and perplexity (its logits equal the folder's: unit.hf)
 "$MIPR" convert "$HF" -o "$T/ts.gguf" 2>"$T/conv_err" || fail "convert: $(cat "$T/conv_err")"
 [ "$("$MIPR" generate "$T/ts.gguf" -t 0 -n 120 2>/dev/null)" = "$text" ] || fail "the converted GGUF generates other text"
 head -c 12000 "$TXT" >"$T/eval.txt"
 ppl() { "$MIPR" perplexity "$1" --text "$T/eval.txt" --window 128 --json 2>/dev/null |
         python3 -c 'import json,sys; print("%.6f" % json.load(sys.stdin)["perplexity"])'; }
-p_hf=$(ppl "$HF")
+p_hf=$(ppl "$HF"); p_gguf=$(ppl "$T/ts.gguf")
+[ -n "$p_hf" ] && [ "$p_hf" = "$p_gguf" ] || fail "perplexity: HF folder $p_hf, converted GGUF $p_gguf"
 python3 -c "import sys; p=float(sys.argv[1]); assert 1.5 < p < 60, p" "$p_hf" || fail "perplexity '$p_hf' out of range"
 "$MIPR" info "$HF" >"$T/info" || fail "info"
 grep -q "Hugging Face folder" "$T/info" && grep -q "heads           8 (kv 4" "$T/info" || fail "info: $(cat "$T/info")"
@@ -47,7 +48,9 @@ p_ph=$(ppl "$T/pruned")
 [ -n "$p_ph" ] && [ "$p_ph" = "$r_after" ] || fail "pruned HF folder reloads with perplexity $p_ph, prune measured $r_after"
 [ "$p_ph" != "$p_hf" ] || fail "pruning changed nothing"
 echo "perplexity on 12 kB of TinyStories: dense $p_hf, pruned and reloaded $p_ph (prune: $r_after)"
-# the same pruned model as GGUF generates the same text
+# the same pruned model as GGUF: the same perplexity and text
+p_pg=$(ppl "$T/p.gguf")
+[ "$p_pg" = "$p_ph" ] || fail "pruned perplexity: GGUF $p_pg, HF folder $p_ph"
 [ "$("$MIPR" generate "$T/p.gguf" -t 0 -n 80 2>/dev/null)" = "$("$MIPR" generate "$T/pruned" -t 0 -n 80 2>/dev/null)" ] ||
   fail "pruned GGUF and pruned HF folder generate different text"
 # the pruned folder prunes and converts on like any other
