@@ -176,6 +176,9 @@ static int parse(int argc, char **argv, prune_args *a)
     if (a->format_hf && a->allocation == 2)
         return cli_usage_error(&p, "--format hf needs one width for all layers: drop "
                                "--allocation adaptive (or write GGUF)");
+    if (a->format_hf && a->type_set && a->type != MIPR_DT_F32 && a->type != MIPR_DT_F16 &&
+        a->type != MIPR_DT_BF16)
+        return cli_usage_error(&p, "--format hf writes safetensors: --type f32, f16 or bf16");
     if (a->format_hf && a->bias_set)
         return cli_usage_error(&p, "--format hf cannot hold an ffn_down bias: drop --bias (or "
                                "write GGUF)");

@@ -77,6 +77,7 @@ expect 1 "Hugging Face output needs a Hugging Face folder as input" -- \
   --ratio 0.2 --format hf -o "$T/hfo"
 [ -e "$T/hfo" ] && fail "a refused HF prune left $T/hfo"
 expect 2 "--format expects gguf or hf" -- "$MIPR" prune "$HF" --calib "$CAL" --ratio 0.2 --format safetensors -o "$T/hfo"
+expect 2 "--type f32, f16 or bf16" -- "$MIPR" prune "$HF" --calib "$CAL" --ratio 0.2 --format hf --type q8_0 -o "$T/hfo"
 expect 2 "drop --bias" -- "$MIPR" prune "$HF" --calib "$CAL" --ratio 0.2 --format hf --bias -o "$T/hfo"
 ls -a "$T" | grep -q "mipr-tmp" && fail "temporary folder left behind: $(ls -a "$T")"
 finish
