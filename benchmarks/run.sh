@@ -45,7 +45,7 @@ if [ $build = 1 ]; then
   cmake --build --preset host
 fi
 bin=build/host/benchmarks
-for b in bench_criteria bench_kernels bench_mi bench_engine bench_report; do
+for b in bench_criteria bench_kernels bench_mi bench_engine bench_tokenizer bench_report; do
   [ -x "$bin/$b" ] || { echo "run.sh: $bin/$b is missing: build the host preset" >&2; exit 1; }
 done
 
@@ -110,12 +110,14 @@ perf() {
 calib=$text/tinystories/tinystories_train_head.txt
 if [ $mode = quick ]; then
   perf kernels "$bin/bench_kernels" --quick --json "$res/perf/kernels.json"
+  perf tokenizer "$bin/bench_tokenizer" --data "$data" --quick --json "$res/perf/tokenizer.json"
   perf mi "$bin/bench_mi" --d 384 --n 256 --threads 2 --json "$res/perf/mi.json"
   perf engine-smollm2-q8_0 "$bin/bench_engine" --shape smollm2 --type q8_0 --threads 2 \
     --prefill 32 --decode 8 --batch 32 --calib-text "$calib" --calib-tokens 256 \
     --json "$res/perf/engine-smollm2-q8_0.json"
 else
   perf kernels "$bin/bench_kernels" --json "$res/perf/kernels.json"
+  perf tokenizer "$bin/bench_tokenizer" --data "$data" --json "$res/perf/tokenizer.json"
   perf mi "$bin/bench_mi" --threads 2 --model "$data/stories260K/stories260K.bin" \
     --tokenizer "$data/stories260K/tok512.bin" --text "$calib" --json "$res/perf/mi.json"
   for st in smollm2:f32 smollm2:q8_0 qwen05:f32 qwen05:q8_0 tinyllama:f32 tinyllama:q8_0; do

@@ -87,9 +87,11 @@ const char *mipr_ggml_type_name(uint32_t ggml_type);
 
 /* ---- model files -------------------------------------------------------------------------- */
 
-enum mipr_file_kind { MIPR_FILE_UNKNOWN = 0, MIPR_FILE_GGUF, MIPR_FILE_LLAMA2C, MIPR_FILE_MPK };
+enum mipr_file_kind { MIPR_FILE_UNKNOWN = 0, MIPR_FILE_GGUF, MIPR_FILE_LLAMA2C, MIPR_FILE_MPK,
+                      MIPR_FILE_HF };
 
-/* Looks at the first bytes (GGUF magic, or a plausible llama2.c header). */
+/* Looks at the first bytes (GGUF magic, or a plausible llama2.c header); a directory is a
+ * Hugging Face folder (MIPR_FILE_HF) when it holds config.json, else an error naming it. */
 enum mipr_file_kind mipr_detect_file(const char *path, mipr_error *err);
 
 /* Loads a model and its tokenizer. GGUF and .mpk carry their tokenizer (an .mpk is decoded
@@ -100,6 +102,21 @@ mipr_status mipr_load(mipr_model **model, mipr_tokenizer **tok, const char *path
                       const char *tokenizer_path, mipr_error *err);
 
 mipr_status mipr_llama2c_load_model(mipr_model **out, const char *path, mipr_error *err);
+/* A Hugging Face folder: config.json (llama, mistral, qwen2), model.safetensors or the
+ * shards model.safetensors.index.json names (F32/F16/BF16, mapped), tokenizer.json when tok
+ * is not NULL. Llama-family q/k rows are permuted to mipr's interleaved RoPE pairs. */
+mipr_status mipr_hf_load(mipr_model **model, mipr_tokenizer **tok, const char *dir,
+                         mipr_error *err);
+/* Writes m as a Hugging Face folder out_dir (atomically: built in a temporary folder beside
+ * it, then renamed): config.json from src_dir's with intermediate_size updated,
+ * model.safetensors in `type` (F32, F16 or BF16; q/k rows back in rotate-half order), and
+ * src_dir's tokenizer files copied. Needs one FFN width for all layers. out_dir must not
+ * exist or be an empty folder. */
+mipr_status mipr_hf_write(const char *out_dir, const mipr_model *m, const char *src_dir,
+                          enum mipr_dtype type, mipr_error *err);
+/* What mipr_hf_write checks before any work: src_dir is a Hugging Face folder and out_dir
+ * does not exist (or is an empty folder). */
+mipr_status mipr_hf_write_check(const char *out_dir, const char *src_dir, mipr_error *err);
 /* Reads a llama2.c tokenizer.bin, which must hold exactly n_vocab tokens. */
 mipr_status mipr_llama2c_load_tokenizer(mipr_tokenizer **out, const char *path, uint32_t n_vocab,
                                         mipr_error *err);
@@ -112,6 +129,14 @@ mipr_status mipr_llama2c_read_tokenizer(mipr_tokenizer **out, const void *buf, s
                                         const char *name, uint32_t n_vocab, mipr_error *err);
 mipr_status mipr_gguf_load_model(mipr_model **out, const mipr_gguf *g, mipr_error *err);
 mipr_status mipr_gguf_load_tokenizer(mipr_tokenizer **out, const mipr_gguf *g, mipr_error *err);
+/* Reads a Hugging Face tokenizer.json (model.type "BPE": byte-level, or SentencePiece style
+ * with byte fallback and U+2581 spaces), and tokenizer_config.json beside it when present
+ * (add_bos_token / add_eos_token, bos_token / eos_token). Errors name the file and field. */
+mipr_status mipr_tokenizer_json_load(mipr_tokenizer **out, const char *path, mipr_error *err);
+/* The same over bytes in memory (config may be NULL); name stands for the file. */
+mipr_status mipr_tokenizer_json_read(mipr_tokenizer **out, const char *json, size_t len,
+                                     const char *config, size_t config_len, const char *name,
+                                     mipr_error *err);
 
 /* ---- atomic output ------------------------------------------------------------------------ */
 
@@ -546,6 +571,8 @@ typedef struct mipr_prune_request {
     int auto_criterion;
     int allocation;         /* 0: the policy's (auto) or uniform, 1 uniform, 2 adaptive */
     uint32_t seeds;         /* randomised criteria (mi, random): seeds tried (0: 1) */
+    int no_bias;            /* the output cannot hold an ffn_down bias (a Hugging Face
+                             * folder): the policy's bias compensation is not added */
 } mipr_prune_request;
 
 typedef struct mipr_prune_decision {

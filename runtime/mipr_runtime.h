@@ -187,6 +187,61 @@ const char *mipr_tokenizer_piece(const mipr_tokenizer *t, uint32_t id, size_t *l
 float mipr_tokenizer_score(const mipr_tokenizer *t, uint32_t id);
 enum mipr_token_type mipr_tokenizer_type(const mipr_tokenizer *t, uint32_t id);
 
+/* Byte-level BPE (GPT-2 style: GGUF tokenizer.ggml.model "gpt2", tokenizer.json with a
+ * ByteLevel pre-tokenizer). Pieces hold raw bytes (callers undo the GPT-2 byte-to-unicode
+ * map); text is split into pre-tokens by `pre`'s rules, then merged by rank. */
+enum mipr_pre_type {
+    MIPR_PRE_NONE = 0, /* SentencePiece style: no split */
+    MIPR_PRE_GPT2,
+    MIPR_PRE_LLAMA3,
+    MIPR_PRE_QWEN2,
+    MIPR_PRE_SMOLLM, /* also starcoder, refact: digits apart, then GPT-2 */
+    MIPR_PRE_FALCON,
+    MIPR_PRE_DEEPSEEK_LLM,
+    MIPR_PRE_DEEPSEEK_CODER,
+    MIPR_PRE_STARCODER,
+    MIPR_PRE_COUNT
+};
+/* GGUF's name of a pre type ("gpt-2", "llama-bpe", ...); NULL when out of range. */
+const char *mipr_pre_name(enum mipr_pre_type pre);
+/* The pre type GGUF calls `name` (aliases included), or -1. */
+int mipr_pre_from_name(const char *name, size_t len);
+/* Makes t byte-level with the given split rules; call before setting pieces. ignore_merges:
+ * a pre-token that is a whole piece is that token (Llama 3). */
+mipr_status mipr_tokenizer_set_bpe(mipr_tokenizer *t, enum mipr_pre_type pre, int ignore_merges,
+                                   mipr_error *err);
+/* Merge rules by rank (Hugging Face BPE): pair i (pairs[2i], pairs[2i + 1]) joins into the
+ * token spelled by their concatenation; lower ranks merge first. Without merges, a
+ * SentencePiece-style tokenizer merges by score. Copied; call before finish. */
+mipr_status mipr_tokenizer_set_merges(mipr_tokenizer *t, const int32_t *pairs, uint32_t n,
+                                      mipr_error *err);
+/* Whether encoders should add BOS / EOS (the model's rule; mipr_tokenizer_encode's add_bos
+ * argument still decides there). */
+void mipr_tokenizer_set_flags(mipr_tokenizer *t, int add_bos, int add_eos);
+int mipr_tokenizer_is_bpe(const mipr_tokenizer *t);
+enum mipr_pre_type mipr_tokenizer_pre(const mipr_tokenizer *t);
+int mipr_tokenizer_ignore_merges(const mipr_tokenizer *t);
+int mipr_tokenizer_add_bos(const mipr_tokenizer *t);
+int mipr_tokenizer_add_eos(const mipr_tokenizer *t);
+uint32_t mipr_tokenizer_n_merges(const mipr_tokenizer *t);
+/* Bytes the tokenizer holds (its tables, pieces and merges; not encode's scratch). */
+size_t mipr_tokenizer_memory(const mipr_tokenizer *t);
+/* Id of the text piece (a token that merges and text can turn into) spelled s, or -1. */
+int32_t mipr_tokenizer_lookup(const mipr_tokenizer *t, const char *s, size_t len);
+/* Merge `rank` as token ids; 0 when out of range. */
+int mipr_tokenizer_merge(const mipr_tokenizer *t, uint32_t rank, int32_t *left, int32_t *right);
+
+enum {
+    MIPR_ENC_BOS = 1,     /* prepend BOS (when the tokenizer has one) */
+    MIPR_ENC_EOS = 2,     /* append EOS */
+    MIPR_ENC_SPECIAL = 4, /* control tokens written in the text are matched (user-defined
+                           * tokens always are, in byte-level tokenizers) */
+};
+/* mipr_tokenizer_encode with flags; out must hold len + 3 ids. Byte-level tokenizers split
+ * text into pre-tokens first (this allocates; on failure it returns SIZE_MAX). */
+size_t mipr_tokenizer_encode_ex(const mipr_tokenizer *t, const char *text, size_t len,
+                                unsigned flags, int32_t *out);
+
 /* Encodes len bytes of text as llama2.c does (optional BOS, a dummy-prefix space when the
  * text is not empty and the tokenizer asks for it, greedy merges by highest score, byte
  * fallback or UNK for unknown characters). out must hold len + 2 ids. Returns the count. */

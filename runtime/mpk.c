@@ -227,7 +227,7 @@ static mipr_status in_file(const mpk_reader *r, mipr_status st, mipr_error *err)
 }
 
 static mipr_status parse_tokens(const mpk_reader *r, mipr_tokenizer *t, const uint8_t *b,
-                                size_t n, uint32_t n_vocab, mipr_error *err)
+                                size_t n, uint32_t n_vocab, size_t *end, mipr_error *err)
 {
     size_t at = 24;
     for (uint32_t id = 0; id < n_vocab; id++) {
@@ -245,7 +245,44 @@ static mipr_status parse_tokens(const mpk_reader *r, mipr_tokenizer *t, const ui
             return in_file(r, st, err);
         at += len;
     }
+    *end = at;
     return MIPR_OK;
+}
+
+/* TOKN version 1's tail: flags, split rules, merges (version 0 files have none of it:
+ * SentencePiece, BOS added, no EOS). */
+static mipr_status parse_tokn_v1(const mpk_reader *r, mipr_tokenizer *t, const uint8_t *b,
+                                 size_t n, size_t at, mipr_error *err)
+{
+    uint32_t version = mpk_get_u32(b + 20);
+    if (version == 0)
+        return MIPR_OK;
+    if (version > MPK_TOKN_VERSION)
+        return BAD("%s: TOKN version %u is newer than this reader (%u)", r->what, version,
+                   MPK_TOKN_VERSION);
+    if (n - at < 12)
+        return BAD("%s: TOKN ends before its flags", r->what);
+    uint32_t flags = mpk_get_u32(b + at), pre = mpk_get_u32(b + at + 4);
+    uint32_t nm = mpk_get_u32(b + at + 8);
+    at += 12;
+    if (nm > (n - at) / 8)
+        return BAD("%s: TOKN holds %u merges but only %zu bytes", r->what, nm, n - at);
+    mipr_tokenizer_set_flags(t, (flags & MPK_TOKN_ADD_BOS) != 0, (flags & MPK_TOKN_ADD_EOS) != 0);
+    mipr_status st = MIPR_OK;
+    if (flags & MPK_TOKN_BYTE_LEVEL)
+        st = mipr_tokenizer_set_bpe(t, (enum mipr_pre_type)pre,
+                                    (flags & MPK_TOKN_IGNORE_MERGES) != 0, err);
+    if (st == MIPR_OK && nm) {
+        int32_t *pairs = malloc(8 * (size_t)nm);
+        if (!pairs)
+            return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for %u merges",
+                                  r->what, nm);
+        for (uint32_t i = 0; i < 2 * nm; i++)
+            pairs[i] = (int32_t)mpk_get_u32(b + at + 4 * (size_t)i);
+        st = mipr_tokenizer_set_merges(t, pairs, nm, err);
+        free(pairs);
+    }
+    return in_file(r, st, err);
 }
 
 static int32_t special_id(const uint8_t *p, uint32_t n_vocab)
@@ -266,7 +303,10 @@ static mipr_status parse_tokn(const mpk_reader *r, uint32_t vocab, mipr_tokenize
         st = BAD("%s: tokenizer has %u tokens, the model %u", r->what, n < 24 ? 0 : mpk_get_u32(b),
                  vocab);
     } else if ((st = in_file(r, mipr_tokenizer_new(out, vocab, err), err)) == MIPR_OK) {
-        st = parse_tokens(r, *out, b, n, vocab, err);
+        size_t end = 24;
+        st = parse_tokens(r, *out, b, n, vocab, &end, err);
+        if (st == MIPR_OK)
+            st = parse_tokn_v1(r, *out, b, n, end, err);
         if (st == MIPR_OK)
             st = in_file(r, mipr_tokenizer_finish(*out, special_id(b + 4, vocab),
                                                   special_id(b + 8, vocab),

@@ -9,6 +9,16 @@
 #define MPK_MAGIC "MIPRMPK\n" /* 8 bytes; the newline catches text-mode transfers */
 #define MPK_VERSION_MAJOR 1u
 #define MPK_VERSION_MINOR 0u
+
+/* TOKN's own version (its head's last u32; 0 in files written before it existed). Version 1
+ * appends flags, the pre-tokenizer and the merges after the tokens. */
+#define MPK_TOKN_VERSION 1u
+enum {
+    MPK_TOKN_BYTE_LEVEL = 1,
+    MPK_TOKN_IGNORE_MERGES = 2,
+    MPK_TOKN_ADD_BOS = 4,
+    MPK_TOKN_ADD_EOS = 8,
+};
 #define MPK_HEADER_BYTES 64u
 #define MPK_DIR_ENTRY_BYTES 48u
 #define MPK_ALIGN 64u          /* every section and chunk starts on this boundary */

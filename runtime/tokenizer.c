@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mipr_runtime.h"
+#include "tokenizer_internal.h"
 
 #define TOK_MAX_PIECE 1024u   /* longest piece accepted by mipr_tokenizer_set */
 #define MERGE_MIN_SCORE -1e10f /* run.c's initial best score: merges must beat it */
@@ -52,6 +52,18 @@ struct mipr_tokenizer {
     uint8_t pair_bits[8192]; /* bit x*256+y: some mergeable piece holds bytes x, y in a row */
     int32_t byte_tok[256];
     char byte_str[512]; /* byte b at [2b], NUL at [2b + 1] */
+    /* Byte-level BPE: pieces are raw bytes, text is split by `pre` before merging. */
+    uint8_t bpe, pre, ignore_merges, add_bos, add_eos;
+    /* Merges by rank (when n_merges > 0, scores play no part in merging): 3 ids per rank
+     * (left, right, result) and an open-addressing hash of (left, right) -> rank + 1. */
+    uint32_t n_merges, merge_mask;
+    int32_t *merges;
+    uint32_t *merge_slots;
+    /* Tokens matched in the text before the split (byte-level): ids by length, longest first,
+     * and a bit per byte that starts one. */
+    int32_t *specials;
+    uint32_t n_specials;
+    uint8_t special_first[32];
 };
 
 /* ---- construction ------------------------------------------------------------------------ */
@@ -79,6 +91,7 @@ mipr_status mipr_tokenizer_new(mipr_tokenizer **out, uint32_t n_vocab, mipr_erro
     for (uint32_t i = 0; i < n_vocab; i++)
         t->tok[i].type = MIPR_TOK_UNUSED;
     t->bos = t->eos = t->unk = t->space_id = -1;
+    t->add_bos = 1; /* SentencePiece models (llama2.c, GGUF llama) start with BOS */
     for (int b = 0; b < 256; b++)
         t->byte_str[2 * b] = (char)b;
     *out = t;
@@ -93,6 +106,9 @@ void mipr_tokenizer_free(mipr_tokenizer *t)
     free(t->arena);
     free(t->slots);
     free(t->slot_tag);
+    free(t->merges);
+    free(t->merge_slots);
+    free(t->specials);
     free(t);
 }
 
@@ -299,6 +315,164 @@ static mipr_status check_special(const mipr_tokenizer *t, const char *what, int3
     return MIPR_OK;
 }
 
+static uint32_t pair_hash(int32_t a, int32_t b)
+{
+    uint32_t h = (uint32_t)a * 0x9E3779B1u ^ ((uint32_t)b + 0x7F4A7C15u) * 0x85EBCA77u;
+    return h ^ h >> 15;
+}
+
+/* Rank of the merge rule joining a and b, or NONE. */
+static uint32_t merge_rank(const mipr_tokenizer *t, int32_t a, int32_t b)
+{
+    for (uint32_t i = pair_hash(a, b) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
+        uint32_t r = t->merge_slots[i];
+        if (r == 0)
+            return NONE;
+        const int32_t *m = &t->merges[3 * (size_t)(r - 1)];
+        if (m[0] == a && m[1] == b)
+            return r - 1;
+    }
+}
+
+mipr_status mipr_tokenizer_set_bpe(mipr_tokenizer *t, enum mipr_pre_type pre, int ignore_merges,
+                                   mipr_error *err)
+{
+    if (!t || t->finished)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: byte-level mode set after finish");
+    if ((unsigned)pre >= MIPR_PRE_COUNT)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: unknown pre-tokenizer type %d",
+                              (int)pre);
+    t->bpe = 1;
+    t->pre = (uint8_t)pre;
+    t->ignore_merges = ignore_merges != 0;
+    return MIPR_OK;
+}
+
+mipr_status mipr_tokenizer_set_merges(mipr_tokenizer *t, const int32_t *pairs, uint32_t n,
+                                      mipr_error *err)
+{
+    if (!t || t->finished)
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: merges set after finish");
+    if (n >= (1u << 24) || (n && !pairs))
+        return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: %u merges (limit %u)", n,
+                              (1u << 24) - 1);
+    for (uint32_t r = 0; r < n; r++)
+        for (int k = 0; k < 2; k++)
+            if (pairs[2 * r + k] < 0 || (uint32_t)pairs[2 * r + k] >= t->n_vocab)
+                return mipr_error_set(err, MIPR_ERR_ARG, "tokenizer: merge %u names token %d, "
+                                      "outside the vocabulary (%u tokens)", r,
+                                      pairs[2 * r + k], t->n_vocab);
+    int32_t *m = n ? malloc(3 * (size_t)n * sizeof *m) : NULL;
+    if (n && !m)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory for %u merges", n);
+    for (uint32_t r = 0; r < n; r++) {
+        m[3 * r] = pairs[2 * r];
+        m[3 * r + 1] = pairs[2 * r + 1];
+        m[3 * r + 2] = -1;
+    }
+    free(t->merges);
+    t->merges = m;
+    t->n_merges = n;
+    return MIPR_OK;
+}
+
+void mipr_tokenizer_set_flags(mipr_tokenizer *t, int add_bos, int add_eos)
+{
+    if (t) {
+        t->add_bos = add_bos != 0;
+        t->add_eos = add_eos != 0;
+    }
+}
+
+/* Each rule's result, and the (left, right) -> rank hash. A pair listed twice keeps its
+ * first (lowest) rank, as Hugging Face's loader does. */
+static mipr_status build_merges(mipr_tokenizer *t, mipr_error *err)
+{
+    free(t->merge_slots);
+    t->merge_slots = NULL;
+    t->merge_mask = 0;
+    if (t->n_merges == 0)
+        return MIPR_OK;
+    uint32_t cap = 16;
+    while ((uint64_t)cap * 3 < 4 * (uint64_t)t->n_merges)
+        cap *= 2;
+    t->merge_slots = calloc(cap, sizeof *t->merge_slots);
+    if (!t->merge_slots)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory for the merge "
+                              "table");
+    t->merge_mask = cap - 1;
+    for (uint32_t r = 0; r < t->n_merges; r++) {
+        int32_t *m = &t->merges[3 * (size_t)r];
+        const tok_entry *a = &t->tok[m[0]], *b = &t->tok[m[1]];
+        m[2] = lookup2(t, t->arena + a->off, a->len, t->arena + b->off, b->len);
+        if (m[2] < 0)
+            return mipr_error_set(err, MIPR_ERR_FORMAT, "tokenizer: merge %u (tokens %d + %d) "
+                                  "makes no token of the vocabulary", r, m[0], m[1]);
+        if (merge_rank(t, m[0], m[1]) != NONE)
+            continue;
+        uint32_t i = pair_hash(m[0], m[1]) & t->merge_mask;
+        while (t->merge_slots[i])
+            i = (i + 1) & t->merge_mask;
+        t->merge_slots[i] = r + 1;
+    }
+    return MIPR_OK;
+}
+
+static int special_longer(const void *a, const void *b, const mipr_tokenizer *t)
+{
+    uint16_t la = t->tok[*(const int32_t *)a].len, lb = t->tok[*(const int32_t *)b].len;
+    return la != lb ? (la > lb ? -1 : 1) : *(const int32_t *)a - *(const int32_t *)b;
+}
+
+static int is_special_type(uint8_t type)
+{
+    return type == MIPR_TOK_CONTROL || type == MIPR_TOK_USER || type == MIPR_TOK_UNKNOWN;
+}
+
+/* Control, unknown and user-defined tokens, longest first (insertion sort: a few hundred at
+ * most in real vocabularies, and construction is not the hot path). */
+static mipr_status build_specials(mipr_tokenizer *t, mipr_error *err)
+{
+    free(t->specials);
+    t->specials = NULL;
+    t->n_specials = 0;
+    memset(t->special_first, 0, sizeof t->special_first);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->n_vocab; i++)
+        n += t->tok[i].len > 0 && is_special_type(t->tok[i].type);
+    if (n == 0)
+        return MIPR_OK;
+    t->specials = malloc(n * sizeof *t->specials);
+    if (!t->specials)
+        return mipr_error_set(err, MIPR_ERR_NOMEM, "tokenizer: out of memory");
+    for (uint32_t i = 0; i < t->n_vocab; i++) {
+        const tok_entry *e = &t->tok[i];
+        if (e->len == 0 || !is_special_type(e->type))
+            continue;
+        uint32_t k = t->n_specials++;
+        int32_t id = (int32_t)i;
+        while (k > 0 && special_longer(&id, &t->specials[k - 1], t) < 0) {
+            t->specials[k] = t->specials[k - 1];
+            k--;
+        }
+        t->specials[k] = id;
+        uint8_t b = (uint8_t)t->arena[e->off];
+        t->special_first[b >> 3] |= (uint8_t)(1u << (b & 7));
+    }
+    return MIPR_OK;
+}
+
+/* Byte-level vocabularies spell every byte as a one-byte piece; nothing there is "<0xXX>". */
+static void build_bpe_bytes(mipr_tokenizer *t)
+{
+    for (uint32_t i = 0; i < t->n_vocab; i++)
+        t->tok[i].flags &= (uint8_t)~TOK_SPELLS_BYTE;
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        t->byte_tok[b] = lookup(t, &c, 1);
+    }
+}
+
 mipr_status mipr_tokenizer_finish(mipr_tokenizer *t, int32_t bos, int32_t eos, int32_t unk,
                                   int add_space_prefix, mipr_error *err)
 {
@@ -311,9 +485,15 @@ mipr_status mipr_tokenizer_finish(mipr_tokenizer *t, int32_t bos, int32_t eos, i
         (st = check_special(t, "UNK", unk, &t->unk, err)) != MIPR_OK)
         return st;
     t->add_space_prefix = add_space_prefix != 0;
+    if (t->bpe)
+        for (uint32_t i = 0; i < t->n_vocab; i++)
+            t->tok[i].flags &= (uint8_t)~TOK_SPELLS_BYTE;
     build_byte_table(t);
-    if ((st = build_hash(t, err)) != MIPR_OK)
+    if ((st = build_hash(t, err)) != MIPR_OK || (st = build_merges(t, err)) != MIPR_OK ||
+        (st = build_specials(t, err)) != MIPR_OK)
         return st;
+    if (t->bpe)
+        build_bpe_bytes(t);
     t->space_id = lookup(t, " ", 1);
     t->finished = 1;
     return MIPR_OK;
@@ -326,6 +506,40 @@ int32_t mipr_tokenizer_bos(const mipr_tokenizer *t) { return t ? t->bos : -1; }
 int32_t mipr_tokenizer_eos(const mipr_tokenizer *t) { return t ? t->eos : -1; }
 int32_t mipr_tokenizer_unk(const mipr_tokenizer *t) { return t ? t->unk : -1; }
 int mipr_tokenizer_add_space_prefix(const mipr_tokenizer *t) { return t ? t->add_space_prefix : 0; }
+int mipr_tokenizer_is_bpe(const mipr_tokenizer *t) { return t ? t->bpe : 0; }
+enum mipr_pre_type mipr_tokenizer_pre(const mipr_tokenizer *t)
+{
+    return t ? (enum mipr_pre_type)t->pre : MIPR_PRE_NONE;
+}
+int mipr_tokenizer_ignore_merges(const mipr_tokenizer *t) { return t ? t->ignore_merges : 0; }
+int mipr_tokenizer_add_bos(const mipr_tokenizer *t) { return t ? t->add_bos : 0; }
+int mipr_tokenizer_add_eos(const mipr_tokenizer *t) { return t ? t->add_eos : 0; }
+uint32_t mipr_tokenizer_n_merges(const mipr_tokenizer *t) { return t ? t->n_merges : 0; }
+
+size_t mipr_tokenizer_memory(const mipr_tokenizer *t)
+{
+    if (!t)
+        return 0;
+    size_t slots = t->slots ? (size_t)t->mask + 1 : 0;
+    size_t mslots = t->merge_slots ? (size_t)t->merge_mask + 1 : 0;
+    return sizeof *t + (size_t)t->n_vocab * sizeof *t->tok + t->arena_cap +
+           slots * (sizeof *t->slots + 1) + 3 * (size_t)t->n_merges * sizeof *t->merges +
+           mslots * sizeof *t->merge_slots + t->n_specials * sizeof *t->specials;
+}
+
+int32_t mipr_tokenizer_lookup(const mipr_tokenizer *t, const char *s, size_t len)
+{
+    return t && t->finished && (s || len == 0) ? lookup(t, s, len) : -1;
+}
+
+int mipr_tokenizer_merge(const mipr_tokenizer *t, uint32_t rank, int32_t *left, int32_t *right)
+{
+    if (!t || rank >= t->n_merges)
+        return 0;
+    *left = t->merges[3 * (size_t)rank];
+    *right = t->merges[3 * (size_t)rank + 1];
+    return 1;
+}
 
 const char *mipr_tokenizer_piece(const mipr_tokenizer *t, uint32_t id, size_t *len)
 {
@@ -395,14 +609,25 @@ static size_t split_symbols(const mipr_tokenizer *t, const char *s, size_t len, 
 
 /* ---- encode: merges ------------------------------------------------------------------------ */
 
-/* Id of the merge of a and b, or -1 when they do not merge (or its score is too low). */
-static int32_t pair_merge(const mipr_tokenizer *t, int32_t a, int32_t b)
+/* Id of the merge of a and b, or -1 when they do not merge (or its score is too low). Its
+ * priority goes to *score: the result's score, or minus the rule's rank. */
+static int32_t pair_merge(const mipr_tokenizer *t, int32_t a, int32_t b, float *score)
 {
     const tok_entry *ea = &t->tok[a], *eb = &t->tok[b];
     if (!(ea->flags & eb->flags & TOK_MERGEABLE))
         return -1;
+    if (t->n_merges) {
+        uint32_t r = merge_rank(t, a, b);
+        if (r == NONE)
+            return -1;
+        *score = -(float)r; /* exact: ranks are below 2^24 */
+        return t->merges[3 * (size_t)r + 2];
+    }
     int32_t id = lookup2(t, t->arena + ea->off, ea->len, t->arena + eb->off, eb->len);
-    return id >= 0 && t->tok[id].score > MERGE_MIN_SCORE ? id : -1;
+    if (id < 0 || !(t->tok[id].score > MERGE_MIN_SCORE))
+        return -1;
+    *score = t->tok[id].score;
+    return id;
 }
 
 /* True when no merge can ever join a symbol ending like a with one starting like b: a
@@ -426,13 +651,13 @@ static int is_cut(const mipr_tokenizer *t, int32_t a, int32_t b)
 static size_t merge_quadratic(const mipr_tokenizer *t, int32_t *ids, size_t n)
 {
     for (;;) {
-        float best = MERGE_MIN_SCORE;
+        float best = MERGE_MIN_SCORE, score = 0;
         int32_t best_id = -1;
         size_t best_i = 0;
         for (size_t i = 0; i + 1 < n; i++) {
-            int32_t id = pair_merge(t, ids[i], ids[i + 1]);
-            if (id >= 0 && t->tok[id].score > best) {
-                best = t->tok[id].score;
+            int32_t id = pair_merge(t, ids[i], ids[i + 1], &score);
+            if (id >= 0 && score > best) {
+                best = score;
                 best_id = id;
                 best_i = i;
             }
@@ -509,10 +734,9 @@ static int make_cand(const bpe *s, uint32_t pos, bpe_cand *c)
     uint32_t r = s->next[pos];
     if (r == NONE)
         return 0;
-    int32_t id = pair_merge(s->t, s->ids[pos], s->ids[r]);
+    int32_t id = pair_merge(s->t, s->ids[pos], s->ids[r], &c->score);
     if (id < 0)
         return 0;
-    c->score = s->t->tok[id].score;
     c->pos = pos;
     c->id = id;
     c->stamp = s->stamp[pos];
@@ -649,23 +873,133 @@ static size_t merge_symbols(const mipr_tokenizer *t, int32_t *ids, size_t n)
     return w;
 }
 
-size_t mipr_tokenizer_encode(const mipr_tokenizer *t, const char *text, size_t len, int add_bos,
-                             int32_t *out)
+static size_t encode_spm(const mipr_tokenizer *t, const char *text, size_t len, int32_t *out)
+{
+    size_t n = 0;
+    if (t->add_space_prefix && t->space_id >= 0)
+        out[n++] = t->space_id;
+    n += split_symbols(t, text, len, out + n);
+    return merge_symbols(t, out, n);
+}
+
+/* ---- encode: byte-level BPE ----------------------------------------------------------------- */
+
+/* One pre-token: the whole piece when ignore_merges finds it, else its bytes merged. */
+static size_t encode_word(const mipr_tokenizer *t, const char *s, size_t len, int32_t *out)
+{
+    if (t->ignore_merges) {
+        int32_t id = lookup(t, s, len);
+        if (id >= 0) {
+            out[0] = id;
+            return 1;
+        }
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int32_t id = t->byte_tok[(uint8_t)s[i]];
+        if (id < 0)
+            id = t->unk;
+        if (id >= 0)
+            out[n++] = id;
+    }
+    return merge_symbols(t, out, n);
+}
+
+/* Text between special tokens: pre-tokens, each merged alone. */
+static size_t encode_span(const mipr_tokenizer *t, const char *s, size_t len, int32_t *out)
+{
+    if (len == 0)
+        return 0;
+    uint32_t *ends = malloc(len * sizeof *ends);
+    size_t n_pre = ends ? mipr_pre_split((enum mipr_pre_type)t->pre, s, len, ends) : SIZE_MAX;
+    if (n_pre == SIZE_MAX) {
+        free(ends);
+        return SIZE_MAX;
+    }
+    size_t n = 0, a = 0;
+    for (size_t i = 0; i < n_pre; a = ends[i++])
+        n += encode_word(t, s + a, ends[i] - a, out + n);
+    free(ends);
+    return n;
+}
+
+/* The special token written at s (longest first), or -1. */
+static int32_t special_at(const mipr_tokenizer *t, const char *s, size_t len, unsigned flags)
+{
+    uint8_t b = (uint8_t)s[0];
+    if (!(t->special_first[b >> 3] >> (b & 7) & 1))
+        return -1;
+    for (uint32_t k = 0; k < t->n_specials; k++) {
+        const tok_entry *e = &t->tok[t->specials[k]];
+        /* SentencePiece gives each fragment a prefix space: one-byte specials could then
+         * make more ids than the text has bytes */
+        if (e->len <= len && (t->bpe || e->len >= 2) && (uint8_t)t->arena[e->off] == b &&
+            (e->type == MIPR_TOK_USER || (flags & MIPR_ENC_SPECIAL)) &&
+            memcmp(t->arena + e->off, s, e->len) == 0)
+            return t->specials[k];
+    }
+    return -1;
+}
+
+/* Text without special tokens: pre-tokens merged alone (byte-level), or SentencePiece's
+ * symbols with the dummy prefix (every fragment gets it, as llama.cpp does). */
+static size_t encode_fragment(const mipr_tokenizer *t, const char *s, size_t len, int32_t *out)
+{
+    if (len == 0)
+        return 0;
+    return t->bpe ? encode_span(t, s, len, out) : encode_spm(t, s, len, out);
+}
+
+/* Special tokens written in the text are cut out first; the fragments between them are
+ * encoded alone. */
+static size_t encode_parts(const mipr_tokenizer *t, const char *text, size_t len, unsigned flags,
+                           int32_t *out)
+{
+    size_t n = 0, a = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t id = t->n_specials ? special_at(t, text + i, len - i, flags) : -1;
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        size_t m = encode_fragment(t, text + a, i - a, out + n);
+        if (m == SIZE_MAX)
+            return SIZE_MAX;
+        n += m;
+        out[n++] = id;
+        i += t->tok[id].len;
+        a = i;
+    }
+    size_t m = encode_fragment(t, text + a, len - a, out + n);
+    return m == SIZE_MAX ? SIZE_MAX : n + m;
+}
+
+size_t mipr_tokenizer_encode_ex(const mipr_tokenizer *t, const char *text, size_t len,
+                                unsigned flags, int32_t *out)
 {
     if (!t || !out)
         return 0;
     if (!text)
         len = 0;
     size_t n = 0;
-    if (add_bos && t->bos >= 0)
+    if ((flags & MIPR_ENC_BOS) && t->bos >= 0)
         out[n++] = t->bos;
-    if (!t->finished || len == 0)
-        return n;
-    size_t first = n;
-    if (t->add_space_prefix && t->space_id >= 0)
-        out[n++] = t->space_id;
-    n += split_symbols(t, text, len, out + n);
-    return first + merge_symbols(t, out + first, n - first);
+    if (t->finished && len > 0) {
+        size_t m = encode_parts(t, text, len, flags, out + n);
+        if (m == SIZE_MAX)
+            return SIZE_MAX;
+        n += m;
+    }
+    if ((flags & MIPR_ENC_EOS) && t->eos >= 0)
+        out[n++] = t->eos;
+    return n;
+}
+
+size_t mipr_tokenizer_encode(const mipr_tokenizer *t, const char *text, size_t len, int add_bos,
+                             int32_t *out)
+{
+    size_t n = mipr_tokenizer_encode_ex(t, text, len, add_bos ? MIPR_ENC_BOS : 0, out);
+    return n == SIZE_MAX ? 0 : n;
 }
 
 /* ---- decode ---------------------------------------------------------------------------------- */
@@ -681,6 +1015,10 @@ const char *mipr_tokenizer_decode(const mipr_tokenizer *t, int32_t prev, int32_t
     const tok_entry *e = &t->tok[id];
     if (e->type == MIPR_TOK_CONTROL)
         return "";
+    if (t->bpe) {
+        *len = e->len;
+        return t->arena + e->off;
+    }
     if (is_byte_token(e)) {
         *len = 1;
         return &t->byte_str[2 * byte_value(t, e)];

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf llama2c tokbin tokenize calib mpk)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf llama2c tokbin tokenize tokjson calib mpk safetensors hfconfig)
 export MIPR_TEST_DATA="${MIPR_TEST_DATA:-$(cd .. && pwd)/shared/data}"
 if [ ! -f "$MIPR_TEST_DATA/stories260K/tok512.bin" ]; then
   echo "fuzz: test data missing in '$MIPR_TEST_DATA' (set MIPR_TEST_DATA)" >&2

@@ -96,5 +96,6 @@ int cmd_prune(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -6,7 +6,8 @@
 
 static const char usage_text[] =
     "usage: mipr convert MODEL [-z TOKENIZER] -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0]\n\n"
-    "Writes MODEL (GGUF, .mpk or llama2.c .bin) with its tokenizer as GGUF v3 that llama.cpp\n"
+    "Writes MODEL (GGUF, .mpk, llama2.c .bin, or a Hugging Face folder: config.json,\n"
+    "model.safetensors, tokenizer.json) with its tokenizer as GGUF v3 that llama.cpp\n"
     "loads. 2-D weights take --type (default f32); norms stay f32. A tensor whose rows can't\n"
     "be q8_0 or q4_0 (row length not a multiple of 32) is written as f16 instead, and said\n"
     "so.\n"

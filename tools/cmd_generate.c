@@ -9,8 +9,8 @@
 static const char usage_text[] =
     "usage: mipr generate MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [-t TEMP] [--top-p P]\n"
     "                     [--seed S] [--ctx N] [--threads N] [--backend B]\n\n"
-    "Generates text with MODEL (GGUF, .mpk or llama2.c .bin). The text goes to stdout,\n"
-    "statistics to stderr.\n\n"
+    "Generates text with MODEL (GGUF, .mpk, llama2.c .bin or a Hugging Face folder). The\n"
+    "text goes to stdout, statistics to stderr.\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (default: the GGUF's own, or\n"
     "                        tokenizer.bin beside a .bin model)\n"
     "  -p, --prompt TEXT     prompt (default: empty, generation starts after BOS)\n"

@@ -6,7 +6,7 @@
 static const char usage_text[] =
     "usage: mipr info MODEL [-z TOKENIZER] [--metadata]\n\n"
     "Prints the format, hyper-parameters, per-layer FFN widths, weight types, parameter count\n"
-    "and tokenizer of MODEL (GGUF, .mpk or llama2.c .bin).\n\n"
+    "and tokenizer of MODEL (GGUF, .mpk, llama2.c .bin or a Hugging Face folder).\n\n"
     "  -z, --tokenizer FILE  llama2.c tokenizer.bin (see mipr generate --help)\n"
     "      --metadata        also list every GGUF metadata key and value\n";
 
@@ -37,6 +37,10 @@ static void print_model(const mipr_model *m, const mipr_tokenizer *tok)
     if (tok)
         printf("tokenizer       %u tokens, bos %d, eos %d, unk %d\n", mipr_tokenizer_n_vocab(tok),
                mipr_tokenizer_bos(tok), mipr_tokenizer_eos(tok), mipr_tokenizer_unk(tok));
+    if (tok && mipr_tokenizer_is_bpe(tok))
+        printf("                byte-level BPE, pre %s, %u merges%s\n",
+               mipr_pre_name(mipr_tokenizer_pre(tok)), mipr_tokenizer_n_merges(tok),
+               mipr_tokenizer_add_bos(tok) ? ", adds BOS" : "");
 }
 
 static int print_metadata(const char *path, mipr_error *err)
@@ -87,6 +91,7 @@ int cmd_info(int argc, char **argv)
     printf("file            %s\nformat          %s\n", model,
            kind == MIPR_FILE_GGUF  ? "GGUF"
            : kind == MIPR_FILE_MPK ? "mipr .mpk (see mipr verify)"
+           : kind == MIPR_FILE_HF  ? "Hugging Face folder (config.json, safetensors)"
                                    : "llama2.c checkpoint (version 0)");
     print_model(m, tok);
     int rc = EXIT_OK;

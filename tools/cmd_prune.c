@@ -10,7 +10,8 @@
 #include "prune_report.h"
 
 static const char usage_text[] =
-    "usage: mipr prune MODEL [-z TOKENIZER] --calib FILE --ratio R -o OUT.gguf [options]\n\n"
+    "usage: mipr prune MODEL [-z TOKENIZER] --calib FILE --ratio R -o OUT.gguf [options]\n"
+    "       mipr prune HF_FOLDER --calib FILE --ratio R --format hf -o OUT_FOLDER [options]\n\n"
     "Removes a share R of the FFN neurons (whole neurons: rows of ffn_gate and ffn_up, columns\n"
     "of ffn_down) chosen by a criterion, and writes the smaller model as GGUF: architecture\n"
     "llama when every layer keeps the same width, deci (per-layer widths, which llama.cpp\n"
@@ -40,6 +41,12 @@ static const char usage_text[] =
     "      --compensate       accepted for compatibility: mi always merges a removed\n"
     "                         redundant neuron into its partner (ffn_down column and bias)\n"
     "      --type T           weights of the output: f32 (default), f16, bf16, q8_0, q4_0\n"
+    "      --format F         gguf (default), or hf: a Hugging Face folder (config.json with\n"
+    "                         intermediate_size updated, model.safetensors in the input's\n"
+    "                         float type unless --type, the tokenizer files copied); needs an\n"
+    "                         HF folder as MODEL; implies --allocation uniform --no-bias\n"
+    "                         (llama configs hold one width, no ffn_down bias); OUT_FOLDER\n"
+    "                         must not exist (or be empty); it appears only when complete\n"
     "      --eval-text FILE   also report perplexity and KL on this text\n"
     "      --window W         evaluation window (default: the calibration window)\n"
     "      --report FILE      write the report as JSON\n"
@@ -51,7 +58,8 @@ static const cli_opt opts[] = {
     {"layers", 0, 1},      {"keep-layers", 0, 1},  {"seed", 0, 1},      {"seeds", 0, 1},
     {"mi-threshold", 0, 1}, {"width", 0, 1},       {"clusters", 0, 1},  {"bias", 0, 0},
     {"compensate", 0, 0},  {"type", 0, 1},         {"eval-text", 0, 1}, {"window", 0, 1},
-    {"report", 0, 1},      {"threads", 0, 1},      {"no-bias", 0, 0},   {NULL, 0, 0},
+    {"report", 0, 1},      {"threads", 0, 1},      {"no-bias", 0, 0},   {"format", 0, 1},
+    {NULL, 0, 0},
 };
 
 static int parse_layers(const cli_parser *p, const char *v, prune_args *a)
@@ -92,7 +100,7 @@ static int parse_choice(const cli_parser *p, int k, const char *v, prune_args *a
     default:
         for (int t = 0; t < MIPR_DT_COUNT; t++)
             if (strcmp(v, mipr_dtype_name((enum mipr_dtype)t)) == 0)
-                return a->type = (enum mipr_dtype)t, 1;
+                return a->type = (enum mipr_dtype)t, a->type_set = 1, 1;
         return cli_usage_error(p, "--type expects f32, f16, bf16, q8_0 or q4_0, got '%s'", v),
                0;
     }
@@ -125,13 +133,18 @@ static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
         a->o.mi_threshold = f;
         return 1;
     case 14: return cli_u32(p, "--clusters", v, 0, 4096, &a->o.clusters);
-    case 15: a->o.bias = 1; return 1;
+    case 15: a->o.bias = 1, a->bias_set = 1; return 1;
     case 16: a->o.least_squares = 1; return 1;
     case 18: a->eval_text = v; return 1;
     case 19: return cli_u32(p, "--window", v, 2, MIPR_MAX_SEQ, &a->window);
     case 20: a->report = v; return 1;
     case 21: return cli_u32(p, "--threads", v, 1, 1024, &a->threads);
     case 22: a->o.bias = 0; return 1;
+    case 23:
+        if (strcmp(v, "gguf") && strcmp(v, "hf"))
+            return cli_usage_error(p, "--format expects gguf or hf, got '%s'", v), 0;
+        a->format_hf = strcmp(v, "hf") == 0;
+        return 1;
     default: return parse_choice(p, k, v, a);
     }
 }
@@ -161,6 +174,17 @@ static int parse(int argc, char **argv, prune_args *a)
                                                                       : "-o OUT.gguf");
     if (a->o.align != 1 && a->o.align != 8 && a->o.align != 16 && a->o.align != 32)
         return cli_usage_error(&p, "--align expects 1, 8, 16 or 32");
+    if (a->format_hf && a->allocation == 2)
+        return cli_usage_error(&p, "--format hf needs one width for all layers: drop "
+                               "--allocation adaptive (or write GGUF)");
+    if (a->format_hf && a->type_set && a->type != MIPR_DT_F32 && a->type != MIPR_DT_F16 &&
+        a->type != MIPR_DT_BF16)
+        return cli_usage_error(&p, "--format hf writes safetensors: --type f32, f16 or bf16");
+    if (a->format_hf && a->bias_set)
+        return cli_usage_error(&p, "--format hf cannot hold an ffn_down bias: drop --bias (or "
+                               "write GGUF)");
+    if (a->format_hf) /* what a Hugging Face llama checkpoint can hold */
+        a->allocation = 1, a->o.bias = 0;
     if (!output_writable(a->output))
         return fprintf(stderr, "mipr: %s: the output's folder is missing or not writable\n",
                        a->output), EXIT_FAIL;

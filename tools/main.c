@@ -19,6 +19,7 @@ static const struct {
     {"pack", cmd_pack, "write a model as .mpk, the compressed runtime format"},
     {"unpack", cmd_unpack, "write an .mpk back as GGUF"},
     {"verify", cmd_verify, "check every checksum of an .mpk and list its tensors"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text (as llama-tokenize does)"},
 };
 
 static void usage(FILE *f)

@@ -11,6 +11,9 @@ typedef struct prune_args {
     int allocation; /* 0: the policy's (auto) or uniform, 1 uniform, 2 adaptive */
     uint32_t seeds, window, threads;
     enum mipr_dtype type;
+    int type_set;  /* --type given */
+    int format_hf; /* --format hf: output is a Hugging Face folder */
+    int bias_set;  /* --bias given */
 } prune_args;
 
 typedef struct prune_state {

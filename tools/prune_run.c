@@ -73,7 +73,9 @@ static mipr_status heldout(const prune_args *a, prune_state *s, mipr_error *err)
 static mipr_status decide(prune_args *a, prune_state *s, mipr_error *err)
 {
     double t0 = cli_now();
-    mipr_prune_request req = {a->o, a->auto_criterion, a->allocation, a->seeds};
+    mipr_prune_request req = {.o = a->o, .auto_criterion = a->auto_criterion,
+                              .allocation = a->allocation, .seeds = a->seeds,
+                              .no_bias = a->format_hf};
     if (a->auto_criterion)
         step("policy: choosing the criterion");
     mipr_status st = mipr_prune_decide(s->m, s->c, &req, &s->h, &s->dec, err);
@@ -134,6 +136,21 @@ static void release(prune_state *s)
     free(s->text_ids);
 }
 
+/* A Hugging Face folder in the input's float type unless --type says otherwise. */
+static mipr_status write_hf(const prune_args *a, const prune_state *s, mipr_error *err)
+{
+    enum mipr_dtype t = s->m->layers[0].ffn_up.type;
+    if (a->type_set)
+        t = a->type;
+    else if (t != MIPR_DT_F16 && t != MIPR_DT_BF16)
+        t = MIPR_DT_F32;
+    mipr_status st = mipr_hf_write(a->output, s->pruned, a->model, t, err);
+    if (st == MIPR_OK)
+        fprintf(stderr, "prune: wrote %s (Hugging Face folder, %s safetensors)\n", a->output,
+                mipr_dtype_name(t));
+    return st;
+}
+
 /* Both outputs are opened first (an unwritable path fails before the work) and committed
  * only when complete; an interrupt removes their temporaries (tools/output.c). */
 static mipr_status open_outputs(const prune_args *a, mipr_outfile *model, mipr_outfile *report,
@@ -143,7 +160,8 @@ static mipr_status open_outputs(const prune_args *a, mipr_outfile *model, mipr_o
     if (a->report && strcmp(a->report, a->output) == 0)
         return mipr_error_set(err, MIPR_ERR_ARG, "%s: --report and -o name the same file",
                               a->output);
-    mipr_status st = cli_out_open_from(model, a->output, in, 4, err);
+    mipr_status st = a->format_hf ? mipr_hf_write_check(a->output, a->model, err)
+                                  : cli_out_open_from(model, a->output, in, 4, err);
     if (st == MIPR_OK && a->report)
         st = cli_out_open_from(report, a->report, in, 5, err);
     return st;
@@ -168,7 +186,10 @@ int prune_run(prune_args *a)
     if (st == MIPR_OK) {
         double t0 = cli_now();
         mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
-        st = mipr_gguf_write_to(&out, s.pruned, s.tok, &wo, &err);
+        if (a->format_hf)
+            st = write_hf(a, &s, &err);
+        else
+            st = mipr_gguf_write_to(&out, s.pruned, s.tok, &wo, &err);
         s.t_write = cli_now() - t0;
     }
     /* Both outputs complete before either is renamed, then renamed together: never a new
@@ -177,7 +198,11 @@ int prune_run(prune_args *a)
         prune_report_json(a, &s, &report);
     if (st == MIPR_OK) {
         mipr_outfile *both[] = {&out, &report};
-        st = cli_out_commit_all(both, a->report ? 2 : 1, &err);
+        /* an HF folder is renamed into place by mipr_hf_write itself: only the report is left */
+        if (!a->format_hf)
+            st = cli_out_commit_all(both, a->report ? 2 : 1, &err);
+        else if (a->report)
+            st = cli_out_commit_all(both + 1, 1, &err);
     }
     if (st == MIPR_OK)
         prune_report_text(a, &s);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytelevel.h"
 #include "gguf_internal.h"
 
 typedef struct loader {
@@ -576,6 +577,8 @@ mipr_status mipr_gguf_load_model(mipr_model **out, const mipr_gguf *g, mipr_erro
 typedef struct tok_arrays {
     int64_t tokens, scores, types; /* key indices; scores/types may be -1 */
     uint32_t n;
+    int bpe; /* "gpt2": byte-level BPE */
+    int pre; /* enum mipr_pre_type */
 } tok_arrays;
 
 static int is_byte_piece(mipr_gguf_str s)
@@ -617,6 +620,24 @@ static mipr_status optional_array(const mipr_gguf *g, const char *key, uint32_t 
     return MIPR_OK;
 }
 
+/* tokenizer.ggml.pre: which split rules a byte-level vocabulary was trained with. */
+static mipr_status tok_pre(const mipr_gguf *g, tok_arrays *a, mipr_error *err)
+{
+    int64_t i = mipr_gguf_find(g, "tokenizer.ggml.pre");
+    mipr_gguf_str s;
+    if (i < 0 || !mipr_gguf_get_str(g, (uint64_t)i, &s))
+        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: byte-level tokenizer (\"gpt2\") "
+                              "without tokenizer.ggml.pre (its split rules are unknown)",
+                              mipr_gguf_path(g));
+    a->pre = mipr_pre_from_name(s.ptr, (size_t)s.len);
+    if (a->pre <= MIPR_PRE_NONE)
+        return mipr_error_set(err, MIPR_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%.*s\" is "
+                              "not supported (mipr reads llama-bpe, qwen2, smollm, gpt-2, "
+                              "starcoder, falcon, deepseek-llm, deepseek-coder and their "
+                              "aliases)", mipr_gguf_path(g), s.len > 40 ? 40 : (int)s.len, s.ptr);
+    return MIPR_OK;
+}
+
 static mipr_status tok_find_arrays(const mipr_gguf *g, tok_arrays *a, mipr_error *err)
 {
     const char *path = mipr_gguf_path(g);
@@ -625,10 +646,17 @@ static mipr_status tok_find_arrays(const mipr_gguf *g, tok_arrays *a, mipr_error
     if (i < 0 || !mipr_gguf_get_str(g, (uint64_t)i, &s))
         return mipr_error_set(err, MIPR_ERR_FORMAT,
                               "%s: no tokenizer (tokenizer.ggml.model missing)", path);
-    if (!mipr_gguf_str_eq(s, "llama"))
+    a->bpe = mipr_gguf_str_eq(s, "gpt2");
+    if (!a->bpe && !mipr_gguf_str_eq(s, "llama"))
         return mipr_error_set(err, MIPR_ERR_UNSUPPORTED,
                               "%s: tokenizer model \"%.*s\" is not supported (mipr reads "
-                              "\"llama\")", path, s.len > 40 ? 40 : (int)s.len, s.ptr);
+                              "\"llama\" and \"gpt2\")", path, s.len > 40 ? 40 : (int)s.len,
+                              s.ptr);
+    if (a->bpe) {
+        mipr_status st = tok_pre(g, a, err);
+        if (st != MIPR_OK)
+            return st;
+    }
     enum mipr_gguf_vtype et;
     uint64_t n = 0;
     a->tokens = mipr_gguf_find(g, "tokenizer.ggml.tokens");
@@ -649,7 +677,7 @@ static mipr_status token_type(const mipr_gguf *g, const tok_arrays *a, uint32_t 
 {
     int64_t v;
     if (a->types < 0) {
-        *out = is_byte_piece(piece) ? MIPR_TOK_BYTE : MIPR_TOK_NORMAL;
+        *out = !a->bpe && is_byte_piece(piece) ? MIPR_TOK_BYTE : MIPR_TOK_NORMAL;
         return MIPR_OK;
     }
     if (!mipr_gguf_arr_i64(g, (uint64_t)a->types, id, &v) || v < 0 || v > MIPR_TOK_BYTE)
@@ -691,8 +719,15 @@ static mipr_status tok_fill(mipr_tokenizer *t, const mipr_gguf *g, const tok_arr
         }
         if (a->scores >= 0)
             mipr_gguf_arr_f64(g, (uint64_t)a->scores, id, &score);
-        if ((st = token_type(g, a, id, s, &type, err)) == MIPR_OK)
-            st = mipr_tokenizer_set(t, id, buf, sp_to_spaces(buf, s), (float)score, type, err);
+        if ((st = token_type(g, a, id, s, &type, err)) != MIPR_OK)
+            break;
+        /* Byte-level: the vocabulary's pieces are spelled through GPT-2's byte map, while
+         * control and user-defined tokens are plain text. */
+        size_t len = !a->bpe ? sp_to_spaces(buf, s)
+                     : type == MIPR_TOK_CONTROL || type == MIPR_TOK_USER
+                         ? (memcpy(buf, s.ptr, s.len), (size_t)s.len)
+                         : mipr_bytelevel_decode(buf, s.ptr, s.len);
+        st = mipr_tokenizer_set(t, id, buf, len, (float)score, type, err);
         if (st == MIPR_ERR_ARG) /* the runtime does not know the file: name it */
             st = in_file(g, id, err);
     }
@@ -716,18 +751,34 @@ static mipr_status special_id(const mipr_gguf *g, const char *key, int32_t dflt,
     return MIPR_OK;
 }
 
-static mipr_status tok_finish(mipr_tokenizer *t, const mipr_gguf *g, uint32_t n,
+static mipr_status get_flag(const mipr_gguf *g, const char *key, int64_t *v, mipr_error *err)
+{
+    int64_t i = mipr_gguf_find(g, key);
+    if (i >= 0 && !mipr_gguf_get_i64(g, (uint64_t)i, v))
+        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: %s is not a bool", mipr_gguf_path(g),
+                              key);
+    return MIPR_OK;
+}
+
+static mipr_status tok_finish(mipr_tokenizer *t, const mipr_gguf *g, const tok_arrays *a,
                               mipr_error *err)
 {
     int32_t bos, eos, unk;
-    int64_t space = 1;
-    mipr_status st = special_id(g, "tokenizer.ggml.bos_token_id", 1, n, &bos, err);
+    int64_t space = !a->bpe, add_bos = !a->bpe || a->pre == MIPR_PRE_LLAMA3, add_eos = 0;
+    uint32_t n = a->n;
+    /* Defaults as llama.cpp's: 1/2/0 for SentencePiece, 11/11/none for byte-level. */
+    mipr_status st = special_id(g, "tokenizer.ggml.bos_token_id", a->bpe ? 11 : 1, n, &bos, err);
     if (st == MIPR_OK)
-        st = special_id(g, "tokenizer.ggml.eos_token_id", 2, n, &eos, err);
+        st = special_id(g, "tokenizer.ggml.eos_token_id", a->bpe ? 11 : 2, n, &eos, err);
     if (st == MIPR_OK)
-        st = special_id(g, "tokenizer.ggml.unknown_token_id", 0, n, &unk, err);
+        st = special_id(g, "tokenizer.ggml.unknown_token_id", a->bpe ? -1 : 0, n, &unk, err);
+    if (st == MIPR_OK)
+        st = get_flag(g, "tokenizer.ggml.add_bos_token", &add_bos, err);
+    if (st == MIPR_OK)
+        st = get_flag(g, "tokenizer.ggml.add_eos_token", &add_eos, err);
     if (st != MIPR_OK)
         return st;
+    mipr_tokenizer_set_flags(t, add_bos != 0, add_eos != 0);
     int64_t i = mipr_gguf_find(g, "tokenizer.ggml.add_space_prefix");
     if (i >= 0 && !mipr_gguf_get_i64(g, (uint64_t)i, &space))
         return mipr_error_set(err, MIPR_ERR_FORMAT,
@@ -736,18 +787,94 @@ static mipr_status tok_finish(mipr_tokenizer *t, const mipr_gguf *g, uint32_t n,
     return mipr_tokenizer_finish(t, bos, eos, unk, space != 0, err);
 }
 
+static uint32_t gstr_hash(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+static int32_t gstr_find(const mipr_gguf *g, const tok_arrays *a, const int32_t *slot,
+                         uint32_t mask, const char *p, size_t n)
+{
+    for (uint32_t i = gstr_hash(p, n) & mask; slot[i] >= 0; i = (i + 1) & mask) {
+        mipr_gguf_str s;
+        mipr_gguf_arr_str(g, (uint64_t)a->tokens, (uint64_t)slot[i], &s);
+        if (s.len == n && memcmp(s.ptr, p, n) == 0)
+            return slot[i];
+    }
+    return -1;
+}
+
+/* tokenizer.ggml.merges: "left right" strings by rank, spelled like the tokens. */
+static mipr_status tok_merges(mipr_tokenizer *t, const mipr_gguf *g, const tok_arrays *a,
+                              mipr_error *err)
+{
+    const char *path = mipr_gguf_path(g);
+    int64_t k = mipr_gguf_find(g, "tokenizer.ggml.merges");
+    enum mipr_gguf_vtype et;
+    uint64_t n = 0;
+    if (k < 0 || !mipr_gguf_get_arr(g, (uint64_t)k, &et, &n) || et != MIPR_GGUF_STRING ||
+        n >= (1u << 24))
+        return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tokenizer.ggml.merges must be an array "
+                              "of under 2^24 strings", path);
+    uint32_t cap = 16;
+    while (cap < 2 * (uint64_t)a->n)
+        cap *= 2;
+    int32_t *slot = malloc(cap * sizeof *slot), *pairs = malloc((2 * n + 1) * sizeof *pairs);
+    mipr_status st = MIPR_OK;
+    if (!slot || !pairs)
+        st = mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory for the merges", path);
+    for (uint32_t i = 0; st == MIPR_OK && i < cap; i++)
+        slot[i] = -1;
+    for (uint32_t id = 0; st == MIPR_OK && id < a->n; id++) {
+        mipr_gguf_str s;
+        mipr_gguf_arr_str(g, (uint64_t)a->tokens, id, &s);
+        if (gstr_find(g, a, slot, cap - 1, s.ptr, (size_t)s.len) >= 0)
+            continue; /* a duplicate spelling keeps its lowest id */
+        uint32_t i = gstr_hash(s.ptr, (size_t)s.len) & (cap - 1);
+        while (slot[i] >= 0)
+            i = (i + 1) & (cap - 1);
+        slot[i] = (int32_t)id;
+    }
+    for (uint64_t r = 0; st == MIPR_OK && r < n; r++) {
+        mipr_gguf_str s;
+        mipr_gguf_arr_str(g, (uint64_t)k, r, &s);
+        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', (size_t)s.len - 1) : NULL;
+        size_t la = sp ? (size_t)(sp - s.ptr) : 0;
+        int32_t l = sp ? gstr_find(g, a, slot, cap - 1, s.ptr, la) : -1;
+        int32_t rt = sp ? gstr_find(g, a, slot, cap - 1, sp + 1, (size_t)s.len - la - 1) : -1;
+        if (l < 0 || rt < 0)
+            st = mipr_error_set(err, MIPR_ERR_FORMAT, "%s: tokenizer.ggml.merges[%" PRIu64 "] "
+                                "(\"%.*s\") is not two tokens of the vocabulary", path, r,
+                                s.len > 60 ? 60 : (int)s.len, s.ptr);
+        pairs[2 * r] = l;
+        pairs[2 * r + 1] = rt;
+    }
+    if (st == MIPR_OK)
+        st = mipr_tokenizer_set_merges(t, pairs, (uint32_t)n, err);
+    free(slot);
+    free(pairs);
+    return st;
+}
+
 mipr_status mipr_gguf_load_tokenizer(mipr_tokenizer **out, const mipr_gguf *g, mipr_error *err)
 {
-    tok_arrays a = {-1, -1, -1, 0};
+    tok_arrays a = {-1, -1, -1, 0, 0, 0};
     mipr_tokenizer *t = NULL;
     *out = NULL;
     mipr_status st = tok_find_arrays(g, &a, err);
     if (st == MIPR_OK)
         st = mipr_tokenizer_new(&t, a.n, err);
+    if (st == MIPR_OK && a.bpe)
+        st = mipr_tokenizer_set_bpe(t, (enum mipr_pre_type)a.pre, a.pre == MIPR_PRE_LLAMA3, err);
     if (st == MIPR_OK)
         st = tok_fill(t, g, &a, err);
+    if (st == MIPR_OK && a.bpe)
+        st = tok_merges(t, g, &a, err);
     if (st == MIPR_OK)
-        st = tok_finish(t, g, a.n, err);
+        st = tok_finish(t, g, &a, err);
     if (st != MIPR_OK) {
         mipr_tokenizer_free(t);
         return st;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytelevel.h"
 #include "gguf_internal.h"
 #include "rows.h"
 
@@ -193,27 +194,108 @@ static size_t spaces_to_sp(char *dst, const char *s, size_t n)
     return o;
 }
 
+/* A piece as GGUF spells it: U+2581 spaces (SentencePiece), or GPT-2's byte map for the
+ * vocabulary of a byte-level tokenizer (its control and user-defined tokens are text). */
+static size_t gguf_piece(const mipr_tokenizer *t, uint32_t id, char *buf)
+{
+    size_t len = 0;
+    const char *piece = mipr_tokenizer_piece(t, id, &len);
+    enum mipr_token_type type = mipr_tokenizer_type(t, id);
+    if (!mipr_tokenizer_is_bpe(t))
+        return spaces_to_sp(buf, piece, len);
+    if (type == MIPR_TOK_CONTROL || type == MIPR_TOK_USER) {
+        memcpy(buf, piece, len);
+        return len;
+    }
+    return mipr_bytelevel_encode(buf, piece, len);
+}
+
 static void write_pieces(writer *w, const mipr_tokenizer *t, char *buf)
 {
     uint32_t n = mipr_tokenizer_n_vocab(t);
     w_key(w, "tokenizer.ggml.tokens", MIPR_GGUF_ARRAY);
     w_u32(w, MIPR_GGUF_STRING);
     w_u64(w, n);
-    for (uint32_t id = 0; id < n; id++) {
-        size_t len = 0;
-        const char *piece = mipr_tokenizer_piece(t, id, &len);
-        w_str(w, buf, spaces_to_sp(buf, piece ? piece : "", piece ? len : 0));
+    for (uint32_t id = 0; id < n; id++)
+        w_str(w, buf, gguf_piece(t, id, buf));
+}
+
+/* tokenizer.ggml.merges: "left right" by rank. */
+static void write_merges(writer *w, const mipr_tokenizer *t, char *buf)
+{
+    uint32_t n = mipr_tokenizer_n_merges(t);
+    w_key(w, "tokenizer.ggml.merges", MIPR_GGUF_ARRAY);
+    w_u32(w, MIPR_GGUF_STRING);
+    w_u64(w, n);
+    for (uint32_t r = 0; r < n; r++) {
+        int32_t a = 0, b = 0;
+        mipr_tokenizer_merge(t, r, &a, &b);
+        size_t la = gguf_piece(t, (uint32_t)a, buf);
+        size_t lb = gguf_piece(t, (uint32_t)b, buf + la + 1);
+        buf[la] = ' ';
+        w_str(w, buf, la + 1 + lb);
     }
 }
 
-static void write_token_meta(writer *w, const mipr_tokenizer *t)
+static void kv_bool(writer *w, const char *key, int v)
+{
+    uint8_t b = v ? 1 : 0;
+    w_key(w, key, MIPR_GGUF_BOOL);
+    w_bytes(w, &b, 1);
+}
+
+/* GGUF "llama" merges by score: a SentencePiece-style tokenizer that merges by rank (read
+ * from tokenizer.json) gets score -rank for the token its lowest-ranked rule makes, and
+ * -1e30 (never merged) for tokens no rule makes, which is the same order. */
+static float spm_score(const mipr_tokenizer *t, uint32_t id, const float *rank_score)
+{
+    return rank_score ? rank_score[id] : mipr_tokenizer_score(t, id);
+}
+
+static float *rank_scores(const mipr_tokenizer *t)
+{
+    uint32_t n = mipr_tokenizer_n_vocab(t), nm = mipr_tokenizer_n_merges(t);
+    if (mipr_tokenizer_is_bpe(t) || nm == 0)
+        return NULL;
+    float *s = malloc(n * sizeof *s);
+    char *buf = s ? malloc(2 * 1024 + 2) : NULL;
+    if (!buf) {
+        free(s);
+        return NULL;
+    }
+    for (uint32_t id = 0; id < n; id++) {
+        size_t len = 0;
+        mipr_tokenizer_piece(t, id, &len);
+        s[id] = len > 1 || mipr_tokenizer_type(t, id) != MIPR_TOK_NORMAL ? -1e30f : 0.0f;
+    }
+    /* Rules from the last: each token ends with its lowest rank. */
+    for (uint32_t r = nm; r-- > 0;) {
+        int32_t a = 0, b = 0;
+        size_t la, lb;
+        mipr_tokenizer_merge(t, r, &a, &b);
+        const char *pa = mipr_tokenizer_piece(t, (uint32_t)a, &la);
+        const char *pb = mipr_tokenizer_piece(t, (uint32_t)b, &lb);
+        memcpy(buf, pa, la);
+        memcpy(buf + la, pb, lb);
+        int32_t res = mipr_tokenizer_lookup(t, buf, la + lb);
+        if (res >= 0)
+            s[res] = -(float)r;
+    }
+    free(buf);
+    return s;
+}
+
+static void write_token_meta(writer *w, const mipr_tokenizer *t, const float *rank_score)
 {
     uint32_t n = mipr_tokenizer_n_vocab(t);
-    w_key(w, "tokenizer.ggml.scores", MIPR_GGUF_ARRAY);
-    w_u32(w, MIPR_GGUF_FLOAT32);
-    w_u64(w, n);
-    for (uint32_t id = 0; id < n; id++)
-        w_f32(w, mipr_tokenizer_score(t, id));
+    int bpe = mipr_tokenizer_is_bpe(t);
+    if (!bpe) {
+        w_key(w, "tokenizer.ggml.scores", MIPR_GGUF_ARRAY);
+        w_u32(w, MIPR_GGUF_FLOAT32);
+        w_u64(w, n);
+        for (uint32_t id = 0; id < n; id++)
+            w_f32(w, spm_score(t, id, rank_score));
+    }
     w_key(w, "tokenizer.ggml.token_type", MIPR_GGUF_ARRAY);
     w_u32(w, MIPR_GGUF_INT32);
     w_u64(w, n);
@@ -225,19 +307,30 @@ static void write_token_meta(writer *w, const mipr_tokenizer *t)
         kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)mipr_tokenizer_eos(t));
     if (mipr_tokenizer_unk(t) >= 0)
         kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)mipr_tokenizer_unk(t));
-    w_key(w, "tokenizer.ggml.add_space_prefix", MIPR_GGUF_BOOL);
-    uint8_t b = mipr_tokenizer_add_space_prefix(t) ? 1 : 0;
-    w_bytes(w, &b, 1);
+    if (!bpe)
+        kv_bool(w, "tokenizer.ggml.add_space_prefix", mipr_tokenizer_add_space_prefix(t));
+    /* SentencePiece files without these keys mean BOS yes, EOS no: only write a change. */
+    if (bpe || !mipr_tokenizer_add_bos(t) || mipr_tokenizer_add_eos(t)) {
+        kv_bool(w, "tokenizer.ggml.add_bos_token", mipr_tokenizer_add_bos(t));
+        kv_bool(w, "tokenizer.ggml.add_eos_token", mipr_tokenizer_add_eos(t));
+    }
 }
 
-/* buf holds the longest piece with every byte tripled. */
+/* buf holds two of the longest pieces with every byte tripled. */
 static void write_tokenizer(writer *w, const mipr_tokenizer *t, char *buf)
 {
     if (!t)
         return;
-    kv_str(w, "tokenizer.ggml.model", "llama");
+    int bpe = mipr_tokenizer_is_bpe(t);
+    kv_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
+    if (bpe)
+        kv_str(w, "tokenizer.ggml.pre", mipr_pre_name(mipr_tokenizer_pre(t)));
     write_pieces(w, t, buf);
-    write_token_meta(w, t);
+    if (bpe)
+        write_merges(w, t, buf);
+    float *rank_score = rank_scores(t);
+    write_token_meta(w, t, rank_score);
+    free(rank_score);
 }
 
 static void write_kvs(writer *w, const mipr_model *m, const mipr_tokenizer *tok, const plan *p,
@@ -404,7 +497,7 @@ static mipr_status check_args(const char *path, const mipr_model *m, const mipr_
     return mipr_model_validate(m, path, err);
 }
 
-/* Scratch for one token piece with spaces widened to U+2581. */
+/* Scratch for two token pieces with spaces widened to U+2581 (or byte-mapped). */
 static char *piece_buffer(const mipr_tokenizer *tok)
 {
     size_t longest = 0;
@@ -414,7 +507,7 @@ static char *piece_buffer(const mipr_tokenizer *tok)
         mipr_tokenizer_piece(tok, id, &len);
         longest = len > longest ? len : longest;
     }
-    return malloc(3 * longest + 1);
+    return malloc(6 * longest + 2);
 }
 
 /* Header and data into o; the caller commits or aborts. */

@@ -1,24 +1,60 @@
 /* Loading a model file of any supported kind, with its tokenizer. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "mipr.h"
+
+/* A folder is a model only as a Hugging Face checkpoint: config.json says so. */
+static enum mipr_file_kind detect_dir(const char *path, mipr_error *err)
+{
+    size_t n = strlen(path);
+    char *cfg = malloc(n + sizeof "/config.json");
+    if (!cfg) {
+        mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
+        return MIPR_FILE_UNKNOWN;
+    }
+    memcpy(cfg, path, n);
+    memcpy(cfg + n, "/config.json", sizeof "/config.json");
+    struct stat s;
+    int ok = stat(cfg, &s) == 0 && S_ISREG(s.st_mode);
+    free(cfg);
+    if (ok)
+        return MIPR_FILE_HF;
+    mipr_error_set(err, MIPR_ERR_FORMAT, "%s: a folder, but not a Hugging Face model folder: "
+                   "it has no config.json (a model folder holds config.json, model.safetensors "
+                   "and tokenizer.json)", path);
+    return MIPR_FILE_UNKNOWN;
+}
 
 enum mipr_file_kind mipr_detect_file(const char *path, mipr_error *err)
 {
+    struct stat s;
+    if (stat(path, &s) == 0 && S_ISDIR(s.st_mode))
+        return detect_dir(path, err);
     FILE *f = fopen(path, "rb");
     if (!f) {
         mipr_error_set(err, MIPR_ERR_IO, "%s: cannot open", path);
         return MIPR_FILE_UNKNOWN;
     }
-    unsigned char head[8] = {0};
+    unsigned char head[9] = {0};
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);
     if (n >= 4 && memcmp(head, "GGUF", 4) == 0)
         return MIPR_FILE_GGUF;
     if (mipr_mpk_is_mpk(head, n))
         return MIPR_FILE_MPK;
+    if (n >= 9 && head[8] == '{' && head[7] == 0 && head[6] == 0 && head[5] == 0) {
+        /* a header length under 2^40 then '{': a safetensors file, which needs its folder
+         * (llama2.c's first two int32 fields are never a dim with a zero hidden_dim) */
+        mipr_error_set(err, MIPR_ERR_FORMAT, "%s: a safetensors file; mipr reads it as part "
+                       "of its Hugging Face folder: pass the folder that holds it with "
+                       "config.json and tokenizer.json", path);
+        return MIPR_FILE_UNKNOWN;
+    }
     if (n >= 8)
         return MIPR_FILE_LLAMA2C; /* no magic: the header check decides */
     mipr_error_set(err, MIPR_ERR_FORMAT, "%s: too short (%zu bytes) to be a model file", path, n);
@@ -88,6 +124,12 @@ mipr_status mipr_load(mipr_model **model, mipr_tokenizer **tok, const char *path
     switch (mipr_detect_file(path, err)) {
     case MIPR_FILE_GGUF: st = load_gguf(model, tok, path, tokenizer_path, err); break;
     case MIPR_FILE_LLAMA2C: st = load_llama2c(model, tok, path, tokenizer_path, err); break;
+    case MIPR_FILE_HF:
+        if (tokenizer_path)
+            return mipr_error_set(err, MIPR_ERR_ARG, "%s: a Hugging Face folder carries its "
+                                  "tokenizer (tokenizer.json); drop -z", path);
+        st = mipr_hf_load(model, tok, path, err);
+        break;
     case MIPR_FILE_MPK:
         if (tokenizer_path)
             return mipr_error_set(err, MIPR_ERR_ARG, "%s: an .mpk carries its tokenizer; drop -z",

@@ -164,6 +164,26 @@ static void put_hpar(mw *w, const mipr_model *m)
     free(b);
 }
 
+/* TOKN version 1's tail (docs/FORMAT.md): the flags, the split rules and the merges. */
+static void put_tokn_v1(bytes *b, const mipr_tokenizer *t)
+{
+    uint32_t nm = mipr_tokenizer_n_merges(t);
+    uint32_t flags = (mipr_tokenizer_is_bpe(t) ? MPK_TOKN_BYTE_LEVEL : 0) |
+                     (mipr_tokenizer_ignore_merges(t) ? MPK_TOKN_IGNORE_MERGES : 0) |
+                     (mipr_tokenizer_add_bos(t) ? MPK_TOKN_ADD_BOS : 0) |
+                     (mipr_tokenizer_add_eos(t) ? MPK_TOKN_ADD_EOS : 0);
+    bytes_u32(b, flags);
+    bytes_u32(b, (uint32_t)mipr_tokenizer_pre(t));
+    bytes_u32(b, nm);
+    uint8_t *p = bytes_add(b, 8 * (size_t)nm);
+    for (uint32_t r = 0; p && r < nm; r++) {
+        int32_t l = 0, rt = 0;
+        mipr_tokenizer_merge(t, r, &l, &rt);
+        mpk_put_u32(p + 8 * (size_t)r, (uint32_t)l);
+        mpk_put_u32(p + 8 * (size_t)r + 4, (uint32_t)rt);
+    }
+}
+
 static void put_tokn(mw *w, const mipr_tokenizer *t)
 {
     bytes b = {0};
@@ -173,7 +193,7 @@ static void put_tokn(mw *w, const mipr_tokenizer *t)
     bytes_u32(&b, (uint32_t)mipr_tokenizer_eos(t));
     bytes_u32(&b, (uint32_t)mipr_tokenizer_unk(t));
     bytes_u32(&b, (uint32_t)mipr_tokenizer_add_space_prefix(t));
-    bytes_u32(&b, 0);
+    bytes_u32(&b, MPK_TOKN_VERSION);
     for (uint32_t id = 0; id < n; id++) {
         size_t len;
         const char *piece = mipr_tokenizer_piece(t, id, &len);
@@ -185,6 +205,7 @@ static void put_tokn(mw *w, const mipr_tokenizer *t)
         mpk_put_u32(p + 8, (uint32_t)len);
         memcpy(p + 12, piece, len);
     }
+    put_tokn_v1(&b, t);
     if (b.oom)
         oom(w);
     else

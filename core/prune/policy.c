@@ -155,7 +155,7 @@ mipr_status mipr_prune_decide(const mipr_model *m, const mipr_calib *c,
         out->used_policy = 1;
         out->o.criterion = out->policy.criterion;
         out->o.adaptive = req->allocation ? req->allocation == 2 : out->policy.adaptive;
-        out->o.bias = out->o.bias || out->policy.bias;
+        out->o.bias = out->o.bias || (out->policy.bias && !req->no_bias);
     }
     mipr_status st = pick_seed(m, c, req->seeds, out, err);
     if (st == MIPR_OK)

@@ -59,6 +59,15 @@ void fuzz_use_tokenizer(const mipr_tokenizer *t)
         size_t len;
         mipr_tokenizer_decode(t, i ? ids[i - 1] : -1, ids[i], &len);
     }
+    /* byte-level tokenizers: special tokens matched, BOS and EOS added */
+    int32_t ex[sizeof text + 3];
+    size_t n_ex = mipr_tokenizer_encode_ex(t, text, sizeof text - 1,
+                                           MIPR_ENC_BOS | MIPR_ENC_EOS | MIPR_ENC_SPECIAL, ex);
+    if (n_ex != SIZE_MAX && n_ex > sizeof text + 2)
+        fuzz_fail("encode_ex wrote more ids than the text has bytes + 3", NULL);
+    for (size_t i = 0; n_ex != SIZE_MAX && i < n_ex; i++)
+        if (ex[i] < 0 || (uint32_t)ex[i] >= n_vocab)
+            fuzz_fail("encode_ex returned an id outside the vocabulary", NULL);
     uint32_t shown = n_vocab < 4096 ? n_vocab : 4096;
     for (uint32_t id = 0; id < shown; id++) {
         size_t len = 0;

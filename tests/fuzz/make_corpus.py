@@ -15,7 +15,16 @@ that each libFuzzer run starts from inputs that reach deep into the reader:
   tokenize/  one selector byte (bit 0: the 32K tokenizer, bit 1: BOS) then text cut from
              TinyStories and WikiText-2
   calib/     two .mcal records written by `mipr calibrate` on stories260K
+  safetensors/ mini.safetensors: TinyStories-656K's tensors cut to the small llama of
+             fuzz_safetensors.c's config (top-left corners, one layer), so it builds and
+             runs; head.safetensors: the first 4 KiB of the real file (header, cut data)
+  hfconfig/  TinyStories-656K's config.json, and qwen2 / Llama 3 / linear-RoPE variants
+  tokjson/   tokenizer.json files of TinyStories-656K (SentencePiece style), SmolLM2 and Llama 3
+             (byte-level) cut to their first few hundred tokens and the merges among them
+  tokenize/  (also) selector bit 2: the byte-level gpt-2 GGUF / Llama 3 tokenizer.json
+             vocabularies, bit 3: control tokens parsed
 """
+import json
 import os
 import struct
 import subprocess
@@ -203,6 +212,63 @@ def calib_seeds(data_dir, mipr):
     return out
 
 
+def st_read(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)), f.read()
+
+
+def mini_safetensors(src):
+    """The corners of the real tensors at dim 8, one layer, 2 heads (1 KV head), FFN 16,
+    vocabulary 32; F32, the embedding stored as lm_head as in the real file (tied)."""
+    header, data = st_read(src)
+    dims = {"lm_head.weight": (32, 8), "model.norm.weight": (8,)}
+    for part, shape in (("input_layernorm.weight", (8,)), ("post_attention_layernorm.weight", (8,)),
+                        ("self_attn.q_proj.weight", (8, 8)), ("self_attn.k_proj.weight", (4, 8)),
+                        ("self_attn.v_proj.weight", (4, 8)), ("self_attn.o_proj.weight", (8, 8)),
+                        ("mlp.gate_proj.weight", (16, 8)), ("mlp.up_proj.weight", (16, 8)),
+                        ("mlp.down_proj.weight", (8, 16))):
+        dims["model.layers.0." + part] = shape
+    out_h, out_d = {}, b""
+    for name, shape in dims.items():
+        t = header[name]
+        b = t["data_offsets"][0]
+        cols = t["shape"][-1]
+        rows = shape[0] if len(shape) == 2 else 1
+        width = shape[-1]
+        blob = b"".join(data[b + 4 * r * cols: b + 4 * (r * cols + width)] for r in range(rows))
+        out_h[name] = {"dtype": "F32", "shape": list(shape),
+                       "data_offsets": [len(out_d), len(out_d) + len(blob)]}
+        out_d += blob
+    text = json.dumps(out_h, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + out_d
+
+
+def config_seeds(data_dir):
+    real = open(os.path.join(data_dir, "tinystories-656k/config.json"), "rb").read()
+    base = json.loads(real)
+    qwen = dict(base, model_type="qwen2", architectures=["Qwen2ForCausalLM"],
+                rope_theta=1000000.0)
+    llama3 = dict(base, rope_scaling={"rope_type": "llama3", "factor": 8.0,
+                                      "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                      "original_max_position_embeddings": 8192})
+    linear = dict(base, rope_scaling={"type": "linear", "factor": 2.0})
+    return {"tinystories.json": real, "qwen2.json": json.dumps(qwen).encode(),
+            "llama3.json": json.dumps(llama3).encode(), "linear.json": json.dumps(linear).encode()}
+def cut_tokenizer_json(path, n):
+    """The tokenizer.json at path with only tokens below id n and the merges among them."""
+    d = json.load(open(path, encoding="utf-8"))
+    m = d["model"]
+    m["vocab"] = {k: v for k, v in m["vocab"].items() if v < n}
+    def ok(mg):
+        a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
+        return a in m["vocab"] and b in m["vocab"] and a + b in m["vocab"]
+    m["merges"] = [mg for mg in m["merges"] if ok(mg)]
+    d["added_tokens"] = [t for t in d["added_tokens"] if t["id"] < n][:4]
+    return json.dumps(d, ensure_ascii=False).encode("utf-8")
+
+
 def write(target, name, blob):
     assert len(blob) <= LIMIT, (target, name, len(blob))
     d = os.path.join(CORPUS, target)
@@ -230,6 +296,21 @@ def main():
           open(os.path.join(data_dir, "llama2c-tokenizer/tokenizer.bin"), "rb").read()[:LIMIT])
     for name, blob in text_seeds(data_dir).items():
         write("tokenize", name, blob)
+    st = os.path.join(data_dir, "tinystories-656k/model.safetensors")
+    write("safetensors", "mini.safetensors", mini_safetensors(st))
+    write("safetensors", "head.safetensors", open(st, "rb").read()[:4096])
+    for name, blob in config_seeds(data_dir).items():
+        write("hfconfig", name, blob)
+    write("tokjson", "tinystories.json",
+          cut_tokenizer_json(os.path.join(data_dir, "tinystories-656k/tokenizer.json"), 400))
+    write("tokjson", "smollm2.json",
+          cut_tokenizer_json(os.path.join(data_dir, "vocab/hf/smollm2/tokenizer.json"), 400))
+    write("tokjson", "llama3.json",
+          cut_tokenizer_json(os.path.join(data_dir, "vocab/hf/llama3/tokenizer.json"), 400))
+    wk = open(os.path.join(data_dir, "text/wikitext-2/wiki.test.raw"), "rb").read()
+    write("tokenize", "bpe_gpt2_wiki", b"\x04" + wk[30000:31024])
+    write("tokenize", "bpe_llama3_special", b"\x0f<|begin_of_text|>Hi 1234 <|eot_id|>\n" +
+          wk[40000:40512])
     for name, blob in calib_seeds(data_dir, mipr).items():
         write("calib", name + ".mcal", blob)
 
