@@ -66,7 +66,7 @@ expect 1 "a Hugging Face folder carries its tokenizer" -- \
   "$MIPR" info "$HF" -z "$D/stories260K/tok512.bin"
 
 # a folder where a file is expected, and a file where a folder is: nothing written
-expect 1 "empty: .*Is a directory" -- "$MIPR" convert "$D/stories260K/stories260K.bin" -z "$D/stories260K/tok512.bin" -o "$T/empty"
+expect 1 "empty: .*[Ii]s a directory" -- "$MIPR" convert "$D/stories260K/stories260K.bin" -z "$D/stories260K/tok512.bin" -o "$T/empty"
 echo precious >"$T/file.gguf"
 CAL="$T/ts.mcal"
 "$MIPR" calibrate "$D/stories260K/stories260K.bin" -z "$D/stories260K/tok512.bin" \
