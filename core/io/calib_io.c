@@ -352,6 +352,8 @@ static int shapes_ok(const mipr_calib *c)
     return ok;
 }
 
+static mipr_status check_values_to_save(const mipr_calib *c, const char *path, mipr_error *err);
+
 /* The writer refuses what the reader would refuse. */
 static mipr_status check_record(const mipr_calib *c, const char *path, mipr_error *err)
 {
@@ -367,7 +369,7 @@ static mipr_status check_record(const mipr_calib *c, const char *path, mipr_erro
     if (why)
         return mipr_error_set(err, MIPR_ERR_ARG, "%s: cannot save the calibration record: %s",
                               path, why);
-    return MIPR_OK;
+    return check_values_to_save(c, path, err);
 }
 
 static mipr_status writer_setup(writer *w, int level, const char *path, mipr_error *err)
@@ -722,20 +724,29 @@ static mipr_status check_samples(const float *x, uint32_t d_ff, uint32_t n_sampl
                           i / n_samples, x[i]);
 }
 
-static mipr_status check_values(const reader *r, const mipr_calib *c)
+static mipr_status check_values(const mipr_calib *c, const char *path, mipr_error *err)
 {
     mipr_status st = MIPR_OK;
     for (uint32_t l = 0; l < c->n_layers && st == MIPR_OK; l++) {
-        st = check_stats(&c->layers[l], l, r->path, r->err);
+        st = check_stats(&c->layers[l], l, path, err);
         if (st == MIPR_OK && c->layers[l].samples)
-            st = check_samples(c->layers[l].samples, c->layers[l].d_ff, c->n_samples, l, r->path,
-                               r->err);
+            st = check_samples(c->layers[l].samples, c->layers[l].d_ff, c->n_samples, l, path,
+                               err);
     }
     for (uint32_t i = 0; i < c->n_heldout && st == MIPR_OK; i++)
         if (c->heldout[i] < 0)
-            st = mipr_error_set(r->err, MIPR_ERR_FORMAT, "%s: section HOLD: held-out token %u "
-                                "has the negative id %d", r->path, i, (int)c->heldout[i]);
+            st = mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section HOLD: held-out token %u "
+                                "has the negative id %d", path, i, (int)c->heldout[i]);
     return st;
+}
+
+static mipr_status check_values_to_save(const mipr_calib *c, const char *path, mipr_error *err)
+{
+    mipr_error e = {0};
+    if (check_values(c, path, &e) == MIPR_OK)
+        return MIPR_OK;
+    return mipr_error_set(err, MIPR_ERR_ARG, "%s: cannot save the calibration record: %s", path,
+                          e.msg + strlen(path) + 2);
 }
 
 static mipr_status check_content(const reader *r, const mipr_calib *c)
@@ -747,7 +758,7 @@ static mipr_status check_content(const reader *r, const mipr_calib *c)
     if (l < c->n_layers)
         return sec_fail(r, TAG_STAT, l, r->sec[1 + 2 * (size_t)l].off - SEC_SIZE,
                         "token count differs from the header's");
-    return check_values(r, c);
+    return check_values(c, r->path, r->err);
 }
 
 mipr_status mipr_calib_check_model(const mipr_calib *c, const mipr_model *m, const char *path,
