@@ -688,7 +688,27 @@ static mipr_status value_fail(mipr_error *err, const char *path, const char *sec
                               ? " and not negative" : "");
 }
 
-/* The statistics of one layer: finite, m2 / sum_abs / sum_sq not negative, min <= max. */
+/* Every statistic of neuron j is a sum over `count` values inside [min, max]: the bounds that
+ * follow (with room for double rounding, 1e-9 relative) hold for any honest record, and
+ * refuse finite but absurd values (1e300) that would overflow the pruned model. NULL when
+ * they hold, else the field that breaks them. */
+static const char *stat_outside_range(const mipr_calib_layer *L, size_t j)
+{
+    double lo = L->min[j], hi = L->max[j], n = (double)L->count;
+    double big = fabs(lo) > fabs(hi) ? fabs(lo) : fabs(hi), slack = 1e-9 * big + 1e-300;
+    if (L->mean[j] < lo - slack || L->mean[j] > hi + slack)
+        return "mean";
+    if (L->m2[j] > n * (hi - lo) * (hi - lo) * (1.0 + 1e-9) + 1e-300)
+        return "m2";
+    if (L->sum_abs[j] > n * big * (1.0 + 1e-9) + 1e-300)
+        return "sum_abs";
+    if (L->sum_sq[j] > n * big * big * (1.0 + 1e-9) + 1e-300)
+        return "sum_sq";
+    return NULL;
+}
+
+/* The statistics of one layer: finite, m2 / sum_abs / sum_sq not negative, min <= max, and
+ * each inside what values in [min, max] can give. */
 static mipr_status check_stats(const mipr_calib_layer *L, uint32_t l, const char *path,
                                mipr_error *err)
 {
@@ -704,11 +724,17 @@ static mipr_status check_stats(const mipr_calib_layer *L, uint32_t l, const char
         return value_fail(err, path, "STAT", l, "min", j, L->min[j]);
     if ((j = bad_float(L->max, L->d_ff)) < L->d_ff)
         return value_fail(err, path, "STAT", l, "max", j, L->max[j]);
-    for (j = 0; L->count && j < L->d_ff; j++)
+    for (j = 0; L->count && j < L->d_ff; j++) {
         if (L->min[j] > L->max[j])
             return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section STAT (layer %u): neuron "
                                   "%zu has min %g above max %g", path, l, j, L->min[j],
                                   L->max[j]);
+        const char *bad = stat_outside_range(L, j);
+        if (bad)
+            return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section STAT (layer %u): %s of "
+                                  "neuron %zu is impossible for values in [%g, %g]", path, l,
+                                  bad, j, L->min[j], L->max[j]);
+    }
     return MIPR_OK;
 }
 

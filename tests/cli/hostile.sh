@@ -31,7 +31,7 @@ done
 python3 "$H/mcal.py" "$T/hold_neg.mcal" --flaw hold_neg
 refused "hold_neg.mcal: section HOLD: held-out token [0-9]+ has the negative id -1" \
   -- "$MIPR" "${P[@]}" --calib "$T/hold_neg.mcal"
-for flaw in nan_mean inf_m2 neg_m2 nan_min inf_max nan_sumsq minmax; do
+for flaw in nan_mean inf_m2 neg_m2 nan_min inf_max nan_sumsq minmax big_mean mean_out big_sumsq; do
   python3 "$H/mcal.py" "$T/$flaw.mcal" --flaw "$flaw"
   refused "$flaw.mcal: section STAT \(layer 4\): .*neuron 86" \
     -- "$MIPR" "${P[@]}" --calib "$T/$flaw.mcal" --criterion magnitude

@@ -7,7 +7,8 @@ usage: mcal.py OUT [--flaw NAME] [--layers L] [--dim D] [--ff F] [--samples N]
                [--heldout H] [--vocab V]
 Flaws: none, hold_last (the last held-out id = vocab), hold_big (2147483647 at the end of
 a window), hold_neg (-1), hold_600, nan_mean, inf_m2, neg_m2, nan_min, inf_max, nan_sumsq,
-nan_sample, inf_sample, minmax (min > max)."""
+nan_sample, inf_sample, minmax (min > max), big_mean (1e300), mean_out (above max),
+big_sumsq (more than count * max^2)."""
 import argparse
 import random
 import struct
@@ -65,12 +66,13 @@ def main():
     out += section(b'SPOS', 0, b''.join(struct.pack('<Q', p) for p in pos))
     fl = a.flaw
     for l in range(L):
+        # statistics that values inside [min, max] can give (the reader checks the bounds)
+        mn = [rnd.uniform(-3, -0.6) for _ in range(F)]
+        mx = [rnd.uniform(0.6, 3) for _ in range(F)]
         mean = [rnd.uniform(-0.5, 0.5) for _ in range(F)]
-        m2 = [rnd.uniform(0.1, 5.0) * tokens for _ in range(F)]
-        sabs = [rnd.uniform(0.1, 1.0) * tokens for _ in range(F)]
-        ssq = [rnd.uniform(0.1, 2.0) * tokens for _ in range(F)]
-        mn = [rnd.uniform(-3, -0.1) for _ in range(F)]
-        mx = [rnd.uniform(0.1, 3) for _ in range(F)]
+        m2 = [rnd.uniform(0.01, 0.2) * tokens for _ in range(F)]
+        sabs = [rnd.uniform(0.1, 0.5) * tokens for _ in range(F)]
+        ssq = [rnd.uniform(0.1, 0.3) * tokens for _ in range(F)]
         s = [rnd.gauss(0, 1) for _ in range(F * N)]
         if l == L - 1:
             j = F // 2
@@ -81,6 +83,9 @@ def main():
             if fl == 'inf_max': mx[j] = float('-inf')
             if fl == 'nan_sumsq': ssq[j] = float('nan')
             if fl == 'minmax': mn[j], mx[j] = 2.0, 1.0
+            if fl == 'big_mean': mean[j] = 1e300
+            if fl == 'mean_out': mean[j] = mx[j] + 0.5
+            if fl == 'big_sumsq': ssq[j] = 1e30
             if fl == 'nan_sample' and N: s[j * N + N - 1] = float('nan')
             if fl == 'inf_sample' and N: s[j * N] = float('inf')
         stat = struct.pack('<Q', tokens)

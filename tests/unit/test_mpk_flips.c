@@ -1,8 +1,8 @@
 /* mipr verify's promise: every single-byte change of an .mpk is detected. A tiny model
  * (stories260K's tokenizer, one layer of width 16) is packed raw and zstd-compressed, with
- * META and an unknown optional section, and every byte of each file is changed (xor 0x01,
- * and also 0xFF in the raw file); mipr_mpk_inspect, which verify runs, must refuse each one and name
- * the file. */
+ * META and an unknown optional section; every byte of each file is changed (xor 0x01, and
+ * 0xFF too in the raw file) and mipr_mpk_inspect, which verify runs, must refuse each change
+ * and name the file. */
 #include <math.h>
 #include <string.h>
 
