@@ -143,7 +143,7 @@ class Campaign:
             off, tag, layer, raw, stored = self.rnd.choice(secs)
             if raw == 0:
                 continue
-            data = off + 32 + 12 + 3  # frame header, block header
+            data = off + 32 + 13 + 3  # frame header (magic, descriptor, size), block header
             for _ in range(self.rnd.randint(1, 4)):
                 at = data + self.rnd.randrange(raw)
                 c[at] = self.rnd.choice([0xFF, 0x7F, 0x80, 0x00, self.rnd.randrange(256)])
@@ -164,7 +164,7 @@ class Campaign:
     def valid_record(c, secs):
         import math
         for off, tag, layer, raw, stored in secs:
-            d = bytes(c[off + 47:off + 47 + raw])
+            d = bytes(c[off + 48:off + 48 + raw])
             if tag == b'SPOS':
                 pos = struct.unpack('<%dQ' % (raw // 8), d)
                 if any(p >= 4096 for p in pos) or any(b <= a for a, b in zip(pos, pos[1:])):
@@ -208,26 +208,28 @@ class Campaign:
         s.bind(sock)
         os.mkdir(dirp)
         for o in (fifo, link, sock, dirp):
-            for cmd in self.writers(o):
+            for cmd, _ in self.writers(o):
                 self.run('output: special file', cmd, 'refuse', [o], self.inputs + [fifo, link, sock])
         os.symlink('m.bin', os.path.join(t, 'm_link'))
         os.link(self.Z, os.path.join(t, 'z_hard'))
         rel = os.path.relpath(self.TXT)
         for o in self.inputs + [os.path.join(t, 'm_link'), os.path.join(t, 'z_hard'), rel,
                                 os.path.join(t, '.', 'c.mcal')]:
-            for cmd in self.writers(o):
-                self.run('output: an input', cmd, 'refuse', [o], self.inputs)
+            for cmd, ins in self.writers(o):
+                if any(os.path.exists(i) and os.path.samefile(o, i) for i in ins):
+                    self.run('output: an input', cmd, 'refuse', [o], self.inputs)
         s.close()
 
     def writers(self, o):
         M, Z, T, C, G = self.M, self.Z, self.TXT, self.C, self.G
         p = os.path.join(self.t, 'w.gguf')
-        return [['pack', M, '-z', Z, '-o', o], ['convert', M, '-z', Z, '-o', o],
-                ['convert', G, '-o', o, '--type', 'q8_0'], ['unpack', self.MPK, '-o', o],
-                ['calibrate', M, '-z', Z, '--text', T, '--tokens', '500', '-o', o],
-                ['prune', M, '-z', Z, '--calib', C, '--ratio', '0.3', '--criterion', 'magnitude', '-o', o],
-                ['prune', M, '-z', Z, '--calib', C, '--ratio', '0.3', '--criterion', 'magnitude', '-o', p,
-                 '--report', o, '--eval-text', T]]
+        return [(['pack', M, '-z', Z, '-o', o], [M, Z]), (['convert', M, '-z', Z, '-o', o], [M, Z]),
+                (['convert', G, '-o', o, '--type', 'q8_0'], [G]), (['unpack', self.MPK, '-o', o], [self.MPK]),
+                (['calibrate', M, '-z', Z, '--text', T, '--tokens', '500', '-o', o], [M, Z, T]),
+                (['prune', M, '-z', Z, '--calib', C, '--ratio', '0.3', '--criterion', 'magnitude', '-o', o],
+                 [M, Z, C]),
+                (['prune', M, '-z', Z, '--calib', C, '--ratio', '0.3', '--criterion', 'magnitude', '-o', p,
+                  '--report', o, '--eval-text', T], [M, Z, C, T])]
 
     def gguf(self, *edit):
         out = os.path.join(self.t, 'e%d.gguf' % self.rnd.randrange(1 << 30))
@@ -297,7 +299,7 @@ class Campaign:
         for name, data, cal, ppl in cases:
             path = os.path.join(t, name + '.txt')
             open(path, 'wb').write(data)
-            self.run('text: hostile', ['calibrate', self.M, '-z', self.Z, '--text', path, '--tokens', '400',
+            self.run('text: hostile', ['calibrate', self.M, '-z', self.Z, '--text', path, '--tokens', '400', '--samples', '32',
                      '--heldout', '16', '-o', os.path.join(t, 'x.mcal')], cal, [path], self.inputs + [path])
             self.run('text: hostile', ['perplexity', self.M, '-z', self.Z, '--text', path], ppl, [path],
                      self.inputs + [path])
