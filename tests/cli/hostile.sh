@@ -42,6 +42,9 @@ for flaw in nan_sample inf_sample; do
   refused "$flaw.mcal: section SAMP \(layer 4\): sample [0-9]+ of neuron 86 is (nan|inf)" \
     -- "$MIPR" "${P[@]}" --calib "$T/$flaw.mcal" --criterion mi --seeds 1
   refused "$flaw.mcal: section SAMP" -- "$MIPR" analyze "$T/$flaw.mcal" --layer 4
+  # checked when the record is opened, also by criteria that never read samples
+  refused "$flaw.mcal: section SAMP \(layer 4\)" \
+    -- "$MIPR" "${P[@]}" --calib "$T/$flaw.mcal" --criterion magnitude
 done
 [ ! -e "$T/p.gguf" ] && [ ! -e "$T/p.json" ] || fail "a refused prune wrote an output"
 # the clean record of the same generator is accepted: the refusals are the flaws'

@@ -108,8 +108,6 @@ class Campaign:
             path = os.path.join(self.t, f + '.mcal')
             self.mcal(path, '--flaw', f)
             for crit in ['mi', 'magnitude', 'activation', 'wanda-sp', 'flap', 'random', 'auto']:
-                if f in ('nan_sample', 'inf_sample') and crit not in ('mi', 'auto'):
-                    continue  # samples are read only by the criteria that use them
                 self.run('calib: planted flaw', ['prune', self.M, '-z', self.Z, '--calib', path,
                          '--ratio', '0.3', '--criterion', crit, '--seeds', '1', '-o',
                          os.path.join(self.t, 'p.gguf')], 'refuse', [path], self.inputs + [path])
