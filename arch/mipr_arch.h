@@ -73,6 +73,12 @@ uint16_t mipr_f32_to_bf16(float f);  /* round to nearest even, NaN kept quiet */
  * a partial last block as if zero-padded. Q8_0: d = max|x| / 127, q = round(x / d).
  * Q4_0: m = the value of largest magnitude (the first of ties), d = m / -8,
  * q = min(15, (int)(x / d + 8.5)); d is stored as fp16 but q uses the float d. */
+/* Non-finite and tiny values, the same in every table (tested): a block holding NaN or an
+ * infinity quantizes to d = NaN and every q = 0 (Q4_0: nibble 8), so products with it are
+ * NaN, as F32 arithmetic would be non-finite too; a Q8_0 block whose d = max|x| / 127 is
+ * below FLT_MIN (1 / d could overflow) quantizes to zeros. The activation quantizer of the
+ * Q8_0/Q4_0 matmuls follows the same rules. Writers refuse such weights before they get
+ * here (core/io/rows.c), so these rules are what inference on a broken file meets. */
 void mipr_quantize_q8_0(mipr_block_q8_0 *out, const float *x, size_t n);
 void mipr_quantize_q4_0(mipr_block_q4_0 *out, const float *x, size_t n);
 

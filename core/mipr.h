@@ -312,7 +312,8 @@ mipr_status mipr_calib_load(mipr_calib **out, const char *path, mipr_error *err)
 mipr_status mipr_calib_read(mipr_calib **out, const void *buf, size_t len, const char *name,
                             mipr_error *err);
 /* Like mipr_calib_load, but the samples stay in the file (every layer's `samples` is NULL):
- * mipr_calib_samples reads one layer at a time, so pruning holds one layer's samples. */
+ * mipr_calib_samples reads one layer at a time, so pruning holds one layer's samples. They
+ * are still decoded once here, one layer at a time, to be checked like every value. */
 mipr_status mipr_calib_open(mipr_calib **out, const char *path, mipr_error *err);
 /* Layer l's samples (d_ff x n_samples): the record's own when it holds them, else read
  * from its file (checksums verified again) into a buffer returned in *owned, which the

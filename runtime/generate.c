@@ -6,6 +6,17 @@ static double no_clock(void)
     return 0.0;
 }
 
+/* NaN or infinite logits (broken weights) would make the sampler pick an arbitrary token
+ * and the text silently garbage: refused instead. x != x is NaN without libm. */
+static mipr_status check_logits(const float *l, uint32_t n, uint32_t pos, mipr_error *err)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (l[i] != l[i] || l[i] - l[i] != 0.0f)
+            return mipr_error_set(err, MIPR_ERR_FORMAT, "the model's logits at position %u "
+                                  "are not finite (NaN or infinite weights?)", pos);
+    return MIPR_OK;
+}
+
 static mipr_status prefill(mipr_engine *e, const int32_t *prompt, uint32_t n_pre,
                            mipr_token_fn fn, void *ctx, int *stop, mipr_error *err)
 {
@@ -45,6 +56,8 @@ mipr_status mipr_generate(mipr_engine *e, mipr_sampler *s, const mipr_tokenizer 
     int32_t token = prompt[n_pre], bos = mipr_tokenizer_bos(tok), eos = mipr_tokenizer_eos(tok);
     for (uint32_t pos = n_pre; st == MIPR_OK && !stop && pos < steps; pos++) {
         st = mipr_engine_forward(e, &token, 1, pos, logits, 0, err);
+        if (st == MIPR_OK)
+            st = check_logits(logits, s->n_vocab, pos, err);
         if (st)
             break;
         int32_t next = mipr_sampler_sample(s, logits);

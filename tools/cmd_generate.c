@@ -117,6 +117,8 @@ static int run(const gen_args *a, gen_state *g, mipr_error *err)
                                    cli_now, &st, err);
     free(ids);
     printf("\n");
+    if (rc == MIPR_ERR_FORMAT) /* non-finite logits: the model file's weights */
+        cli_blame(err, a->model);
     if (rc)
         return EXIT_FAIL;
     fprintf(stderr, "prompt: %u tokens, %.1f tok/s; generated: %u tokens, %.1f tok/s\n",

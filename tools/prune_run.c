@@ -177,11 +177,11 @@ int prune_run(prune_args *a)
         st = load(a, &s, &err);
     if (st == MIPR_OK)
         st = heldout(a, &s, &err);
-    if (st == MIPR_OK)
-        st = decide(a, &s, &err);
-    if (st == MIPR_OK)
+    if (st == MIPR_OK && (st = decide(a, &s, &err)) == MIPR_OK)
         st = prune_eval(a, &s, &err);
-    if (st == MIPR_ERR_FORMAT) /* the record was checked when read: non-finite logits */
+    /* a format error not about the record (its samples are checked as they are read) is
+     * the model's: non-finite logits */
+    if (st == MIPR_ERR_FORMAT && s.c && strncmp(err.msg, a->calib, strlen(a->calib)) != 0)
         cli_blame(&err, a->model);
     if (st == MIPR_OK) {
         double t0 = cli_now();

@@ -352,6 +352,8 @@ static int shapes_ok(const mipr_calib *c)
     return ok;
 }
 
+static mipr_status check_values_to_save(const mipr_calib *c, const char *path, mipr_error *err);
+
 /* The writer refuses what the reader would refuse. */
 static mipr_status check_record(const mipr_calib *c, const char *path, mipr_error *err)
 {
@@ -367,7 +369,7 @@ static mipr_status check_record(const mipr_calib *c, const char *path, mipr_erro
     if (why)
         return mipr_error_set(err, MIPR_ERR_ARG, "%s: cannot save the calibration record: %s",
                               path, why);
-    return MIPR_OK;
+    return check_values_to_save(c, path, err);
 }
 
 static mipr_status writer_setup(writer *w, int level, const char *path, mipr_error *err)
@@ -686,7 +688,27 @@ static mipr_status value_fail(mipr_error *err, const char *path, const char *sec
                               ? " and not negative" : "");
 }
 
-/* The statistics of one layer: finite, m2 / sum_abs / sum_sq not negative, min <= max. */
+/* Every statistic of neuron j is a sum over `count` values inside [min, max]: the bounds that
+ * follow (with room for double rounding, 1e-9 relative) hold for any honest record, and
+ * refuse finite but absurd values (1e300) that would overflow the pruned model. NULL when
+ * they hold, else the field that breaks them. */
+static const char *stat_outside_range(const mipr_calib_layer *L, size_t j)
+{
+    double lo = L->min[j], hi = L->max[j], n = (double)L->count;
+    double big = fabs(lo) > fabs(hi) ? fabs(lo) : fabs(hi), slack = 1e-9 * big + 1e-300;
+    if (L->mean[j] < lo - slack || L->mean[j] > hi + slack)
+        return "mean";
+    if (L->m2[j] > n * (hi - lo) * (hi - lo) * (1.0 + 1e-9) + 1e-300)
+        return "m2";
+    if (L->sum_abs[j] > n * big * (1.0 + 1e-9) + 1e-300)
+        return "sum_abs";
+    if (L->sum_sq[j] > n * big * big * (1.0 + 1e-9) + 1e-300)
+        return "sum_sq";
+    return NULL;
+}
+
+/* The statistics of one layer: finite, m2 / sum_abs / sum_sq not negative, min <= max, and
+ * each inside what values in [min, max] can give. */
 static mipr_status check_stats(const mipr_calib_layer *L, uint32_t l, const char *path,
                                mipr_error *err)
 {
@@ -702,11 +724,17 @@ static mipr_status check_stats(const mipr_calib_layer *L, uint32_t l, const char
         return value_fail(err, path, "STAT", l, "min", j, L->min[j]);
     if ((j = bad_float(L->max, L->d_ff)) < L->d_ff)
         return value_fail(err, path, "STAT", l, "max", j, L->max[j]);
-    for (j = 0; L->count && j < L->d_ff; j++)
+    for (j = 0; L->count && j < L->d_ff; j++) {
         if (L->min[j] > L->max[j])
             return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section STAT (layer %u): neuron "
                                   "%zu has min %g above max %g", path, l, j, L->min[j],
                                   L->max[j]);
+        const char *bad = stat_outside_range(L, j);
+        if (bad)
+            return mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section STAT (layer %u): %s of "
+                                  "neuron %zu is impossible for values in [%g, %g]", path, l,
+                                  bad, j, L->min[j], L->max[j]);
+    }
     return MIPR_OK;
 }
 
@@ -722,20 +750,29 @@ static mipr_status check_samples(const float *x, uint32_t d_ff, uint32_t n_sampl
                           i / n_samples, x[i]);
 }
 
-static mipr_status check_values(const reader *r, const mipr_calib *c)
+static mipr_status check_values(const mipr_calib *c, const char *path, mipr_error *err)
 {
     mipr_status st = MIPR_OK;
     for (uint32_t l = 0; l < c->n_layers && st == MIPR_OK; l++) {
-        st = check_stats(&c->layers[l], l, r->path, r->err);
+        st = check_stats(&c->layers[l], l, path, err);
         if (st == MIPR_OK && c->layers[l].samples)
-            st = check_samples(c->layers[l].samples, c->layers[l].d_ff, c->n_samples, l, r->path,
-                               r->err);
+            st = check_samples(c->layers[l].samples, c->layers[l].d_ff, c->n_samples, l, path,
+                               err);
     }
     for (uint32_t i = 0; i < c->n_heldout && st == MIPR_OK; i++)
         if (c->heldout[i] < 0)
-            st = mipr_error_set(r->err, MIPR_ERR_FORMAT, "%s: section HOLD: held-out token %u "
-                                "has the negative id %d", r->path, i, (int)c->heldout[i]);
+            st = mipr_error_set(err, MIPR_ERR_FORMAT, "%s: section HOLD: held-out token %u "
+                                "has the negative id %d", path, i, (int)c->heldout[i]);
     return st;
+}
+
+static mipr_status check_values_to_save(const mipr_calib *c, const char *path, mipr_error *err)
+{
+    mipr_error e = {0};
+    if (check_values(c, path, &e) == MIPR_OK)
+        return MIPR_OK;
+    return mipr_error_set(err, MIPR_ERR_ARG, "%s: cannot save the calibration record: %s", path,
+                          e.msg + strlen(path) + 2);
 }
 
 static mipr_status check_content(const reader *r, const mipr_calib *c)
@@ -747,7 +784,7 @@ static mipr_status check_content(const reader *r, const mipr_calib *c)
     if (l < c->n_layers)
         return sec_fail(r, TAG_STAT, l, r->sec[1 + 2 * (size_t)l].off - SEC_SIZE,
                         "token count differs from the header's");
-    return check_values(r, c);
+    return check_values(c, r->path, r->err);
 }
 
 mipr_status mipr_calib_check_model(const mipr_calib *c, const mipr_model *m, const char *path,
@@ -794,6 +831,18 @@ static int decode_section(mipr_calib *c, size_t slot, size_t n_sec, const uint8_
     return 1;
 }
 
+/* One layer's samples decoded into scratch only to be checked (mipr_calib_open). */
+static mipr_status check_file_samples(const reader *r, uint32_t l, const uint8_t *raw, size_t n)
+{
+    float *x = malloc(n ? n : 1);
+    if (!x)
+        return mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory", r->path);
+    decode_planes(x, raw, n / 4);
+    mipr_status st = check_samples(x, r->d_ff[l], r->n_samples, l, r->path, r->err);
+    free(x);
+    return st;
+}
+
 static mipr_status decode_sections(const reader *r, mipr_calib *c)
 {
     size_t max = 1;
@@ -808,7 +857,7 @@ static mipr_status decode_sections(const reader *r, mipr_calib *c)
     for (size_t i = 0; st == MIPR_OK && i < r->n_sec; i++) {
         const section *s = &r->sec[i];
         int samples = i > 0 && i + 1 < r->n_sec && (i - 1) % 2 == 1;
-        if (!s->seen || (samples && !r->with_samples))
+        if (!s->seen)
             continue;
         size_t got = ZSTD_decompressDCtx(z, buf, max, r->data + s->off, (size_t)s->stored);
         if (ZSTD_isError(got) || got != s->raw) {
@@ -816,6 +865,9 @@ static mipr_status decode_sections(const reader *r, mipr_calib *c)
             slot_id(i, r->n_sec, &tag, &layer);
             st = sec_fail(r, tag, layer, s->off - SEC_SIZE,
                           ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
+        } else if (samples && !r->with_samples) {
+            /* left in the file, but validated now, once: a later read finds the same CRC */
+            st = check_file_samples(r, (uint32_t)((i - 1) / 2), buf, got);
         } else if (!decode_section(c, i, r->n_sec, buf, got)) {
             st = mipr_error_set(r->err, MIPR_ERR_NOMEM, "%s: out of memory", r->path);
         }
@@ -942,10 +994,8 @@ static mipr_status read_samples(const mipr_calib *c, uint32_t l, const mipr_mapp
     if (ZSTD_isError(got) || got != s->raw)
         st = mipr_error_set(err, MIPR_ERR_FORMAT, "%s: layer %u samples: %s", cf->path, l,
                             ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
-    else if (got) {
+    else if (got) /* the same bytes the opening checked (same CRC) */
         decode_planes(out, raw, got / 4);
-        st = check_samples(out, c->layers[l].d_ff, c->n_samples, l, cf->path, err);
-    }
     free(raw);
     return st;
 }

@@ -3,10 +3,12 @@
  * every checksum made right again (what lies behind them: ranges, section layout, zstd
  * frames, content checks). The zstd content checksum stays: it guards zstd's output, which
  * the reader validates again anyway. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "testutil.h"
 
 #define NAME "fuzz.mcal"
 #define FIXED 48u
@@ -69,6 +71,42 @@ static void fix_checksums(uint8_t *d, size_t n)
     }
 }
 
+/* The model the seed records were made with (stories260K), loaded once. */
+static const mipr_model *model(void)
+{
+    static mipr_model *m;
+    static int tried;
+    mipr_error err = {0};
+    if (!tried++ && mipr_load(&m, NULL, mipr_test_data("stories260K/stories260K.bin"), NULL,
+                              &err) != MIPR_OK)
+        fuzz_fail("cannot load stories260K", err.msg);
+    return m;
+}
+
+/* A record that the reader and the model check accept must prune and evaluate: a clean
+ * result with finite perplexity and KL, never a crash, an out-of-bounds id or a NaN. */
+static void use(const mipr_calib *c)
+{
+    const mipr_model *m = model();
+    mipr_error err = {0};
+    mipr_status st = mipr_calib_check_model(c, m, NAME, &err);
+    fuzz_expect_error(st, &err, NAME);
+    if (st != MIPR_OK || c->n_heldout < 2)
+        return;
+    uint32_t n = c->n_heldout < 48 ? c->n_heldout : 48;
+    mipr_heldout h = {c->heldout, n, c->window < 16 ? c->window : 16, 1};
+    mipr_prune_opts o = {.criterion = c->n_samples >= 2 && c->window % 2 ? MIPR_CRIT_MI
+                                                                         : MIPR_CRIT_ACTIVATION,
+                         .ratio = 0.5, .bias = 1, .seed = c->seed};
+    mipr_eval_result r;
+    st = mipr_prune_trial(m, c, &o, &h, &r, &err);
+    if (st == MIPR_OK && !(isfinite(r.perplexity) && isfinite(r.mean_kl)))
+        fuzz_fail("a validated record gives a non-finite result", NULL);
+    /* finite but absurd statistics (1e300) may still overflow the model: refused */
+    if (st != MIPR_OK && st != MIPR_ERR_NOMEM && !strstr(err.msg, "not finite"))
+        fuzz_fail("a validated record does not prune", err.msg);
+}
+
 static void read_once(const uint8_t *data, size_t size)
 {
     mipr_calib *c = NULL;
@@ -83,6 +121,7 @@ static void read_once(const uint8_t *data, size_t size)
                 fuzz_fail("samples of a record that loaded", err.msg);
             free(owned);
         }
+        use(c);
     }
     mipr_calib_free(c);
 }

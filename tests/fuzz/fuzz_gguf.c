@@ -1,9 +1,11 @@
 /* GGUF: the header parser (every accessor over what it accepted), then the model and
  * tokenizer loaders, then the engine over a model that validated. */
+#include <math.h>
 #include <string.h>
 
 #include "fuzz.h"
 #include "gguf_internal.h"
+#include "testutil.h"
 
 #define NAME "fuzz.gguf"
 
@@ -49,6 +51,54 @@ static void walk_tensors(const mipr_gguf *g)
     }
 }
 
+/* The NaN/Inf mutator: a model that loaded gets one planted non-finite weight (chosen from
+ * the input's bytes), as a corrupted or badly exported file would hold. It must still run
+ * without undefined behaviour (the quantizers' non-finite rules), and a conversion that has
+ * to go through floats must refuse it naming a tensor. */
+static uint32_t hash(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static void plant(mipr_model *m, uint32_t h)
+{
+    static const float bad[] = {NAN, INFINITY, -INFINITY, 3e38f};
+    mipr_layer *L = &m->layers[h % m->hp.n_layers];
+    mipr_tensor *slots[] = {&L->wq, &L->wo, &L->ffn_up, &L->ffn_down, &L->attn_norm, &L->ffn_norm};
+    mipr_tensor *t = slots[(h >> 8) % 6];
+    size_t n = (size_t)t->rows * t->cols, at = (h >> 11) % (n ? n : 1);
+    float v = bad[(h >> 3) % 4];
+    if (!t->data || !n)
+        return;
+    if (t->type == MIPR_DT_F32) {
+        memcpy((float *)(uintptr_t)t->data + at, &v, sizeof v);
+    } else if (t->type == MIPR_DT_Q8_0 || t->type == MIPR_DT_Q4_0) { /* a block's f16 scale */
+        size_t bb = t->type == MIPR_DT_Q8_0 ? sizeof(mipr_block_q8_0) : sizeof(mipr_block_q4_0);
+        uint16_t d = v != v ? 0x7e00 : v > 0 ? 0x7c00 : 0xfc00;
+        memcpy((uint8_t *)(uintptr_t)t->data + at / 32 * bb, &d, 2);
+    } else { /* f16, bf16 */
+        uint16_t d = t->type == MIPR_DT_F16 ? (v != v ? 0x7e00 : 0x7c00) : (v != v ? 0x7fc0 : 0x7f80);
+        memcpy((uint16_t *)(uintptr_t)t->data + at, &d, 2);
+    }
+}
+
+static void write_planted(const mipr_model *m, const mipr_tokenizer *t)
+{
+    static const enum mipr_dtype to[] = {MIPR_DT_Q8_0, MIPR_DT_Q4_0, MIPR_DT_F16};
+    mipr_outfile o;
+    mipr_error err = {0};
+    mipr_gguf_write_opts wo = {.type = to[m->layers[0].d_ff % 3]};
+    if (mipr_outfile_open(&o, mipr_test_tmp("fuzz_planted.gguf"), &err) != MIPR_OK)
+        return;
+    mipr_status st = mipr_gguf_write_to(&o, m, t, &wo, &err);
+    if (st != MIPR_OK && st != MIPR_ERR_NOMEM && st != MIPR_ERR_IO && !strstr(err.msg, "tensor"))
+        fuzz_fail("a planted non-finite weight is refused without naming a tensor", err.msg);
+    mipr_outfile_abort(&o); /* nothing is kept, and no fsync */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     mipr_gguf *g = NULL;
@@ -69,6 +119,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_expect_error(st, &err, NAME);
     if (st == MIPR_OK)
         fuzz_use_tokenizer(t);
+    if (m && t && mipr_tokenizer_n_vocab(t) == m->hp.vocab_size) {
+        plant(m, hash(data, size));
+        fuzz_run_model(m);
+        write_planted(m, t);
+    }
     mipr_tokenizer_free(t);
     mipr_model_free(m);
     mipr_gguf_close(g);

@@ -447,8 +447,8 @@ static void test_no_samples(const fixture *f)
     mipr_calib_free(c);
 }
 
-/* A record built by hand: shapes checked, special floats kept bit for bit, and the writer
- * refusing what the reader would refuse. */
+/* A record built by hand: shapes checked, special finite floats kept bit for bit, and the
+ * writer refusing what the reader would refuse (NaN and infinities included). */
 static void test_handmade(void)
 {
     mipr_error err = {0};
@@ -465,18 +465,33 @@ static void test_handmade(void)
     c->tokens = 10;
     c->sample_pos[0] = 2;
     c->sample_pos[1] = 9;
-    static const float odd[] = {-0.0f, 1e-45f, INFINITY, -INFINITY, NAN, 3.5f};
+    static const float odd[] = {-0.0f, 1e-45f, -3e38f, 3e38f, 0x1p-149f, 3.5f};
     for (uint32_t l = 0; l < 2; l++) {
         c->layers[l].count = 10;
         for (uint32_t j = 0; j < 2 * d_ff[l]; j++)
             c->layers[l].samples[j] = odd[j % 6];
-        c->layers[l].min[0] = NAN;
+        c->layers[l].min[0] = -0.0f;
         c->layers[l].m2[1] = -0.0;
     }
     CHECK_OK(mipr_calib_save(c, path, 0, &err), &err);
     CHECK_OK(mipr_calib_load(&back, path, &err), &err);
     CHECK(records_equal(c, back));
     mipr_calib_free(back);
+    static const float bad[] = {INFINITY, -INFINITY, NAN};
+    for (int k = 0; k < 3; k++) {
+        c->layers[1].samples[7] = bad[k];
+        CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG && strstr(err.msg, path) &&
+              strstr(err.msg, "SAMP (layer 1): sample 1 of neuron 3"));
+        c->layers[1].samples[7] = 1.0f;
+        c->layers[0].min[2] = bad[k];
+        CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG &&
+              strstr(err.msg, "STAT (layer 0): min of neuron 2"));
+        c->layers[0].min[2] = 0.0f;
+        c->layers[1].sum_sq[4] = bad[k];
+        CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG &&
+              strstr(err.msg, "sum_sq of neuron 4"));
+        c->layers[1].sum_sq[4] = 0.0;
+    }
     c->sample_pos[1] = 2;
     CHECK(mipr_calib_save(c, path, 0, &err) == MIPR_ERR_ARG);
     c->sample_pos[1] = 10;

@@ -1,8 +1,8 @@
 /* mipr verify's promise: every single-byte change of an .mpk is detected. A tiny model
  * (stories260K's tokenizer, one layer of width 16) is packed raw and zstd-compressed, with
- * META and an unknown optional section, and every byte of each file is changed three ways
- * (xor 0x01, 0x80, 0xFF); mipr_mpk_inspect, which verify runs, must refuse each one and name
- * the file. */
+ * META and an unknown optional section; every byte of each file is changed (xor 0x01, and
+ * 0xFF too in the raw file) and mipr_mpk_inspect, which verify runs, must refuse each change
+ * and name the file. */
 #include <math.h>
 #include <string.h>
 
@@ -76,10 +76,10 @@ static void flip_every_byte(const mipr_model *m, const mipr_tokenizer *t, int ra
     uint8_t *good = (uint8_t *)mipr_test_read_file(path, &n);
     uint8_t *buf = malloc(n);
     CHECK(good && buf && !refused(good, n));
-    static const uint8_t masks[] = {0x01, 0x80, 0xFF};
+    static const uint8_t masks[] = {0x01, 0xFF};
     size_t tried = 0, missed = 0;
     for (size_t at = 0; good && buf && at < n; at++)
-        for (size_t k = 0; k < sizeof masks; k++) {
+        for (size_t k = 0; k < (raw ? sizeof masks : 1); k++) { /* ~50 s under ASan */
             memcpy(buf, good, n);
             buf[at] ^= masks[k];
             tried++;
