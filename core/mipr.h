@@ -398,7 +398,8 @@ typedef struct mipr_prune_opts {
     enum mipr_criterion criterion;
     double ratio;           /* share of the prunable layers' FFN neurons removed, in (0, 1) */
     int adaptive;           /* scores standardised per layer, ranked across layers (FLAP) */
-    uint32_t align;         /* kept widths are multiples of this (1, 8, 16, 32); 0: 1 */
+    uint32_t align;         /* kept widths are multiples of this (1, 8, 16, 32, 64, 128, 256;
+                             * 32: ggml's Q8_0/Q4_0 blocks, 256: K-quants); 0: 1 */
     uint32_t min_width;     /* no layer keeps fewer (0: align) */
     uint32_t first_layer, last_layer; /* layers pruned, inclusive; last < first: all */
     const uint8_t *keep_whole;        /* n_layers flags of layers left alone, or NULL */
@@ -413,6 +414,8 @@ typedef struct mipr_prune_opts {
     int least_squares;      /* mi: fold the LS reconstruction of a removed neuron from its
                              * redundant partner into the partner's ffn_down column */
 } mipr_prune_opts;
+/* Whether a is an alignment mipr_prune_opts.align accepts. */
+int mipr_prune_align_ok(uint32_t a);
 
 typedef struct mipr_prune_plan {
     uint32_t n_layers;

@@ -149,6 +149,53 @@ static void release(prune_state *s)
     free(s->text_ids);
 }
 
+/* The GGUF type of the input's first FFN matrix: K-quants are F32 once loaded, but the
+ * file still says what it was. */
+static uint32_t source_ggml_type(const char *path)
+{
+    mipr_error err;
+    mipr_gguf *g = NULL;
+    uint32_t t = MIPR_GGML_F32;
+    if (mipr_detect_file(path, &err) != MIPR_FILE_GGUF || mipr_gguf_open(&g, path, &err))
+        return t;
+    const mipr_gguf_tensor_info *ti = mipr_gguf_find_tensor(g, "blk.0.ffn_up.weight");
+    if (ti)
+        t = ti->ggml_type;
+    mipr_gguf_close(g);
+    return t;
+}
+
+/* Output weights keep the input's type: a float stays that float (F16 in, F16 out), any
+ * quantized input (Q8_0, Q4_0, K-quants) becomes q8_0, the finest type llama.cpp
+ * requantizes from without surprise. --type overrides. */
+static enum mipr_dtype default_type(const char *path, const mipr_model *m)
+{
+    enum mipr_dtype t = m->layers[0].ffn_up.type;
+    if (t == MIPR_DT_Q8_0 || t == MIPR_DT_Q4_0)
+        return MIPR_DT_Q8_0;
+    if (t == MIPR_DT_F32) {
+        uint32_t g = source_ggml_type(path);
+        if (g >= MIPR_GGML_Q2_K && g <= MIPR_GGML_Q6_K)
+            return MIPR_DT_Q8_0;
+    }
+    return t;
+}
+
+static void say_written(const prune_args *a, const prune_state *s)
+{
+    uint64_t bytes = 0;
+    FILE *f = fopen(a->output, "rb");
+    if (f && fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        bytes = n > 0 ? (uint64_t)n : 0;
+    }
+    if (f)
+        fclose(f);
+    fprintf(stderr, "prune: wrote %s: %s weights (input %s%s), %llu bytes\n", a->output,
+            mipr_dtype_name(a->type), mipr_dtype_name(s->m->layers[0].ffn_up.type),
+            a->type_was_default ? "; --type changes it" : "", (unsigned long long)bytes);
+}
+
 /* Both outputs are opened first (an unwritable path fails before the work) and committed
  * only when complete; an interrupt removes their temporaries (tools/output.c). */
 static mipr_status open_outputs(const prune_args *a, mipr_outfile *model, mipr_outfile *report,
@@ -176,11 +223,17 @@ int prune_run(prune_args *a)
         st = prune_eval(a, &s, &err);
     if (st == MIPR_OK) {
         double t0 = cli_now();
+        if (a->type == MIPR_DT_COUNT) {
+            a->type = default_type(a->model, s.m);
+            a->type_was_default = 1;
+        }
         mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
         st = mipr_gguf_write_to(&out, s.pruned, s.tok, &wo, &err);
         if (st == MIPR_OK)
             st = cli_out_commit(&out, &err);
         s.t_write = cli_now() - t0;
+        if (st == MIPR_OK)
+            say_written(a, &s);
     }
     if (st == MIPR_OK) {
         prune_report_text(a, &s);
