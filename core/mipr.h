@@ -24,6 +24,7 @@ enum mipr_gguf_vtype {
 /* ggml tensor type ids that mipr reads or writes. */
 enum mipr_ggml_type {
     MIPR_GGML_F32 = 0, MIPR_GGML_F16 = 1, MIPR_GGML_Q4_0 = 2, MIPR_GGML_Q8_0 = 8,
+    MIPR_GGML_Q4_1 = 3, MIPR_GGML_Q5_0 = 6, MIPR_GGML_Q5_1 = 7, /* read only, as F32 */
     MIPR_GGML_Q2_K = 10, MIPR_GGML_Q3_K = 11, MIPR_GGML_Q4_K = 12, MIPR_GGML_Q5_K = 13,
     MIPR_GGML_Q6_K = 14, /* read only: dequantized to F32 at load */
     MIPR_GGML_BF16 = 30,

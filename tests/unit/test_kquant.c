@@ -187,8 +187,8 @@ static int same_bits(const float *a, const float *b, size_t n, size_t *at)
 
 static void test_type(uint32_t type, uint32_t size)
 {
-    uint32_t bytes = 0;
-    CHECK(mipr_kquant_block_bytes(type, &bytes) && bytes == size);
+    uint32_t block = 0, bytes = 0;
+    CHECK(mipr_kquant_traits(type, &block, &bytes) && bytes == size && block == 256);
     static uint8_t blocks[NB * 210];
     static float want[NB * QK], got[NB * QK];
     for (int i = 0; i < NB; i++)
@@ -200,6 +200,47 @@ static void test_type(uint32_t type, uint32_t size)
         fprintf(stderr, "%s element %zu: got %.9g, want %.9g\n", mipr_ggml_type_name(type), at,
                 (double)got[at], (double)want[at]);
         CHECK(0);
+    }
+}
+
+/* Q4_1, Q5_0, Q5_1: 32 values, packed as ggml's quantizers do (nibble pairs j, j + 16;
+ * the fifth bits as one little-endian 32-bit word). */
+static void test_legacy(void)
+{
+    static const uint32_t types[3] = {MIPR_GGML_Q4_1, MIPR_GGML_Q5_0, MIPR_GGML_Q5_1};
+    static const uint32_t sizes[3] = {20, 22, 24};
+    for (int k = 0; k < 3; k++) {
+        uint32_t block, bytes;
+        CHECK(mipr_kquant_traits(types[k], &block, &bytes) && block == 32 &&
+              bytes == sizes[k]);
+        uint8_t b[24 * 16] = {0};
+        float want[32 * 16], got[32 * 16];
+        for (int i = 0; i < 16; i++) {
+            uint8_t *p = b + i * sizes[k];
+            float d, m = 0.0f;
+            put16(p, scale16(&d));
+            int with_min = k != 1, bits = k == 0 ? 4 : 5;
+            if (with_min)
+                put16(p + 2, scale16(&m));
+            uint8_t *qs = p + (with_min ? 4 : 2) + (bits == 5 ? 4 : 0);
+            uint32_t qh = 0;
+            for (int j = 0; j < 16; j++) {
+                int x0 = (int)rnd(1u << bits), x1 = (int)rnd(1u << bits);
+                qs[j] = (uint8_t)((x0 & 15) | (x1 & 15) << 4);
+                qh |= (uint32_t)(x0 >> 4) << j | (uint32_t)(x1 >> 4) << (j + 16);
+                want[i * 32 + j] = with_min ? (float)x0 * d + m : (float)(x0 - 16) * d;
+                want[i * 32 + j + 16] = with_min ? (float)x1 * d + m : (float)(x1 - 16) * d;
+            }
+            if (bits == 5)
+                memcpy(p + (with_min ? 4 : 2), &qh, 4);
+        }
+        mipr_kquant_to_f32(got, b, types[k], 32 * 16);
+        size_t at;
+        if (!same_bits(got, want, 32 * 16, &at)) {
+            fprintf(stderr, "%s element %zu: got %g want %g\n", mipr_ggml_type_name(types[k]),
+                    at, (double)got[at], (double)want[at]);
+            CHECK(0);
+        }
     }
 }
 
@@ -270,9 +311,9 @@ static void test_gguf_load(void)
         int norm = i >= NT;
         const char *nm = i == NT ? "output_norm.weight" : i == NT + 1 ? "blk.0.attn_norm.weight"
                          : i == NT + 2 ? "blk.0.ffn_norm.weight" : names[i];
-        uint32_t bytes = 4;
+        uint32_t bytes = 4, block;
         if (!norm)
-            mipr_kquant_block_bytes(types[i], &bytes);
+            mipr_kquant_traits(types[i], &block, &bytes);
         put_str(&b, nm);
         put_u32(&b, norm ? 1 : 2);
         put_u64(&b, DIM);
@@ -291,8 +332,8 @@ static void test_gguf_load(void)
     free(zero);
     float *want[NT];
     for (int i = 0; i < NT; i++) {
-        uint32_t bytes;
-        mipr_kquant_block_bytes(types[i], &bytes);
+        uint32_t bytes, block;
+        mipr_kquant_traits(types[i], &block, &bytes);
         want[i] = malloc((size_t)rows[i] * DIM * sizeof(float));
         for (uint32_t k = 0; k < rows[i]; k++)
             make_block(types[i], b.p + data + offs[i] + (size_t)k * bytes, want[i] + k * DIM);
@@ -331,8 +372,9 @@ int main(void)
     test_type(MIPR_GGML_Q4_K, 144);
     test_type(MIPR_GGML_Q5_K, 176);
     test_type(MIPR_GGML_Q6_K, 210);
-    uint32_t bytes;
-    CHECK(!mipr_kquant_block_bytes(MIPR_GGML_Q8_0, &bytes));
+    uint32_t block, bytes;
+    CHECK(!mipr_kquant_traits(MIPR_GGML_Q8_0, &block, &bytes));
+    test_legacy();
     test_gguf_load();
     return mipr_test_finish("kquant");
 }
