@@ -279,33 +279,47 @@ static void kv_u32(buf *b, const char *k, uint32_t v)
     put_u32(b, v);
 }
 
-/* A one-layer llama of width 256 whose matrices are K-quants of every kind. */
-static void test_gguf_load(void)
+static void kv_str(buf *b, const char *k, const char *v)
 {
-    static const uint32_t types[] = {MIPR_GGML_Q6_K, MIPR_GGML_Q2_K, MIPR_GGML_Q3_K,
-                                     MIPR_GGML_Q4_K, MIPR_GGML_Q5_K, MIPR_GGML_Q4_K,
-                                     MIPR_GGML_Q5_K, MIPR_GGML_Q6_K, MIPR_GGML_Q4_K};
-    static const char *const names[] = {
-        "token_embd.weight",        "blk.0.attn_q.weight",  "blk.0.attn_k.weight",
-        "blk.0.attn_v.weight",      "blk.0.attn_output.weight", "blk.0.ffn_gate.weight",
-        "blk.0.ffn_up.weight",      "blk.0.ffn_down.weight", "output.weight"};
-    enum { DIM = 256, FF = 256, VOCAB = 8, NT = 9 };
-    uint32_t rows[NT] = {VOCAB, DIM, DIM, DIM, DIM, FF, FF, DIM, VOCAB};
-    buf b = {0};
-    put(&b, "GGUF", 4);
-    put_u32(&b, 3);
-    put_u64(&b, NT + 3);
-    put_u64(&b, 8);
-    put_str(&b, "general.architecture");
-    put_u32(&b, MIPR_GGUF_STRING);
-    put_str(&b, "llama");
-    kv_u32(&b, "llama.block_count", 1);
-    kv_u32(&b, "llama.embedding_length", DIM);
-    kv_u32(&b, "llama.feed_forward_length", FF);
-    kv_u32(&b, "llama.attention.head_count", 4);
-    kv_u32(&b, "llama.context_length", 64);
-    kv_u32(&b, "general.alignment", 32);
-    kv_u32(&b, "llama.attention.head_count_kv", 4);
+    put_str(b, k);
+    put_u32(b, MIPR_GGUF_STRING);
+    put_str(b, v);
+}
+
+enum { DIM = 256, FF = 256, VOCAB = 8, NT = 9 };
+static const uint32_t types[NT] = {MIPR_GGML_Q6_K, MIPR_GGML_Q2_K, MIPR_GGML_Q3_K,
+                                   MIPR_GGML_Q4_K, MIPR_GGML_Q5_K, MIPR_GGML_Q4_K,
+                                   MIPR_GGML_Q5_K, MIPR_GGML_Q6_K, MIPR_GGML_Q4_K};
+static const char *const names[NT] = {
+    "token_embd.weight",   "blk.0.attn_q.weight",      "blk.0.attn_k.weight",
+    "blk.0.attn_v.weight", "blk.0.attn_output.weight", "blk.0.ffn_gate.weight",
+    "blk.0.ffn_up.weight", "blk.0.ffn_down.weight",    "output.weight"};
+static const uint32_t rows[NT] = {VOCAB, DIM, DIM, DIM, DIM, FF, FF, DIM, VOCAB};
+
+/* A one-layer model of width 256 (architecture `arch`, plus one string key when extra_key is
+ * set) whose matrices are K-quants of every kind; want[i] receives tensor i as floats. */
+static void build_gguf(buf *b, const char *arch, const char *extra_key, const char *extra_val,
+                       float **want)
+{
+    char k[96];
+    put(b, "GGUF", 4);
+    put_u32(b, 3);
+    put_u64(b, NT + 3);
+    put_u64(b, 8 + (extra_key != NULL));
+    kv_str(b, "general.architecture", arch);
+    static const char *const keys[6] = {"block_count", "embedding_length", "feed_forward_length",
+                                        "attention.head_count", "context_length",
+                                        "attention.head_count_kv"};
+    const uint32_t vals[6] = {1, DIM, FF, 4, 64, 4};
+    for (int i = 0; i < 6; i++) {
+        snprintf(k, sizeof k, "%s.%s", arch, keys[i]);
+        kv_u32(b, k, vals[i]);
+    }
+    kv_u32(b, "general.alignment", 32);
+    if (extra_key) {
+        snprintf(k, sizeof k, "%s.%s", arch, extra_key);
+        kv_str(b, k, extra_val);
+    }
     uint64_t off = 0, offs[NT + 3];
     for (int i = 0; i < NT + 3; i++) {
         int norm = i >= NT;
@@ -314,34 +328,72 @@ static void test_gguf_load(void)
         uint32_t bytes = 4, block;
         if (!norm)
             mipr_kquant_traits(types[i], &block, &bytes);
-        put_str(&b, nm);
-        put_u32(&b, norm ? 1 : 2);
-        put_u64(&b, DIM);
+        put_str(b, nm);
+        put_u32(b, norm ? 1 : 2);
+        put_u64(b, DIM);
         if (!norm)
-            put_u64(&b, rows[i]);
-        put_u32(&b, norm ? MIPR_GGML_F32 : types[i]);
-        put_u64(&b, off);
+            put_u64(b, rows[i]);
+        put_u32(b, norm ? MIPR_GGML_F32 : types[i]);
+        put_u64(b, off);
         offs[i] = off;
         off += ((norm ? DIM * 4u : rows[i] * bytes) + 31) / 32 * 32;
     }
-    while (b.n % 32)
-        put(&b, "", 1);
-    size_t data = b.n;
+    while (b->n % 32)
+        put(b, "", 1);
+    size_t data = b->n;
     uint8_t *zero = calloc(1, off);
-    put(&b, zero, off);
+    put(b, zero, off);
     free(zero);
-    float *want[NT];
     for (int i = 0; i < NT; i++) {
         uint32_t bytes, block;
         mipr_kquant_traits(types[i], &block, &bytes);
         want[i] = malloc((size_t)rows[i] * DIM * sizeof(float));
-        for (uint32_t k = 0; k < rows[i]; k++)
-            make_block(types[i], b.p + data + offs[i] + (size_t)k * bytes, want[i] + k * DIM);
+        for (uint32_t r = 0; r < rows[i]; r++)
+            make_block(types[i], b->p + data + offs[i] + (size_t)r * bytes, want[i] + r * DIM);
     }
     float one = 1.0f;
     for (int i = NT; i < NT + 3; i++)
-        for (int k = 0; k < DIM; k++)
-            memcpy(b.p + data + offs[i] + 4 * k, &one, 4);
+        for (int c = 0; c < DIM; c++)
+            memcpy(b->p + data + offs[i] + 4 * c, &one, 4);
+}
+
+/* The loaded model's logits equal those of a model built from the expected floats: the
+ * K-quant path is exactly "dequantize, then run F32". */
+static void check_same_logits(const mipr_model *m, float **want)
+{
+    mipr_model *f;
+    mipr_error e;
+    CHECK_OK(mipr_model_new(&f, 1, &e), &e);
+    f->hp = m->hp;
+    f->layers[0] = m->layers[0];
+    f->output_norm = m->output_norm;
+    mipr_tensor *t[NT] = {&f->tok_embd, &f->layers[0].wq, &f->layers[0].wk, &f->layers[0].wv,
+                          &f->layers[0].wo, &f->layers[0].ffn_gate, &f->layers[0].ffn_up,
+                          &f->layers[0].ffn_down, &f->output};
+    for (int i = 0; i < NT; i++)
+        *t[i] = (mipr_tensor){.type = MIPR_DT_F32, .rows = rows[i], .cols = DIM,
+                              .data = want[i]};
+    CHECK_OK(mipr_model_validate(f, "f32 copy", &e), &e);
+    int32_t ids[6] = {1, 5, 2, 7, 0, 3};
+    float a[6 * VOCAB], c[6 * VOCAB];
+    const mipr_model *ms[2] = {m, f};
+    float *outs[2] = {a, c};
+    for (int k = 0; k < 2; k++) {
+        mipr_engine *en;
+        CHECK_OK(mipr_engine_new(&en, ms[k], 16, 4, &e), &e);
+        CHECK_OK(mipr_engine_forward(en, ids, 6, 0, outs[k], 1, &e), &e);
+        mipr_engine_free(en);
+    }
+    CHECK(memcmp(a, c, sizeof a) == 0);
+    f->layers[0] = (mipr_layer){0};
+    mipr_model_free(f);
+}
+
+static void test_gguf_load(void)
+{
+    buf b = {0};
+    float *want[NT];
+    build_gguf(&b, "llama", NULL, NULL, want);
     mipr_gguf *g = NULL;
     mipr_model *m = NULL;
     mipr_error e;
@@ -357,12 +409,46 @@ static void test_gguf_load(void)
             fprintf(stderr, "%s element %zu differs\n", names[i], at);
             CHECK(0);
         }
-        free(want[i]);
     }
-    CHECK(!m->tied_output);
+    CHECK(!m->tied_output && m->hp.family == MIPR_FAMILY_LLAMA && m->hp.rope_scale == 0.0f);
+    check_same_logits(m, want);
+    for (int i = 0; i < NT; i++)
+        free(want[i]);
     mipr_model_free(m);
     mipr_gguf_close(g);
     free(b.p);
+}
+
+/* Loading fails with status st and a message holding `what`. */
+static void expect_refused(const char *arch, const char *key, const char *val, mipr_status st,
+                           const char *what)
+{
+    buf b = {0};
+    float *want[NT];
+    build_gguf(&b, arch, key, val, want);
+    mipr_gguf *g = NULL;
+    mipr_model *m = NULL;
+    mipr_error e;
+    CHECK_OK(mipr_gguf_open_memory(&g, b.p, b.n, "refused.gguf", &e), &e);
+    mipr_status got = mipr_gguf_load_model(&m, g, &e);
+    if (got != st || !strstr(e.msg, what) || !strstr(e.msg, "refused.gguf")) {
+        fprintf(stderr, "%s/%s: got %d \"%s\"\n", arch, key ? key : "-", (int)got, e.msg);
+        CHECK(0);
+    }
+    CHECK(m == NULL);
+    for (int i = 0; i < NT; i++)
+        free(want[i]);
+    mipr_gguf_close(g);
+    free(b.p);
+}
+
+static void test_refusals(void)
+{
+    /* qwen2 needs its biases, as llama.cpp's loader does */
+    expect_refused("qwen2", NULL, NULL, MIPR_ERR_FORMAT, "blk.0.attn_q.bias");
+    expect_refused("llama", "rope.scaling.type", "yarn", MIPR_ERR_UNSUPPORTED, "yarn");
+    expect_refused("llama", "rope.scaling.type", "llama3", MIPR_ERR_UNSUPPORTED, "rope_freqs");
+    expect_refused("gpt2", NULL, NULL, MIPR_ERR_UNSUPPORTED, "qwen2");
 }
 
 int main(void)
@@ -376,5 +462,6 @@ int main(void)
     CHECK(!mipr_kquant_traits(MIPR_GGML_Q8_0, &block, &bytes));
     test_legacy();
     test_gguf_load();
+    test_refusals();
     return mipr_test_finish("kquant");
 }
