@@ -1,6 +1,6 @@
-/* bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] [--threads N]
- *              [--prefill P] [--decode D] [--batch B] [--gguf OUT] [--json FILE]
- *              [--calib-text FILE --calib-tokens N]
+/* bench_engine [--shape smollm2|qwen05|llama32_1b|tinyllama] [--type f32|q8_0|q4_0]
+ *              [--threads N] [--prefill P] [--decode D] [--batch B] [--gguf OUT]
+ *              [--layers N] [--gguf-only 1] [--json FILE] [--calib-text FILE --calib-tokens N]
  *
  * Engine throughput on a model of a real shape with random weights (speed only: never a
  * quality claim): prefill of P tokens in batches, then D single-token decode steps.
@@ -11,7 +11,12 @@
  * tokens/s (mipr_calibrate: the engine plus the FFN observer's statistics) over N tokens
  * of that text, tokenised by the synthetic tokenizer (byte pieces).
  * --gguf writes the same model (with a synthetic tokenizer) so another runtime, e.g.
- * llama.cpp's llama-bench, can be measured on identical weights. */
+ * llama.cpp's llama-bench, can be measured (or compared: greedy tokens, logits) on identical
+ * weights; --layers keeps the first N layers of the shape, --untied 1 gives a tied shape its
+ * own classifier, --gguf-only 1 stops after writing.
+ * The shapes carry their architecture's features: qwen05 is GGUF qwen2 (q/k/v biases,
+ * rotate-half RoPE, 151,936 tokens), llama32_1b has Llama 3's rope_freqs (factor 32) and its
+ * 128,256-token tied classifier, tinyllama an untied one. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -26,12 +31,15 @@
 typedef struct {
     const char *name;
     uint32_t dim, layers, heads, kv_heads, ff, vocab, tied;
+    float theta;
+    int qwen2, llama3; /* q/k/v biases and rotate-half RoPE; rope_freqs */
 } shape;
 
 static const shape shapes[] = {
-    {"smollm2", 576, 30, 9, 3, 1536, 49152, 1},    /* SmolLM2-135M */
-    {"qwen05", 896, 24, 14, 2, 4864, 151936, 1},   /* Qwen2.5-0.5B (no QKV bias here) */
-    {"tinyllama", 2048, 22, 32, 4, 5632, 32000, 0}, /* TinyLlama-1.1B */
+    {"smollm2", 576, 30, 9, 3, 1536, 49152, 1, 100000.0f, 0, 0},      /* SmolLM2-135M */
+    {"qwen05", 896, 24, 14, 2, 4864, 151936, 1, 1000000.0f, 1, 0},    /* Qwen2.5-0.5B */
+    {"llama32_1b", 2048, 16, 32, 8, 8192, 128256, 1, 500000.0f, 0, 1}, /* Llama-3.2-1B */
+    {"tinyllama", 2048, 22, 32, 4, 5632, 32000, 0, 10000.0f, 0, 0},   /* TinyLlama-1.1B */
 };
 
 typedef struct {
@@ -39,6 +47,8 @@ typedef struct {
     enum mipr_dtype type;
     uint32_t threads, prefill, decode, batch;
     const char *gguf, *json;
+    uint32_t layers;
+    int gguf_only, untied;
     mipr_backend backend;
     int bad_backend;
     const char *calib_text;
@@ -98,10 +108,41 @@ static int norm(mipr_model *m, mipr_tensor *t, uint32_t n)
     return p != NULL;
 }
 
+static int bias(mipr_model *m, mipr_tensor *t, uint32_t n)
+{
+    float *p = mipr_model_alloc(m, n * sizeof *p);
+    for (uint32_t i = 0; p && i < n; i++)
+        p[i] = rnd(0.5f);
+    *t = (mipr_tensor){.type = MIPR_DT_F32, .rows = 1, .cols = n, .data = p};
+    return p != NULL;
+}
+
+/* Llama 3.x's frequency divisors (HF rope_type "llama3": factor 32, low 1, high 4, original
+ * context 8192), as llama.cpp's converter computes them into rope_freqs.weight. */
+static int llama3_freqs(mipr_model *m, uint32_t n_rot, float theta)
+{
+    uint32_t n = n_rot / 2;
+    float *p = mipr_model_alloc(m, n * sizeof *p);
+    if (!p)
+        return 0;
+    const double factor = 32.0, low = 1.0, high = 4.0, old_ctx = 8192.0, pi = 3.14159265358979;
+    for (uint32_t i = 0; i < n; i++) {
+        double freq = 1.0 / pow(theta, 2.0 * i / n_rot), wavelen = 2.0 * pi / freq;
+        double smooth = (old_ctx / wavelen - low) / (high - low);
+        p[i] = wavelen < old_ctx / high  ? 1.0f
+               : wavelen > old_ctx / low ? (float)factor
+                                         : (float)(1.0 / ((1.0 - smooth) / factor + smooth));
+    }
+    m->rope_freqs = (mipr_tensor){.type = MIPR_DT_F32, .rows = 1, .cols = n, .data = p};
+    return 1;
+}
+
 static int layer(mipr_model *m, mipr_layer *L, const shape *s, enum mipr_dtype t)
 {
     uint32_t kv = s->dim / s->heads * s->kv_heads;
     L->d_ff = s->ff;
+    if (s->qwen2 && !(bias(m, &L->bq, s->dim) && bias(m, &L->bk, kv) && bias(m, &L->bv, kv)))
+        return 0;
     return norm(m, &L->attn_norm, s->dim) && matrix(m, &L->wq, s->dim, s->dim, t) &&
            matrix(m, &L->wk, kv, s->dim, t) && matrix(m, &L->wv, kv, s->dim, t) &&
            matrix(m, &L->wo, s->dim, s->dim, t) && norm(m, &L->ffn_norm, s->dim) &&
@@ -109,23 +150,28 @@ static int layer(mipr_model *m, mipr_layer *L, const shape *s, enum mipr_dtype t
            matrix(m, &L->ffn_down, s->dim, s->ff, t);
 }
 
-static mipr_model *build(const shape *s, enum mipr_dtype t, mipr_error *err)
+static mipr_model *build(const shape *s, uint32_t layers, int untied, enum mipr_dtype t,
+                         mipr_error *err)
 {
     mipr_model *m;
-    if (mipr_model_new(&m, s->layers, err))
+    if (mipr_model_new(&m, layers, err))
         return NULL;
-    m->hp = (mipr_hparams){.dim = s->dim, .n_layers = s->layers, .n_heads = s->heads,
+    m->hp = (mipr_hparams){.dim = s->dim, .n_layers = layers, .n_heads = s->heads,
                            .n_kv_heads = s->kv_heads, .head_size = s->dim / s->heads,
                            .n_rot = s->dim / s->heads, .vocab_size = s->vocab, .seq_len = 2048,
-                           .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+                           .norm_eps = 1e-5f, .rope_theta = s->theta,
+                           .family = s->qwen2 ? MIPR_FAMILY_QWEN2 : MIPR_FAMILY_LLAMA,
+                           .rope_type = s->qwen2 ? MIPR_ROPE_NEOX : MIPR_ROPE_INTERLEAVED};
     snprintf(m->name, sizeof m->name, "random-%s", s->name);
     int ok = matrix(m, &m->tok_embd, s->vocab, s->dim, t) && norm(m, &m->output_norm, s->dim);
-    m->tied_output = (int)s->tied;
-    if (ok && s->tied)
+    if (ok && s->llama3)
+        ok = llama3_freqs(m, m->hp.n_rot, s->theta);
+    m->tied_output = (int)s->tied && !untied;
+    if (ok && m->tied_output)
         m->output = m->tok_embd;
     else if (ok)
         ok = matrix(m, &m->output, s->vocab, s->dim, t);
-    for (uint32_t l = 0; ok && l < s->layers; l++)
+    for (uint32_t l = 0; ok && l < layers; l++)
         ok = layer(m, &m->layers[l], s, t);
     if (!ok || mipr_model_validate(m, s->name, err)) {
         mipr_model_free(m);
@@ -179,6 +225,9 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--backend"))
             o->bad_backend = mipr_backend_parse(v, &o->backend, NULL) != MIPR_OK;
         else if (!strcmp(a, "--gguf")) o->gguf = v;
+        else if (!strcmp(a, "--layers")) o->layers = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--gguf-only")) o->gguf_only = atoi(v);
+        else if (!strcmp(a, "--untied")) o->untied = atoi(v);
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--calib-text")) o->calib_text = v;
         else if (!strcmp(a, "--calib-tokens")) o->calib_tokens = strtoull(v, NULL, 10);
@@ -335,10 +384,11 @@ static int write_json(const options *o, const measured *r, uint32_t threads)
 
 int main(int argc, char **argv)
 {
-    options o = {&shapes[0], MIPR_DT_F32, 0, 512, 128, 128, NULL, NULL, MIPR_BACKEND_OURS, 0,
-                 NULL, 0};
+    options o = {.s = &shapes[0], .type = MIPR_DT_F32, .prefill = 512, .decode = 128,
+                 .batch = 128, .backend = MIPR_BACKEND_OURS};
     if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|tinyllama] [--type f32|q8_0|q4_0] "
+        fprintf(stderr, "usage: bench_engine [--shape smollm2|qwen05|llama32_1b|tinyllama] "
+                        "[--type f32|q8_0|q4_0] [--layers N] [--untied 1] [--gguf-only 1] "
                         "[--threads N] [--prefill P] [--decode D] [--batch B] "
                         "[--backend ours|xnnpack|auto] [--gguf OUT] [--json FILE] "
                         "[--calib-text FILE --calib-tokens N]\n");
@@ -349,7 +399,8 @@ int main(int argc, char **argv)
     r.fma1 = mipr_peak_fma_best(0, &r.peak_isa);
     r.read_gbs = mipr_peak_read_best(0);
     double t0 = now();
-    mipr_model *m = build(o.s, o.type, &err);
+    uint32_t layers = o.layers && o.layers < o.s->layers ? o.layers : o.s->layers;
+    mipr_model *m = build(o.s, layers, o.untied, o.type, &err);
     r.build_s = now() - t0;
     mipr_pool *pool = NULL;
     if (!m || mipr_pool_new(&pool, o.threads, &err))
@@ -363,6 +414,8 @@ int main(int argc, char **argv)
         if (!t || mipr_gguf_write(o.gguf, m, t, &wo, &err))
             return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;
         mipr_tokenizer_free(t);
+        if (o.gguf_only)
+            return mipr_pool_free(pool), mipr_model_free(m), 0;
     }
     if (run_engine(&o, m, pool, &r, &err) || calibration(&o, m, pool, &r, &err))
         return fprintf(stderr, "bench_engine: %s\n", err.msg), 1;

@@ -33,6 +33,7 @@ enum mipr_gguf_vtype {
 /* ggml tensor type ids that mipr reads or writes. */
 enum mipr_ggml_type {
     MIPR_GGML_F32 = 0, MIPR_GGML_F16 = 1, MIPR_GGML_Q4_0 = 2, MIPR_GGML_Q8_0 = 8,
+    MIPR_GGML_Q4_1 = 3, MIPR_GGML_Q5_0 = 6, MIPR_GGML_Q5_1 = 7, /* read only, as F32 */
     MIPR_GGML_Q2_K = 10, MIPR_GGML_Q3_K = 11, MIPR_GGML_Q4_K = 12, MIPR_GGML_Q5_K = 13,
     MIPR_GGML_Q6_K = 14, /* read only: dequantized to F32 at load */
     MIPR_GGML_BF16 = 30,
@@ -481,7 +482,8 @@ typedef struct mipr_prune_opts {
     enum mipr_criterion criterion;
     double ratio;           /* share of the prunable layers' FFN neurons removed, in (0, 1) */
     int adaptive;           /* scores standardised per layer, ranked across layers (FLAP) */
-    uint32_t align;         /* kept widths are multiples of this (1, 8, 16, 32); 0: 1 */
+    uint32_t align;         /* kept widths are multiples of this (1, 8, 16, 32, 64, 128, 256;
+                             * 32: ggml's Q8_0/Q4_0 blocks, 256: K-quants); 0: 1 */
     uint32_t min_width;     /* no layer keeps fewer (0: align) */
     uint32_t first_layer, last_layer; /* layers pruned, inclusive; last < first: all */
     const uint8_t *keep_whole;        /* n_layers flags of layers left alone, or NULL */
@@ -498,6 +500,8 @@ typedef struct mipr_prune_opts {
                              * reconstruction of a removed redundant neuron from its partner
                              * into the partner's ffn_down column and the bias */
 } mipr_prune_opts;
+/* Whether a is an alignment mipr_prune_opts.align accepts. */
+int mipr_prune_align_ok(uint32_t a);
 
 typedef struct mipr_prune_plan {
     uint32_t n_layers;

@@ -209,6 +209,12 @@ static mipr_status parse_hpar(const mpk_reader *r, mipr_model **out, mipr_error 
     memcpy((*out)->name, b + 48, sizeof (*out)->name - 1);
     for (uint32_t l = 0; l < n_layers; l++)
         (*out)->layers[l].d_ff = mpk_get_u32(b + MPK_HPAR_FIXED_BYTES + 4 * (size_t)l);
+    size_t tail = MPK_HPAR_FIXED_BYTES + 4 * (size_t)n_layers;
+    if (n >= tail + MPK_HPAR_TAIL_BYTES) { /* 1.1 */
+        hp->family = mpk_get_u32(b + tail);
+        hp->rope_type = mpk_get_u32(b + tail + 4);
+        hp->rope_scale = mpk_get_f32(b + tail + 8);
+    }
     free(b);
     return mipr_hparams_check(hp, r->what, err);
 }
@@ -326,14 +332,15 @@ static mipr_status parse_tokn(const mpk_reader *r, uint32_t vocab, mipr_tokenize
 static mipr_tensor *slot_tensor(mipr_model *m, uint32_t layer, uint32_t slot)
 {
     if (layer == MPK_NO_LAYER) {
-        mipr_tensor *g[] = {&m->tok_embd, &m->output_norm, &m->output};
-        return slot <= MPK_SLOT_OUTPUT ? g[slot] : NULL;
+        mipr_tensor *g[] = {&m->tok_embd, &m->output_norm, &m->output, &m->rope_freqs};
+        return slot <= MPK_SLOT_ROPE_FREQS ? g[slot] : NULL;
     }
     if (layer >= m->hp.n_layers || slot < MPK_SLOT_ATTN_NORM || slot >= MPK_SLOT_END)
         return NULL;
     mipr_layer *L = &m->layers[layer];
     mipr_tensor *t[] = {&L->attn_norm, &L->wq,       &L->wk,     &L->wv,       &L->wo,
-                        &L->ffn_norm,  &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_down_b};
+                        &L->ffn_norm,  &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_down_b,
+                        &L->bq,        &L->bk,       &L->bv};
     return t[slot - MPK_SLOT_ATTN_NORM];
 }
 

@@ -8,7 +8,7 @@
 
 #define MPK_MAGIC "MIPRMPK\n" /* 8 bytes; the newline catches text-mode transfers */
 #define MPK_VERSION_MAJOR 1u
-#define MPK_VERSION_MINOR 0u
+#define MPK_VERSION_MINOR 1u /* 1.1: HPAR tail (family, RoPE), slots 3 and 26..28 */
 
 /* TOKN's own version (its head's last u32; 0 in files written before it existed). Version 1
  * appends flags, the pre-tokenizer and the merges after the tokens. */
@@ -42,6 +42,7 @@ enum mpk_slot {
     MPK_SLOT_TOK_EMBD = 0,
     MPK_SLOT_OUTPUT_NORM = 1,
     MPK_SLOT_OUTPUT = 2,
+    MPK_SLOT_ROPE_FREQS = 3, /* 1.1 */
     MPK_SLOT_ATTN_NORM = 16,
     MPK_SLOT_WQ,
     MPK_SLOT_WK,
@@ -52,6 +53,9 @@ enum mpk_slot {
     MPK_SLOT_FFN_UP,
     MPK_SLOT_FFN_DOWN,
     MPK_SLOT_FFN_DOWN_B,
+    MPK_SLOT_BQ, /* 1.1: q/k/v biases */
+    MPK_SLOT_BK,
+    MPK_SLOT_BV,
     MPK_SLOT_END
 };
 #define MPK_NO_LAYER 0xFFFFFFFFu
@@ -59,6 +63,9 @@ enum mpk_slot {
 /* Fixed part of the HPAR section; per-layer FFN widths follow (u32 each). */
 #define MPK_HPAR_FIXED_BYTES 112u
 #define MPK_HPAR_TIED 1u
+/* 1.1 appends, after the per-layer widths: u32 family, u32 rope type, f32 linear RoPE scale.
+ * A 1.0 file (no tail) is llama, interleaved, unscaled. */
+#define MPK_HPAR_TAIL_BYTES 12u
 /* Fixed part of a TENS entry; n_chunks chunk records of MPK_CHUNK_BYTES follow. */
 #define MPK_TENSOR_FIXED_BYTES 40u
 #define MPK_CHUNK_BYTES 24u

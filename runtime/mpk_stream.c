@@ -27,12 +27,12 @@ void mipr_mpk_planes_join(uint8_t *dst, const uint8_t *src, size_t n_elems, size
 const char *mipr_mpk_slot_name(uint32_t slot)
 {
     static const char *const global[] = {"token_embd.weight", "output_norm.weight",
-                                         "output.weight"};
+                                         "output.weight", "rope_freqs.weight"};
     static const char *const layer[] = {
         "attn_norm.weight", "attn_q.weight",   "attn_k.weight",   "attn_v.weight",
         "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-        "ffn_down.weight", "ffn_down.bias"};
-    if (slot <= MPK_SLOT_OUTPUT)
+        "ffn_down.weight", "ffn_down.bias", "attn_q.bias", "attn_k.bias", "attn_v.bias"};
+    if (slot <= MPK_SLOT_ROPE_FREQS)
         return global[slot];
     if (slot >= MPK_SLOT_ATTN_NORM && slot < MPK_SLOT_END)
         return layer[slot - MPK_SLOT_ATTN_NORM];

@@ -30,6 +30,12 @@ static void print_model(const mipr_model *m, const mipr_tokenizer *tok)
     print_widths(m);
     printf("vocab           %u\ncontext         %u\nnorm eps        %g\nrope theta      %g\n",
            hp->vocab_size, hp->seq_len, (double)hp->norm_eps, (double)hp->rope_theta);
+    printf("rope            %s pairs%s", hp->rope_type == MIPR_ROPE_NEOX ? "rotate-half" : "interleaved",
+           m->rope_freqs.data ? ", rope_freqs divisors (Llama 3)" : "");
+    if (hp->rope_scale > 0.0f && hp->rope_scale != 1.0f)
+        printf(", linear scaling %g", (double)hp->rope_scale);
+    printf("\nfamily          %s%s\n", hp->family == MIPR_FAMILY_QWEN2 ? "qwen2" : "llama",
+           m->layers[0].bq.data ? " (q/k/v biases)" : "");
     printf("classifier      %s\n", m->tied_output ? "tied to the embedding" : "separate");
     printf("weights         %s (ffn_gate of layer 0), embedding %s\n",
            mipr_dtype_name(m->layers[0].ffn_gate.type), mipr_dtype_name(m->tok_embd.type));

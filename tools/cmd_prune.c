@@ -24,7 +24,8 @@ static const char usage_text[] =
     "  -o, --output FILE      the pruned GGUF\n"
     "      --criterion C      auto (default), mi, magnitude, activation, wanda-sp, flap, random\n"
     "      --allocation A     uniform or adaptive widths (default: the policy's, else uniform)\n"
-    "      --align N          kept widths are multiples of N: 1, 8, 16, 32 (default 1)\n"
+    "      --align N          kept widths are multiples of N: 1, 8, 16, 32 (default; ggml's\n"
+    "                         Q8_0/Q4_0 blocks), 64, 128 or 256 (K-quants: Q4_K_M etc.)\n"
     "      --min-width N      no layer keeps fewer neurons (default: the alignment)\n"
     "      --layers A-B       prune only layers A..B (default: all)\n"
     "      --keep-layers L,.. leave these layers whole\n"
@@ -40,7 +41,8 @@ static const char usage_text[] =
     "                         (default on: docs/PRUNING.md, \"Compensation\", has the counts)\n"
     "      --compensate       accepted for compatibility: mi always merges a removed\n"
     "                         redundant neuron into its partner (ffn_down column and bias)\n"
-    "      --type T           weights of the output: f32 (default), f16, bf16, q8_0, q4_0\n"
+    "      --type T           weights of the output: f32, f16, bf16, q8_0, q4_0 (default:\n"
+    "                         the input's float type; q8_0 for a quantized input)\n"
     "      --format F         gguf (default), or hf: a Hugging Face folder (config.json with\n"
     "                         intermediate_size updated, model.safetensors in the input's\n"
     "                         float type unless --type, the tokenizer files copied); needs an\n"
@@ -100,7 +102,7 @@ static int parse_choice(const cli_parser *p, int k, const char *v, prune_args *a
     default:
         for (int t = 0; t < MIPR_DT_COUNT; t++)
             if (strcmp(v, mipr_dtype_name((enum mipr_dtype)t)) == 0)
-                return a->type = (enum mipr_dtype)t, a->type_set = 1, 1;
+                return a->type = (enum mipr_dtype)t, 1;
         return cli_usage_error(p, "--type expects f32, f16, bf16, q8_0 or q4_0, got '%s'", v),
                0;
     }
@@ -121,7 +123,7 @@ static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
         a->o.ratio = f;
         return 1;
     case 3: a->output = v; return 1;
-    case 6: return cli_u32(p, "--align", v, 1, 32, &a->o.align);
+    case 6: return cli_u32(p, "--align", v, 1, 256, &a->o.align);
     case 7: return cli_u32(p, "--min-width", v, 1, MIPR_MAX_FF, &a->o.min_width);
     case 8: return parse_layers(p, v, a);
     case 9: return parse_keep(p, v, a);
@@ -172,13 +174,13 @@ static int parse(int argc, char **argv, prune_args *a)
         return cli_usage_error(&p, "missing %s", !a->model ? "MODEL" : !a->calib ? "--calib FILE"
                                                   : a->o.ratio == 0.0 ? "--ratio R"
                                                                       : "-o OUT.gguf");
-    if (a->o.align != 1 && a->o.align != 8 && a->o.align != 16 && a->o.align != 32)
-        return cli_usage_error(&p, "--align expects 1, 8, 16 or 32");
+    if (!mipr_prune_align_ok(a->o.align))
+        return cli_usage_error(&p, "--align expects 1, 8, 16, 32, 64, 128 or 256");
     if (a->format_hf && a->allocation == 2)
         return cli_usage_error(&p, "--format hf needs one width for all layers: drop "
                                "--allocation adaptive (or write GGUF)");
-    if (a->format_hf && a->type_set && a->type != MIPR_DT_F32 && a->type != MIPR_DT_F16 &&
-        a->type != MIPR_DT_BF16)
+    if (a->format_hf && a->type != MIPR_DT_COUNT && a->type != MIPR_DT_F32 &&
+        a->type != MIPR_DT_F16 && a->type != MIPR_DT_BF16)
         return cli_usage_error(&p, "--format hf writes safetensors: --type f32, f16 or bf16");
     if (a->format_hf && a->bias_set)
         return cli_usage_error(&p, "--format hf cannot hold an ffn_down bias: drop --bias (or "
@@ -193,9 +195,9 @@ static int parse(int argc, char **argv, prune_args *a)
 
 int cmd_prune(int argc, char **argv)
 {
-    prune_args a = {.auto_criterion = 1, .seeds = 3, .type = MIPR_DT_F32};
+    prune_args a = {.auto_criterion = 1, .seeds = 3, .type = MIPR_DT_COUNT}; /* the input's */
     a.o.width = (mipr_width){MIPR_WIDTH_TUNED, 0};
-    a.o.align = 1;
+    a.o.align = 32; /* llama-quantize needs rows in whole 32-blocks */
     a.o.bias = 1; /* measured to help: docs/PRUNING.md, "Compensation" */
     a.o.last_layer = 0, a.o.first_layer = 1; /* all layers */
     int rc = parse(argc, argv, &a);

@@ -45,6 +45,14 @@ static void mi_text(const prune_args *a, const prune_state *s)
     }
 }
 
+/* The architecture mipr_gguf_write gives the pruned model (core/io/gguf_write.c). */
+static const char *gguf_arch(const mipr_model *m)
+{
+    if (!uniform_widths(m))
+        return "deci";
+    return m->hp.family == MIPR_FAMILY_QWEN2 && !m->rope_freqs.data ? "qwen2" : "llama";
+}
+
 void prune_report_text(const prune_args *a, const prune_state *s)
 {
     const mipr_model *m = s->m, *p = s->pruned;
@@ -73,7 +81,7 @@ void prune_report_text(const prune_args *a, const prune_state *s)
                 a->eval_text, (unsigned long long)s->text_after.tokens,
                 s->text_before.perplexity, s->text_after.perplexity, s->text_after.mean_kl);
     fprintf(stderr, "output      %s (%s, %s weights)\n", a->output,
-            uniform_widths(p) ? "llama" : "deci", mipr_dtype_name(a->type));
+            gguf_arch(p), mipr_dtype_name(a->type));
     fprintf(stderr, "time        load %.2f s, decide %.2f s, prune %.2f s, evaluate %.2f s, "
             "write %.2f s; peak memory %.1f MiB\n", s->t_load, s->t_decide, s->t_prune,
             s->t_eval, s->t_write, peak_rss_mib());
@@ -118,11 +126,11 @@ static void json_body(FILE *f, const prune_args *a, const prune_state *s)
     cli_json_str(f, a->output);
     fprintf(f, ",\n  \"architecture\": \"%s\", \"type\": \"%s\",\n  \"ratio\": %g, "
                "\"criterion\": \"%s\", \"label\": \"%s\", \"allocation\": \"%s\", "
-               "\"bias\": %s, \"seed\": %llu,\n",
-            uniform_widths(s->pruned) ? "llama" : "deci", mipr_dtype_name(a->type), a->o.ratio,
+               "\"bias\": %s, \"least_squares\": %s, \"seed\": %llu,\n",
+            gguf_arch(s->pruned), mipr_dtype_name(a->type), a->o.ratio,
             mipr_criterion_name(a->o.criterion), s->dec.label,
             a->o.adaptive ? "adaptive" : "uniform", a->o.bias ? "true" : "false",
-            (unsigned long long)a->o.seed);
+            a->o.least_squares ? "true" : "false", (unsigned long long)a->o.seed);
     json_policy(f, s);
     fprintf(f, "  \"seeds\": [");
     for (uint32_t i = 0; i < s->dec.n_seeds; i++)

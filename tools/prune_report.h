@@ -10,8 +10,8 @@ typedef struct prune_args {
     int auto_criterion;
     int allocation; /* 0: the policy's (auto) or uniform, 1 uniform, 2 adaptive */
     uint32_t seeds, window, threads;
-    enum mipr_dtype type;
-    int type_set;  /* --type given */
+    enum mipr_dtype type; /* MIPR_DT_COUNT until prune_run picks the input's */
+    int type_was_default;
     int format_hf; /* --format hf: output is a Hugging Face folder */
     int bias_set;  /* --bias given */
 } prune_args;

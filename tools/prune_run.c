@@ -136,19 +136,62 @@ static void release(prune_state *s)
     free(s->text_ids);
 }
 
-/* A Hugging Face folder in the input's float type unless --type says otherwise. */
+/* A Hugging Face folder, in the type prune_run resolved (the input's float type unless
+ * --type says otherwise; cmd_prune allows only float types with --format hf). */
 static mipr_status write_hf(const prune_args *a, const prune_state *s, mipr_error *err)
 {
-    enum mipr_dtype t = s->m->layers[0].ffn_up.type;
-    if (a->type_set)
-        t = a->type;
-    else if (t != MIPR_DT_F16 && t != MIPR_DT_BF16)
-        t = MIPR_DT_F32;
-    mipr_status st = mipr_hf_write(a->output, s->pruned, a->model, t, err);
+    mipr_status st = mipr_hf_write(a->output, s->pruned, a->model, a->type, err);
     if (st == MIPR_OK)
         fprintf(stderr, "prune: wrote %s (Hugging Face folder, %s safetensors)\n", a->output,
-                mipr_dtype_name(t));
+                mipr_dtype_name(a->type));
     return st;
+}
+
+/* The GGUF type of the input's first FFN matrix: K-quants are F32 once loaded, but the
+ * file still says what it was. */
+static uint32_t source_ggml_type(const char *path)
+{
+    mipr_error err;
+    mipr_gguf *g = NULL;
+    uint32_t t = MIPR_GGML_F32;
+    if (mipr_detect_file(path, &err) != MIPR_FILE_GGUF || mipr_gguf_open(&g, path, &err))
+        return t;
+    const mipr_gguf_tensor_info *ti = mipr_gguf_find_tensor(g, "blk.0.ffn_up.weight");
+    if (ti)
+        t = ti->ggml_type;
+    mipr_gguf_close(g);
+    return t;
+}
+
+/* Output weights keep the input's type: a float stays that float (F16 in, F16 out), any
+ * quantized input (Q8_0, Q4_0, K-quants) becomes q8_0, the finest type llama.cpp
+ * requantizes from without surprise. --type overrides. */
+static enum mipr_dtype default_type(const char *path, const mipr_model *m)
+{
+    enum mipr_dtype t = m->layers[0].ffn_up.type;
+    if (t == MIPR_DT_Q8_0 || t == MIPR_DT_Q4_0)
+        return MIPR_DT_Q8_0;
+    if (t == MIPR_DT_F32) {
+        uint32_t g = source_ggml_type(path);
+        if (g >= MIPR_GGML_Q2_K && g <= MIPR_GGML_Q6_K)
+            return MIPR_DT_Q8_0;
+    }
+    return t;
+}
+
+static void say_written(const prune_args *a, const prune_state *s)
+{
+    uint64_t bytes = 0;
+    FILE *f = fopen(a->output, "rb");
+    if (f && fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        bytes = n > 0 ? (uint64_t)n : 0;
+    }
+    if (f)
+        fclose(f);
+    fprintf(stderr, "prune: wrote %s: %s weights (input %s%s), %llu bytes\n", a->output,
+            mipr_dtype_name(a->type), mipr_dtype_name(s->m->layers[0].ffn_up.type),
+            a->type_was_default ? "; --type changes it" : "", (unsigned long long)bytes);
 }
 
 /* Both outputs are opened first (an unwritable path fails before the work) and committed
@@ -185,6 +228,10 @@ int prune_run(prune_args *a)
         cli_blame(&err, a->model);
     if (st == MIPR_OK) {
         double t0 = cli_now();
+        if (a->type == MIPR_DT_COUNT) {
+            a->type = default_type(a->model, s.m);
+            a->type_was_default = 1;
+        }
         mipr_gguf_write_opts wo = {.type = a->type, .on_fallback = on_fallback, .ctx = NULL};
         if (a->format_hf)
             st = write_hf(a, &s, &err);
@@ -204,6 +251,8 @@ int prune_run(prune_args *a)
         else if (a->report)
             st = cli_out_commit_all(both + 1, 1, &err);
     }
+    if (st == MIPR_OK && !a->format_hf)
+        say_written(a, &s); /* renamed into place: its size is the output's */
     if (st == MIPR_OK)
         prune_report_text(a, &s);
     if (st)

@@ -43,9 +43,11 @@ int mipr_ggml_to_dtype(uint32_t ggml_type, enum mipr_dtype *out);
  * of n elements may end in a partial block. */
 void mipr_gguf_to_f32(float *dst, const void *src, enum mipr_dtype dt, size_t n);
 
-/* K-quants (core/io/kquant.c): bytes of one 256-element super-block (0 when not a K-quant),
- * and n elements (a multiple of 256) as floats, bit-identical to ggml's dequantize_row_*. */
-int mipr_kquant_block_bytes(uint32_t ggml_type, uint32_t *bytes);
+/* Types mipr dequantizes to F32 at load (core/io/kquant.c): K-quants (256-element blocks) and
+ * Q4_1 / Q5_0 / Q5_1 (32). Returns 0 for other types; else elements and bytes per block.
+ * mipr_kquant_to_f32 turns n elements (whole blocks) into floats bit-identical to ggml's
+ * dequantize_row_*. */
+int mipr_kquant_traits(uint32_t ggml_type, uint32_t *block, uint32_t *bytes);
 void mipr_kquant_to_f32(float *dst, const void *src, uint32_t ggml_type, size_t n);
 
 /* Key lookup with a NUL-free length-delimited string compare. */

@@ -314,7 +314,7 @@ static mipr_status find_typed(loader *L, const char *name, const mipr_gguf_tenso
     if (!mipr_ggml_to_dtype(t->ggml_type, dt) || !t->data)
         return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED,
                               "%s: tensor %s has type %s (%" PRIu32 "); mipr reads F32, F16, "
-                              "BF16, Q8_0, Q4_0 and Q2_K..Q6_K", L->path, name,
+                              "BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K..Q6_K", L->path, name,
                               mipr_ggml_type_name(t->ggml_type),
                               t->ggml_type);
     if (t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] > UINT32_MAX || t->ne[1] > UINT32_MAX)
@@ -325,7 +325,7 @@ static mipr_status find_typed(loader *L, const char *name, const mipr_gguf_tenso
     return MIPR_OK;
 }
 
-/* K-quant tensors become F32 in model memory: the engine has no K-quant kernels, and F32
+/* K-quant (and Q4_1 / Q5_x) tensors become F32 in model memory: the engine has no K-quant kernels, and F32
  * keeps ggml's dequantized values exactly (docs/LIMITS.md has the memory this costs). */
 static mipr_status bind_kquant(loader *L, const mipr_gguf_tensor_info *t, const char *name,
                                mipr_tensor *out)
@@ -350,8 +350,8 @@ static mipr_status bind_kquant(loader *L, const mipr_gguf_tensor_info *t, const 
 static mipr_status bind_matrix(loader *L, const char *name, mipr_tensor *out)
 {
     const mipr_gguf_tensor_info *t = mipr_gguf_find_tensor(L->g, name);
-    uint32_t kbytes;
-    if (t && t->data && mipr_kquant_block_bytes(t->ggml_type, &kbytes))
+    uint32_t kblock, kbytes;
+    if (t && t->data && mipr_kquant_traits(t->ggml_type, &kblock, &kbytes))
         return bind_kquant(L, t, name, out);
     enum mipr_dtype dt;
     mipr_status st = find_typed(L, name, &t, &dt);

@@ -459,7 +459,7 @@ static int known_traits(uint32_t type, ggml_traits *t)
     case MIPR_GGML_BF16: *t = (ggml_traits){1, 2}; return 1;
     case MIPR_GGML_Q8_0: *t = (ggml_traits){MIPR_QK8_0, sizeof(mipr_block_q8_0)}; return 1;
     case MIPR_GGML_Q4_0: *t = (ggml_traits){MIPR_QK4_0, sizeof(mipr_block_q4_0)}; return 1;
-    default: t->block = 256; return mipr_kquant_block_bytes(type, &t->block_bytes);
+    default: return mipr_kquant_traits(type, &t->block, &t->block_bytes);
     }
 }
 

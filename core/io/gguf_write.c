@@ -22,11 +22,18 @@ typedef struct writer {
     const char *arch;
 } writer;
 
+/* How rows (or, for a bias vector, elements) of q/k move between RoPE layouts: the target
+ * architecture fixes the layout (llama/deci interleaved, qwen2 rotate-half), so a model in
+ * the other layout is permuted within each head on the way out. Attention is unchanged:
+ * q and k get the same permutation. */
+enum remap { REMAP_NONE = 0, REMAP_TO_INTERLEAVED, REMAP_TO_NEOX };
+
 typedef struct planned {
     char name[MIPR_GGUF_MAX_NAME + 1];
     const mipr_tensor *src;
     enum mipr_dtype type; /* as written */
     int is_norm;
+    enum remap remap;
     uint64_t nbytes, offset;
 } planned;
 
@@ -35,6 +42,9 @@ typedef struct plan {
     size_t n;
     uint32_t max_cols;
     int any_quant;
+    const char *arch;
+    enum remap remap;        /* for q/k */
+    uint32_t head_size, n_rot;
 } plan;
 
 /* ---- primitive writes (sticky error) ----------------------------------------------------- */
@@ -177,6 +187,11 @@ static void write_hparams(writer *w, const mipr_model *m)
     kv_arch_f32(w, "rope.freq_base", hp->rope_theta);
     kv_arch_f32(w, "attention.layer_norm_rms_epsilon", hp->norm_eps);
     kv_arch_u32(w, "vocab_size", hp->vocab_size);
+    if (hp->rope_scale > 0.0f && hp->rope_scale != 1.0f) {
+        w_arch_key(w, "rope.scaling.type", MIPR_GGUF_STRING);
+        w_str(w, "linear", 6);
+        kv_arch_f32(w, "rope.scaling.factor", hp->rope_scale);
+    }
 }
 
 /* SentencePiece spells a space U+2581 (E2 96 81). */
@@ -386,11 +401,36 @@ static mipr_status plan_layer(plan *p, const char *path, const mipr_model *m, ui
         if (st != MIPR_OK)
             return st;
     }
-    if (!ly->ffn_down_b.data)
-        return MIPR_OK;
-    char bias[64];
-    snprintf(bias, sizeof bias, "blk.%" PRIu32 ".ffn_down.bias", l);
-    return add_tensor(p, path, bias, &ly->ffn_down_b, 1, opts, err);
+    p->t[p->n - 9].remap = p->t[p->n - 8].remap = p->remap; /* attn_q, attn_k */
+    static const char *const biases[4] = {"attn_q", "attn_k", "attn_v", "ffn_down"};
+    const mipr_tensor *bsrc[4] = {&ly->bq, &ly->bk, &ly->bv, &ly->ffn_down_b};
+    for (int k = 0; k < 4; k++) {
+        if (!bsrc[k]->data)
+            continue;
+        char bias[64];
+        snprintf(bias, sizeof bias, "blk.%" PRIu32 ".%s.bias", l, biases[k]);
+        mipr_status st = add_tensor(p, path, bias, bsrc[k], 1, opts, err);
+        if (st != MIPR_OK)
+            return st;
+        if (k < 2)
+            p->t[p->n - 1].remap = p->remap;
+    }
+    return MIPR_OK;
+}
+
+/* qwen2 stays qwen2 when llama.cpp can read it back as such: its qwen2 loader takes one FFN
+ * width for all layers (hparams.n_ff(), layer 0) and no rope_freqs. Otherwise the model goes
+ * out as llama (uniform) or deci (per-layer widths), which take q/k/v biases too, with q/k
+ * permuted into their interleaved RoPE layout. */
+static void choose_arch(plan *p, const mipr_model *m)
+{
+    int uniform = uniform_ffn(m);
+    int qwen2 = m->hp.family == MIPR_FAMILY_QWEN2 && uniform && !m->rope_freqs.data;
+    p->arch = qwen2 ? "qwen2" : uniform ? "llama" : "deci";
+    int neox = m->hp.rope_type == MIPR_ROPE_NEOX;
+    p->remap = qwen2 == neox ? REMAP_NONE : qwen2 ? REMAP_TO_NEOX : REMAP_TO_INTERLEAVED;
+    p->head_size = m->hp.head_size;
+    p->n_rot = m->hp.n_rot;
 }
 
 /* Same order as llama.cpp's converters write: embeddings, output, then layer by layer. */
@@ -398,10 +438,15 @@ static mipr_status make_plan(plan *p, const char *path, const mipr_model *m,
                              const mipr_gguf_write_opts *opts, mipr_error *err)
 {
     memset(p, 0, sizeof *p);
-    p->t = calloc(3 + 10 * (size_t)m->hp.n_layers, sizeof *p->t);
+    choose_arch(p, m);
+    p->t = calloc(4 + 13 * (size_t)m->hp.n_layers, sizeof *p->t);
     if (!p->t)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory", path);
-    mipr_status st = add_tensor(p, path, "token_embd.weight", &m->tok_embd, 0, opts, err);
+    mipr_status st = MIPR_OK;
+    if (m->rope_freqs.data) /* first, where llama.cpp's converter puts it */
+        st = add_tensor(p, path, "rope_freqs.weight", &m->rope_freqs, 1, opts, err);
+    if (st == MIPR_OK)
+        st = add_tensor(p, path, "token_embd.weight", &m->tok_embd, 0, opts, err);
     if (st == MIPR_OK)
         st = add_tensor(p, path, "output_norm.weight", &m->output_norm, 1, opts, err);
     if (st == MIPR_OK && !m->tied_output)
@@ -432,14 +477,42 @@ static void write_infos(writer *w, const plan *p)
 
 /* ---- tensor data -------------------------------------------------------------------------- */
 
-/* Rows already in the wanted type are copied bit for bit; others go through f32. */
-static void write_data(writer *w, const planned *e, float *rowf, uint8_t *rowb)
+/* Index in the source of element (or row) j of a head written in the other RoPE layout;
+ * dimensions past n_rot are not rotated and stay put. */
+static uint32_t remap_index(const plan *p, enum remap how, uint32_t j)
+{
+    uint32_t head = j / p->head_size * p->head_size, i = j % p->head_size, half = p->n_rot / 2;
+    if (how == REMAP_NONE || i >= p->n_rot)
+        return j;
+    if (how == REMAP_TO_INTERLEAVED) /* out (2k, 2k+1) <- in (k, k + half) */
+        return head + (i % 2 ? i / 2 + half : i / 2);
+    return head + (i < half ? 2 * i : 2 * (i - half) + 1); /* out (k, k + half) <- (2k, 2k+1) */
+}
+
+/* A bias vector in the other layout: its elements move as the rows of its matrix do. */
+static void write_remapped_vector(writer *w, const plan *p, const planned *e, float *rowf,
+                                  uint8_t *rowb)
 {
     const mipr_tensor *t = e->src;
+    const float *src = t->data; /* biases are F32 (mipr_model_validate) */
+    for (uint32_t j = 0; j < t->cols; j++)
+        rowf[j] = src[remap_index(p, e->remap, j)];
+    w_bytes(w, rowb, mipr_row_encode(rowb, rowf, e->type, t->cols));
+    w_pad(w);
+}
+
+/* Rows already in the wanted type are copied bit for bit; others go through f32. */
+static void write_data(writer *w, const plan *p, const planned *e, float *rowf, uint8_t *rowb)
+{
+    const mipr_tensor *t = e->src;
+    if (e->remap && t->rows == 1) {
+        write_remapped_vector(w, p, e, rowf, rowb);
+        return;
+    }
     size_t in_bytes = mipr_dtype_row_bytes(t->type, t->cols);
     const uint8_t *src = t->data;
     for (uint32_t r = 0; r < t->rows && w->st == MIPR_OK; r++) {
-        const uint8_t *row = src + (size_t)r * in_bytes;
+        const uint8_t *row = src + (size_t)remap_index(p, e->remap, r) * in_bytes;
         if (t->type == e->type) {
             w_bytes(w, row, in_bytes);
         } else {
@@ -460,7 +533,7 @@ static mipr_status write_all_data(writer *w, const plan *p)
     if (!rowf || !rowb)
         w->st = mipr_error_set(w->err, MIPR_ERR_NOMEM, "out of memory for a row of %zu", cols);
     for (size_t i = 0; i < p->n && w->st == MIPR_OK; i++)
-        write_data(w, &p->t[i], rowf, rowb);
+        write_data(w, p, &p->t[i], rowf, rowb);
     free(rowf);
     free(rowb);
     return w->st;
@@ -514,7 +587,7 @@ static char *piece_buffer(const mipr_tokenizer *tok)
 static mipr_status write_into(mipr_outfile *o, const mipr_model *m, const mipr_tokenizer *tok,
                               const plan *p, enum mipr_dtype type, char *buf, mipr_error *err)
 {
-    writer w = {.o = o, .err = err, .arch = uniform_ffn(m) ? "llama" : "deci"};
+    writer w = {.o = o, .err = err, .arch = p->arch};
     write_header(&w, m, tok, p, type, buf);
     if (w.st == MIPR_OK)
         write_all_data(&w, p);

@@ -142,7 +142,8 @@ static void add_section(mw *w, const char tag[4], uint32_t flags, const void *da
 
 static void put_hpar(mw *w, const mipr_model *m)
 {
-    size_t n = MPK_HPAR_FIXED_BYTES + 4 * (size_t)m->hp.n_layers;
+    size_t tail = MPK_HPAR_FIXED_BYTES + 4 * (size_t)m->hp.n_layers;
+    size_t n = tail + MPK_HPAR_TAIL_BYTES;
     uint8_t *b = calloc(1, n);
     if (!b) {
         oom(w);
@@ -160,6 +161,9 @@ static void put_hpar(mw *w, const mipr_model *m)
         b[48 + i] = (uint8_t)m->name[i];
     for (uint32_t l = 0; l < hp->n_layers; l++)
         mpk_put_u32(b + MPK_HPAR_FIXED_BYTES + 4 * (size_t)l, m->layers[l].d_ff);
+    mpk_put_u32(b + tail, hp->family);
+    mpk_put_u32(b + tail + 4, hp->rope_type);
+    mpk_put_f32(b + tail + 8, hp->rope_scale);
     add_section(w, "HPAR", MPK_SEC_REQUIRED, b, n);
     free(b);
 }
@@ -379,17 +383,21 @@ static void put_layer(mw *w, const mipr_layer *L, uint32_t l)
 {
     const mipr_tensor *t[] = {&L->attn_norm, &L->wq,       &L->wk,     &L->wv,
                               &L->wo,        &L->ffn_norm, &L->ffn_gate, &L->ffn_up,
-                              &L->ffn_down,  &L->ffn_down_b};
-    for (uint32_t i = 0; i < 10; i++)
+                              &L->ffn_down,  &L->ffn_down_b, &L->bq,     &L->bk,
+                              &L->bv};
+    for (uint32_t i = 0; i < 13; i++)
         if (t[i]->data)
             put_tensor(w, t[i], l, MPK_SLOT_ATTN_NORM + i);
 }
 
 static uint32_t count_tensors(const mipr_model *m)
 {
-    uint32_t n = m->tied_output ? 2 : 3;
-    for (uint32_t l = 0; l < m->hp.n_layers; l++)
-        n += 9 + (m->layers[l].ffn_down_b.data != NULL);
+    uint32_t n = (m->tied_output ? 2 : 3) + (m->rope_freqs.data != NULL);
+    for (uint32_t l = 0; l < m->hp.n_layers; l++) {
+        const mipr_layer *L = &m->layers[l];
+        n += 9 + (L->ffn_down_b.data != NULL) + (L->bq.data != NULL) + (L->bk.data != NULL) +
+             (L->bv.data != NULL);
+    }
     return n;
 }
 
@@ -401,6 +409,8 @@ static void put_tensors(mw *w, const mipr_model *m)
     put_tensor(w, &m->output_norm, MPK_NO_LAYER, MPK_SLOT_OUTPUT_NORM);
     if (!m->tied_output)
         put_tensor(w, &m->output, MPK_NO_LAYER, MPK_SLOT_OUTPUT);
+    if (m->rope_freqs.data)
+        put_tensor(w, &m->rope_freqs, MPK_NO_LAYER, MPK_SLOT_ROPE_FREQS);
     for (uint32_t l = 0; l < m->hp.n_layers; l++)
         put_layer(w, &m->layers[l], l);
     if (w->tens.oom)

@@ -20,14 +20,19 @@ void mipr_prune_plan_free(mipr_prune_plan *p)
     }
 }
 
+int mipr_prune_align_ok(uint32_t a)
+{
+    return a == 0 || a == 1 || a == 8 || a == 16 || a == 32 || a == 64 || a == 128 || a == 256;
+}
+
 static mipr_status check_opts(const mipr_model *m, const mipr_calib *c, const mipr_prune_opts *o,
                               mipr_error *err)
 {
     if (!(o->ratio > 0.0 && o->ratio < 1.0))
         return mipr_error_set(err, MIPR_ERR_ARG, "ratio %g is outside (0, 1)", o->ratio);
-    if (o->align != 0 && o->align != 1 && o->align != 8 && o->align != 16 && o->align != 32)
-        return mipr_error_set(err, MIPR_ERR_ARG, "alignment %u: expected 1, 8, 16 or 32",
-                              o->align);
+    if (!mipr_prune_align_ok(o->align))
+        return mipr_error_set(err, MIPR_ERR_ARG,
+                              "alignment %u: expected 1, 8, 16, 32, 64, 128 or 256", o->align);
     if (o->last_layer >= o->first_layer && o->last_layer >= m->hp.n_layers)
         return mipr_error_set(err, MIPR_ERR_ARG, "layer range %u..%u is beyond the model's %u "
                               "layers (0..%u)", o->first_layer, o->last_layer, m->hp.n_layers,

@@ -45,6 +45,20 @@ grep -q "(deci" "$T/a.err" || fail "adaptive widths did not give deci: $(tail -3
 "$MIPR" info "$T/a.gguf" >"$T/info" || fail "info on deci"
 grep -q "ffn widths" "$T/info" || fail "info: $(cat "$T/info")"
 
+# the output keeps the input's type (F16 in -> F16 out), widths default to multiples of 32
+"$MIPR" convert "$M" -z "$Z" --type f16 -o "$T/h.gguf" 2>/dev/null || fail "convert f16"
+"$MIPR" calibrate "$T/h.gguf" --text "$TXT" --tokens 6000 --samples 64 --heldout 256 \
+  -o "$T/h.mcal" 2>/dev/null || fail "calibrate f16"
+"$MIPR" prune "$T/h.gguf" --calib "$T/h.mcal" --ratio 0.3 --criterion magnitude -o "$T/hp.gguf" \
+  2>"$T/hp.err" || fail "prune f16: $(cat "$T/hp.err")"
+grep -q "wrote $T/hp.gguf: f16 weights (input f16" "$T/hp.err" || fail "f16 not kept: $(tail -3 "$T/hp.err")"
+[ "$(stat -c %s "$T/hp.gguf")" -lt "$(stat -c %s "$T/h.gguf")" ] || fail "pruned f16 model grew"
+grep -Eq "layers      (172->(32|64|96|128|160) ?)+$" "$T/hp.err" || fail "widths not 32-aligned: $(grep layers "$T/hp.err")"
+"$MIPR" prune "$T/h.gguf" --calib "$T/h.mcal" --ratio 0.3 --criterion magnitude --align 128 --type q8_0 \
+  -o "$T/hq.gguf" 2>"$T/hq.err" || fail "prune --align 128: $(cat "$T/hq.err")"
+grep -q "q8_0 weights" "$T/hq.err" && grep -q "172->128 " "$T/hq.err" || fail "--align 128 --type q8_0: $(cat "$T/hq.err")"
+expect 2 "1, 8, 16, 32, 64, 128 or 256" -- "$MIPR" prune "$M" -z "$Z" --calib "$T/c.mcal" --ratio 0.2 --align 48 -o "$T/x.gguf"
+
 # bad arguments: exit 2 (usage) or 1, a message, no output file
 expect 2 "ratio" -- "$MIPR" prune "$M" -z "$Z" --calib "$T/c.mcal" --ratio 1.5 -o "$T/x.gguf"
 expect 2 "strictly between 0 and 1" -- "$MIPR" prune "$M" -z "$Z" --calib "$T/c.mcal" --ratio 0 -o "$T/x.gguf"

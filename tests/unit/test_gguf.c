@@ -1336,7 +1336,7 @@ static void test_unknown_type_and_alignment(void)
     uint64_t ne[2] = {256, 2};
     put_header(&b, 3, 2, 1);
     put_kv_u32(&b, "general.alignment", 64);
-    put_info(&b, "q4k", 2, ne, 12, 0);
+    put_info(&b, "iq2", 2, ne, 16, 0); /* IQ2_XXS: not read by mipr */
     put_info(&b, "f", 1, ne, MIPR_GGML_F32, 64);
     pad_to(&b, 64);
     size_t data = b.n;
@@ -1344,9 +1344,9 @@ static void test_unknown_type_and_alignment(void)
         put_u64(&b, 0);
     mipr_gguf *g = expect_open(&b, &copy);
     if (g) {
-        const mipr_gguf_tensor_info *t = mipr_gguf_find_tensor(g, "q4k");
+        const mipr_gguf_tensor_info *t = mipr_gguf_find_tensor(g, "iq2");
         CHECK(mipr_gguf_alignment(g) == 64 && mipr_gguf_data_offset(g) == data);
-        CHECK(t && t->data == NULL && t->ggml_type == 12);
+        CHECK(t && t->data == NULL && t->ggml_type == 16);
         t = mipr_gguf_find_tensor(g, "f");
         CHECK(t && t->data == copy + data + 64 && t->nbytes == 1024);
         mipr_model *m;
