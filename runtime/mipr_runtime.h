@@ -210,6 +210,9 @@ mipr_status mipr_tokenizer_set_merges(mipr_tokenizer *t, const int32_t *pairs, u
 /* Whether encoders should add BOS / EOS (the model's rule; mipr_tokenizer_encode's add_bos
  * argument still decides there). */
 void mipr_tokenizer_set_flags(mipr_tokenizer *t, int add_bos, int add_eos);
+/* Hugging Face's fuse_unk (SentencePiece style): a run of unknown characters is one UNK. */
+void mipr_tokenizer_set_fuse_unk(mipr_tokenizer *t, int fuse);
+int mipr_tokenizer_fuse_unk(const mipr_tokenizer *t);
 int mipr_tokenizer_is_bpe(const mipr_tokenizer *t);
 enum mipr_pre_type mipr_tokenizer_pre(const mipr_tokenizer *t);
 int mipr_tokenizer_ignore_merges(const mipr_tokenizer *t);

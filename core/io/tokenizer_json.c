@@ -484,6 +484,7 @@ static mipr_status finish(tj *J, mipr_tokenizer *t, int32_t unk)
     if (st != MIPR_OK)
         return wrap(J, st, "");
     mipr_tokenizer_set_flags(t, add_bos, add_eos);
+    mipr_tokenizer_set_fuse_unk(t, !J->bytelevel && get_bool(J->model, "fuse_unk") == 1);
     return MIPR_OK;
 }
 
