@@ -185,8 +185,50 @@ static void test_bad_json(void)
                  " \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "merge 0");
 }
 
+/* A GGUF whose tokenizer.ggml.pre we do not know is refused by name (the written gpt-2 file
+ * with its "gpt-2" value patched in place to "gpt-9"). */
+static void test_unknown_pre(void)
+{
+    mipr_gguf *g = NULL;
+    mipr_tokenizer *t = NULL;
+    mipr_error err = {0};
+    CHECK_OK(mipr_gguf_open(&g, mipr_test_data("vocab/llama.cpp/ggml-vocab-gpt-2.gguf"), &err),
+             &err);
+    CHECK_OK(mipr_gguf_load_tokenizer(&t, g, &err), &err);
+    mipr_gguf_close(g);
+    mipr_model *m = tiny_model(mipr_tokenizer_n_vocab(t));
+    mipr_gguf_write_opts go = {.type = MIPR_DT_F32};
+    const char *path = mipr_test_tmp("tokio-pre.gguf");
+    CHECK_OK(mipr_gguf_write(path, m, t, &go, &err), &err);
+    size_t len;
+    char *d = mipr_test_read_file(path, &len);
+    static const char key[] = "tokenizer.ggml.pre";
+    char *k = NULL;
+    for (size_t i = 0; !k && i + sizeof key + 20 < len; i++)
+        if (memcmp(d + i, key, sizeof key - 1) == 0)
+            k = d + i;
+    CHECK(k != NULL);
+    char *v = k ? k + (sizeof key - 1) + 4 + 8 : NULL; /* u32 type, u64 length */
+    CHECK(v && memcmp(v, "gpt-2", 5) == 0);
+    if (v) {
+        v[4] = '9';
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(d, 1, len, f) == len && fclose(f) == 0);
+        mipr_tokenizer *t2 = NULL;
+        CHECK_OK(mipr_gguf_open(&g, path, &err), &err);
+        CHECK(mipr_gguf_load_tokenizer(&t2, g, &err) == MIPR_ERR_UNSUPPORTED && !t2);
+        CHECK(strstr(err.msg, "tokenizer.ggml.pre \"gpt-9\"") && strstr(err.msg, path));
+        mipr_gguf_close(g);
+    }
+    free(d);
+    remove(path);
+    mipr_model_free(m);
+    mipr_tokenizer_free(t);
+}
+
 int main(void)
 {
+    test_unknown_pre();
     test_bos_rules();
     test_bad_json();
     test_file("tinystories-656k/tokenizer.json");
