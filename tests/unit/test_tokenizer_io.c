@@ -182,6 +182,9 @@ static void test_bad_json(void)
     expect_error("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
                  " \"vocab\": {\"a\": -4}}}", "model.vocab");
     expect_error("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
+                 " \"continuing_subword_prefix\": \"##\", \"vocab\": {\"a\": 0}}}",
+                 "model.continuing_subword_prefix");
+    expect_error("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
                  " \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "merge 0");
 }
 
