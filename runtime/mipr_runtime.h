@@ -195,19 +195,19 @@ enum mipr_pre_type {
     MIPR_PRE_GPT2,
     MIPR_PRE_LLAMA3,
     MIPR_PRE_QWEN2,
-    MIPR_PRE_SMOLLM, /* also starcoder, refact: digits apart, then GPT-2 */
+    MIPR_PRE_SMOLLM, /* each digit apart, then GPT-2's rule */
     MIPR_PRE_FALCON,
     MIPR_PRE_DEEPSEEK_LLM,
     MIPR_PRE_DEEPSEEK_CODER,
-    MIPR_PRE_STARCODER,
+    MIPR_PRE_STARCODER, /* SmolLM's rules under starcoder's name (refact, command-r, ...) */
     MIPR_PRE_COUNT
 };
 /* GGUF's name of a pre type ("gpt-2", "llama-bpe", ...); NULL when out of range. */
 const char *mipr_pre_name(enum mipr_pre_type pre);
 /* The pre type GGUF calls `name` (aliases included), or -1. */
 int mipr_pre_from_name(const char *name, size_t len);
-/* Makes t byte-level with the given split rules; call before setting pieces. ignore_merges:
- * a pre-token that is a whole piece is that token (Llama 3). */
+/* Makes t byte-level with the given split rules (call before finish). ignore_merges: a
+ * pre-token that is a whole piece is that token (Llama 3). */
 mipr_status mipr_tokenizer_set_bpe(mipr_tokenizer *t, enum mipr_pre_type pre, int ignore_merges,
                                    mipr_error *err);
 /* Merge rules by rank (Hugging Face BPE): pair i (pairs[2i], pairs[2i + 1]) joins into the
@@ -218,6 +218,9 @@ mipr_status mipr_tokenizer_set_merges(mipr_tokenizer *t, const int32_t *pairs, u
 /* Whether encoders should add BOS / EOS (the model's rule; mipr_tokenizer_encode's add_bos
  * argument still decides there). */
 void mipr_tokenizer_set_flags(mipr_tokenizer *t, int add_bos, int add_eos);
+/* Hugging Face's fuse_unk (SentencePiece style): a run of unknown characters is one UNK. */
+void mipr_tokenizer_set_fuse_unk(mipr_tokenizer *t, int fuse);
+int mipr_tokenizer_fuse_unk(const mipr_tokenizer *t);
 int mipr_tokenizer_is_bpe(const mipr_tokenizer *t);
 enum mipr_pre_type mipr_tokenizer_pre(const mipr_tokenizer *t);
 int mipr_tokenizer_ignore_merges(const mipr_tokenizer *t);
@@ -234,8 +237,8 @@ int mipr_tokenizer_merge(const mipr_tokenizer *t, uint32_t rank, int32_t *left, 
 enum {
     MIPR_ENC_BOS = 1,     /* prepend BOS (when the tokenizer has one) */
     MIPR_ENC_EOS = 2,     /* append EOS */
-    MIPR_ENC_SPECIAL = 4, /* control tokens written in the text are matched (user-defined
-                           * tokens always are, in byte-level tokenizers) */
+    MIPR_ENC_SPECIAL = 4, /* control and unknown tokens written in the text are matched
+                           * (user-defined tokens always are) */
 };
 /* mipr_tokenizer_encode with flags; out must hold len + 3 ids. Byte-level tokenizers split
  * text into pre-tokens first (this allocates; on failure it returns SIZE_MAX). */
@@ -244,7 +247,8 @@ size_t mipr_tokenizer_encode_ex(const mipr_tokenizer *t, const char *text, size_
 
 /* Encodes len bytes of text as llama2.c does (optional BOS, a dummy-prefix space when the
  * text is not empty and the tokenizer asks for it, greedy merges by highest score, byte
- * fallback or UNK for unknown characters). out must hold len + 2 ids. Returns the count. */
+ * fallback or UNK for unknown characters); byte-level tokenizers as encode_ex does. out must
+ * hold len + 2 ids. Returns the count (0 when a byte-level split runs out of memory). */
 size_t mipr_tokenizer_encode(const mipr_tokenizer *t, const char *text, size_t len, int add_bos,
                              int32_t *out);
 /* The bytes token `id` stands for when it follows `prev`: byte tokens give their byte,

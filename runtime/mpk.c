@@ -274,6 +274,7 @@ static mipr_status parse_tokn_v1(const mpk_reader *r, mipr_tokenizer *t, const u
     if (nm > (n - at) / 8)
         return BAD("%s: TOKN holds %u merges but only %zu bytes", r->what, nm, n - at);
     mipr_tokenizer_set_flags(t, (flags & MPK_TOKN_ADD_BOS) != 0, (flags & MPK_TOKN_ADD_EOS) != 0);
+    mipr_tokenizer_set_fuse_unk(t, (flags & MPK_TOKN_FUSE_UNK) != 0);
     mipr_status st = MIPR_OK;
     if (flags & MPK_TOKN_BYTE_LEVEL)
         st = mipr_tokenizer_set_bpe(t, (enum mipr_pre_type)pre,

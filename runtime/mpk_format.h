@@ -18,6 +18,7 @@ enum {
     MPK_TOKN_IGNORE_MERGES = 2,
     MPK_TOKN_ADD_BOS = 4,
     MPK_TOKN_ADD_EOS = 8,
+    MPK_TOKN_FUSE_UNK = 16,
 };
 #define MPK_HEADER_BYTES 64u
 #define MPK_DIR_ENTRY_BYTES 48u

@@ -53,7 +53,7 @@ struct mipr_tokenizer {
     int32_t byte_tok[256];
     char byte_str[512]; /* byte b at [2b], NUL at [2b + 1] */
     /* Byte-level BPE: pieces are raw bytes, text is split by `pre` before merging. */
-    uint8_t bpe, pre, ignore_merges, add_bos, add_eos;
+    uint8_t bpe, pre, ignore_merges, add_bos, add_eos, fuse_unk;
     /* Merges by rank (when n_merges > 0, scores play no part in merging): 3 ids per rank
      * (left, right, result) and an open-addressing hash of (left, right) -> rank + 1. */
     uint32_t n_merges, merge_mask;
@@ -507,6 +507,13 @@ int32_t mipr_tokenizer_eos(const mipr_tokenizer *t) { return t ? t->eos : -1; }
 int32_t mipr_tokenizer_unk(const mipr_tokenizer *t) { return t ? t->unk : -1; }
 int mipr_tokenizer_add_space_prefix(const mipr_tokenizer *t) { return t ? t->add_space_prefix : 0; }
 int mipr_tokenizer_is_bpe(const mipr_tokenizer *t) { return t ? t->bpe : 0; }
+int mipr_tokenizer_fuse_unk(const mipr_tokenizer *t) { return t ? t->fuse_unk : 0; }
+
+void mipr_tokenizer_set_fuse_unk(mipr_tokenizer *t, int fuse)
+{
+    if (t)
+        t->fuse_unk = fuse != 0;
+}
 enum mipr_pre_type mipr_tokenizer_pre(const mipr_tokenizer *t)
 {
     return t ? (enum mipr_pre_type)t->pre : MIPR_PRE_NONE;
@@ -879,6 +886,13 @@ static size_t encode_spm(const mipr_tokenizer *t, const char *text, size_t len, 
     if (t->add_space_prefix && t->space_id >= 0)
         out[n++] = t->space_id;
     n += split_symbols(t, text, len, out + n);
+    if (t->fuse_unk && t->unk >= 0) { /* UNK never merges, so fusing first is the same */
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!(out[i] == t->unk && w > 0 && out[w - 1] == t->unk))
+                out[w++] = out[i];
+        n = w;
+    }
     return merge_symbols(t, out, n);
 }
 

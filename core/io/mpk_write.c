@@ -175,7 +175,8 @@ static void put_tokn_v1(bytes *b, const mipr_tokenizer *t)
     uint32_t flags = (mipr_tokenizer_is_bpe(t) ? MPK_TOKN_BYTE_LEVEL : 0) |
                      (mipr_tokenizer_ignore_merges(t) ? MPK_TOKN_IGNORE_MERGES : 0) |
                      (mipr_tokenizer_add_bos(t) ? MPK_TOKN_ADD_BOS : 0) |
-                     (mipr_tokenizer_add_eos(t) ? MPK_TOKN_ADD_EOS : 0);
+                     (mipr_tokenizer_add_eos(t) ? MPK_TOKN_ADD_EOS : 0) |
+                     (mipr_tokenizer_fuse_unk(t) ? MPK_TOKN_FUSE_UNK : 0);
     bytes_u32(b, flags);
     bytes_u32(b, (uint32_t)mipr_tokenizer_pre(t));
     bytes_u32(b, nm);

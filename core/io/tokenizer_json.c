@@ -484,6 +484,7 @@ static mipr_status finish(tj *J, mipr_tokenizer *t, int32_t unk)
     if (st != MIPR_OK)
         return wrap(J, st, "");
     mipr_tokenizer_set_flags(t, add_bos, add_eos);
+    mipr_tokenizer_set_fuse_unk(t, !J->bytelevel && get_bool(J->model, "fuse_unk") == 1);
     return MIPR_OK;
 }
 
@@ -496,6 +497,13 @@ static mipr_status build(tj *J, mipr_tokenizer **out)
     if (!type || strcmp(type, "BPE") != 0)
         return fail(J, MIPR_ERR_UNSUPPORTED, "%s: model.type \"%s\" is not supported (mipr "
                     "reads \"BPE\")%s", type ? type : "(missing)", NULL);
+    static const char *const unsupported[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = get_str(J->model, unsupported[i]);
+        if (v && *v)
+            return fail(J, MIPR_ERR_UNSUPPORTED, "%s: model.%s \"%.20s\" is not supported",
+                        unsupported[i], v);
+    }
     const char *unk_name = get_str(J->model, "unk_token");
     mipr_status st = read_flavour(J);
     if (st == MIPR_OK)

@@ -58,6 +58,11 @@ txt="Once upon a time, there was a little girl named Lily. She loved to play out
 want=$(python3 "$REF" "$D/tinystories-656k/tokenizer.json" "$txt" | sed 's/ /, /g')
 expect 0 "" -- "$MIPR" tokenize "$D/tinystories-656k" -p "$txt" --ids
 [ "$(cat "$T/out")" = "[1, $want]" ] || fail "tinystories: $(cat "$T/out") vs [1, $want]"
+# characters outside its 2,048 tokens (no byte tokens): one UNK per run (fuse_unk)
+txt="Hi 😁😁 ok 我想 x"
+want=$(python3 "$REF" "$D/tinystories-656k/tokenizer.json" "$txt" | sed 's/ /, /g')
+expect 0 "" -- "$MIPR" tokenize "$D/tinystories-656k" -p "$txt" --ids --no-bos
+[ "$(cat "$T/out")" = "[$want]" ] || fail "tinystories unknown: $(cat "$T/out") vs [$want]"
 
 # SentencePiece GGUF and llama2.c with -z: BOS 1
 want=$(published "$V/ggml-vocab-llama-spm.gguf" "Hello world")

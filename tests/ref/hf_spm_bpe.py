@@ -2,7 +2,8 @@
 """Independent reference for SentencePiece-style BPE tokenizer.json files (Hugging Face
 semantics, as the `tokenizers` library documents them): the normalizer prepends U+2581 and
 turns spaces into U+2581, text starts as one symbol per character (unknown characters:
-byte-fallback tokens when the vocabulary has them, else the unknown token), then the pair
+byte-fallback tokens when the vocabulary has them, else the unknown token, one per run with
+fuse_unk), then the pair
 with the lowest merge rank is merged, leftmost first, until no listed pair is left.
 Prints the ids of TEXT (no BOS) space-separated.
 
@@ -28,7 +29,8 @@ def encode(model, text):
         if model.get("byte_fallback") and all(p in vocab for p in pieces):
             syms.extend(pieces)
         else:
-            syms.append(None)  # unknown
+            if not (model.get("fuse_unk") and syms and syms[-1] is None):
+                syms.append(None)  # unknown (a run of them is one with fuse_unk)
     while True:
         best = None
         for i in range(len(syms) - 1):

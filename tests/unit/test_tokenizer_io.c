@@ -74,7 +74,7 @@ static void same_tokenizer(const mipr_tokenizer *a, const mipr_tokenizer *b, con
     }
 }
 
-static void roundtrip(const mipr_tokenizer *t, const char *name)
+static void roundtrip(mipr_tokenizer *t, const char *name)
 {
     mipr_model *m = tiny_model(mipr_tokenizer_n_vocab(t)), *m2 = NULL;
     mipr_error err = {0};
@@ -88,7 +88,12 @@ static void roundtrip(const mipr_tokenizer *t, const char *name)
     mipr_gguf_close(g);
     char what[64];
     snprintf(what, sizeof what, "%s via GGUF", name);
+    /* GGUF cannot hold fuse_unk: it reads back as llama.cpp tokenizes that file */
+    int fuse = mipr_tokenizer_fuse_unk(t);
+    mipr_tokenizer_set_fuse_unk(t, 0);
     same_tokenizer(t, t2, what);
+    mipr_tokenizer_set_fuse_unk(t, fuse);
+    CHECK(!mipr_tokenizer_fuse_unk(t2));
     mipr_tokenizer_free(t2);
     remove(gpath);
 
@@ -100,6 +105,7 @@ static void roundtrip(const mipr_tokenizer *t, const char *name)
     snprintf(what, sizeof what, "%s via .mpk", name);
     same_tokenizer(t, t2, what);
     CHECK(mipr_tokenizer_n_merges(t2) == mipr_tokenizer_n_merges(t));
+    CHECK(mipr_tokenizer_fuse_unk(t2) == mipr_tokenizer_fuse_unk(t));
     mipr_tokenizer_free(t2);
     mipr_model_free(m2);
     remove(mpath);
@@ -131,7 +137,7 @@ static void test_bos_rules(void)
         const char *rel;
         int add_bos, bos;
     } want[] = {
-        {"tinystories-656k/tokenizer.json", 1, 1},
+        {"tinystories-656k/tokenizer.json", 1, 1}, /* and fuse_unk, checked below */
         {"vocab/hf/qwen2.5/tokenizer.json", 0, -1},
         {"vocab/hf/llama3/tokenizer.json", 1, 128000},
         {"vocab/hf/smollm2/tokenizer.json", 0, -1},
@@ -142,6 +148,7 @@ static void test_bos_rules(void)
         CHECK_OK(mipr_tokenizer_json_load(&t, mipr_test_data(want[i].rel), &err), &err);
         CHECK(mipr_tokenizer_add_bos(t) == want[i].add_bos);
         CHECK(mipr_tokenizer_bos(t) == want[i].bos);
+        CHECK(mipr_tokenizer_fuse_unk(t) == (i == 0));
         mipr_tokenizer_free(t);
     }
 }
@@ -175,11 +182,56 @@ static void test_bad_json(void)
     expect_error("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
                  " \"vocab\": {\"a\": -4}}}", "model.vocab");
     expect_error("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
+                 " \"continuing_subword_prefix\": \"##\", \"vocab\": {\"a\": 0}}}",
+                 "model.continuing_subword_prefix");
+    expect_error("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
                  " \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "merge 0");
+}
+
+/* A GGUF whose tokenizer.ggml.pre we do not know is refused by name (the written gpt-2 file
+ * with its "gpt-2" value patched in place to "gpt-9"). */
+static void test_unknown_pre(void)
+{
+    mipr_gguf *g = NULL;
+    mipr_tokenizer *t = NULL;
+    mipr_error err = {0};
+    CHECK_OK(mipr_gguf_open(&g, mipr_test_data("vocab/llama.cpp/ggml-vocab-gpt-2.gguf"), &err),
+             &err);
+    CHECK_OK(mipr_gguf_load_tokenizer(&t, g, &err), &err);
+    mipr_gguf_close(g);
+    mipr_model *m = tiny_model(mipr_tokenizer_n_vocab(t));
+    mipr_gguf_write_opts go = {.type = MIPR_DT_F32};
+    const char *path = mipr_test_tmp("tokio-pre.gguf");
+    CHECK_OK(mipr_gguf_write(path, m, t, &go, &err), &err);
+    size_t len;
+    char *d = mipr_test_read_file(path, &len);
+    static const char key[] = "tokenizer.ggml.pre";
+    char *k = NULL;
+    for (size_t i = 0; !k && i + sizeof key + 20 < len; i++)
+        if (memcmp(d + i, key, sizeof key - 1) == 0)
+            k = d + i;
+    CHECK(k != NULL);
+    char *v = k ? k + (sizeof key - 1) + 4 + 8 : NULL; /* u32 type, u64 length */
+    CHECK(v && memcmp(v, "gpt-2", 5) == 0);
+    if (v) {
+        v[4] = '9';
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(d, 1, len, f) == len && fclose(f) == 0);
+        mipr_tokenizer *t2 = NULL;
+        CHECK_OK(mipr_gguf_open(&g, path, &err), &err);
+        CHECK(mipr_gguf_load_tokenizer(&t2, g, &err) == MIPR_ERR_UNSUPPORTED && !t2);
+        CHECK(strstr(err.msg, "tokenizer.ggml.pre \"gpt-9\"") && strstr(err.msg, path));
+        mipr_gguf_close(g);
+    }
+    free(d);
+    remove(path);
+    mipr_model_free(m);
+    mipr_tokenizer_free(t);
 }
 
 int main(void)
 {
+    test_unknown_pre();
     test_bos_rules();
     test_bad_json();
     test_file("tinystories-656k/tokenizer.json");
