@@ -355,29 +355,11 @@ static mipr_status load_tokenizer(const char *dir, const mipr_model *m, mipr_tok
     return st;
 }
 
-/* Until the engine runs q/k/v biases, NEOX RoPE and RoPE scaling (branch `models`), a model
- * that needs them is refused rather than run wrongly. Set to 1 when that engine is merged. */
-#define MIPR_HF_ENGINE_HAS_QWEN2_LLAMA3 0
-
-static mipr_status engine_can_run(const hf_loader *L)
-{
-    const mipr_hf_config *c = &L->cfg;
-    if (MIPR_HF_ENGINE_HAS_QWEN2_LLAMA3 || (!c->qkv_bias && !c->rope_freqs &&
-                                            !(c->hp.rope_scale > 0 && c->hp.rope_scale != 1)))
-        return MIPR_OK;
-    return mipr_error_set(L->err, MIPR_ERR_UNSUPPORTED, "%s: %s is read, but this build's "
-                          "engine does not run it yet", L->dir,
-                          c->qkv_bias ? "qwen2 (q/k/v biases, NEOX RoPE)"
-                                      : "RoPE scaling (rope_scaling in config.json)");
-}
-
 mipr_status mipr_hf_load(mipr_model **model, mipr_tokenizer **tok, const char *dir,
                          mipr_error *err)
 {
     hf_loader L = {.dir = dir, .err = err};
     mipr_status st = read_config(&L);
-    if (!st)
-        st = engine_can_run(&L);
     if (!st)
         st = read_weights(&L);
     if (!st)

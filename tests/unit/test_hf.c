@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gguf_internal.h"
 #include "hf.h"
 #include "safetensors.h"
 #include "testutil.h"
@@ -259,6 +260,46 @@ static int same_row(const mipr_tensor *t, uint32_t r, const mipr_st_tensor *s, u
     return memcmp((const uint8_t *)t->data + r * row, s->data + src * row, row) == 0;
 }
 
+/* The model runs: batched prefill and token-by-token decode give the same logits bit for bit,
+ * and so does the GGUF mipr writes of it (qwen2 stays qwen2 with its biases and rotate-half
+ * rows; llama keeps rope_freqs), read back. */
+static void run_tiny(const mipr_model *m, const char *want_arch)
+{
+    static const int32_t tids[] = {1, 5, 9, 30, 2, 17, 8, 31};
+    enum { N = sizeof tids / sizeof *tids, V = 32 };
+    mipr_error err = {0};
+    float all[N * V], one[V], back[N * V];
+    mipr_engine *e;
+    CHECK_OK(mipr_engine_new(&e, m, 16, 8, &err), &err);
+    CHECK_OK(mipr_engine_forward(e, tids, N, 0, all, 1, &err), &err);
+    mipr_engine_free(e);
+    CHECK_OK(mipr_engine_new(&e, m, 16, 1, &err), &err);
+    for (uint32_t t = 0; t < N; t++) {
+        CHECK_OK(mipr_engine_forward(e, tids + t, 1, t, one, 0, &err), &err);
+        CHECK(memcmp(one, all + t * V, sizeof one) == 0);
+        for (uint32_t v = 0; v < V; v++)
+            CHECK(isfinite(one[v]));
+    }
+    mipr_engine_free(e);
+    const char *path = mipr_test_tmp("tiny-hf.gguf");
+    mipr_gguf_write_opts wo = {.keep_types = 1};
+    CHECK_OK(mipr_gguf_write(path, m, NULL, &wo, &err), &err);
+    mipr_gguf *g;
+    mipr_model *r;
+    CHECK_OK(mipr_gguf_open(&g, path, &err), &err);
+    mipr_gguf_str a = {0};
+    int64_t k = mipr_gguf_find(g, "general.architecture");
+    CHECK(k >= 0 && mipr_gguf_get_str(g, (uint64_t)k, &a) && mipr_gguf_str_eq(a, want_arch));
+    CHECK_OK(mipr_gguf_load_model(&r, g, &err), &err);
+    CHECK_OK(mipr_engine_new(&e, r, 16, 8, &err), &err);
+    CHECK_OK(mipr_engine_forward(e, tids, N, 0, back, 1, &err), &err);
+    CHECK(memcmp(back, all, sizeof all) == 0);
+    mipr_engine_free(e);
+    mipr_model_free(r);
+    mipr_gguf_close(g);
+    remove(path);
+}
+
 static void test_tiny(void)
 {
     mipr_error err = {0};
@@ -281,6 +322,7 @@ static void test_tiny(void)
     memcpy(&h0, qb->data + 2 * 3, 2);
     CHECK(((const float *)m->layers[0].bq.data)[3] == mipr_f16_to_f32(h0));
     CHECK(!m->tied_output && m->output.data != m->tok_embd.data);
+    run_tiny(m, "qwen2");
     mipr_model_free(m);
     mipr_hf_config_free(&c);
     /* a qwen2 checkpoint without its biases */
@@ -309,6 +351,7 @@ static void test_tiny(void)
     for (uint32_t r = 0; r < 4; r++)
         CHECK(same_row(&m->layers[0].wk, r, k, perm4[r]) && same_row(&m->layers[0].wv, r, v, r));
     CHECK((uintptr_t)m->layers[0].wv.data % 2 == 0 && m->layers[0].wv.data != v->data);
+    run_tiny(m, "llama");
     mipr_model_free(m);
     mipr_hf_config_free(&c);
     tiny_free(&t);
