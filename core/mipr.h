@@ -134,6 +134,12 @@ mipr_status mipr_gguf_load_tokenizer(mipr_tokenizer **out, const mipr_gguf *g, m
  * with byte fallback and U+2581 spaces), and tokenizer_config.json beside it when present
  * (add_bos_token / add_eos_token, bos_token / eos_token). Errors name the file and field. */
 mipr_status mipr_tokenizer_json_load(mipr_tokenizer **out, const char *path, mipr_error *err);
+/* The same for a model with vocab_size embedding rows: when the file lists fewer tokens
+ * (Qwen2.5: 151,665 of 151,936) the rest become unused "[PADi]" tokens, as llama.cpp's
+ * converter makes them, so the tokenizer and the model agree; more tokens than rows stays
+ * the caller's error. */
+mipr_status mipr_tokenizer_json_load_padded(mipr_tokenizer **out, const char *path,
+                                            uint32_t vocab_size, mipr_error *err);
 /* The same over bytes in memory (config may be NULL); name stands for the file. */
 mipr_status mipr_tokenizer_json_read(mipr_tokenizer **out, const char *json, size_t len,
                                      const char *config, size_t config_len, const char *name,

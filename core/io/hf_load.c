@@ -345,7 +345,7 @@ static mipr_status load_tokenizer(const char *dir, const mipr_model *m, mipr_tok
     char *path = mipr_hf_path(dir, "tokenizer.json");
     if (!path)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
-    mipr_status st = exists(path) ? mipr_tokenizer_json_load(tok, path, err)
+    mipr_status st = exists(path) ? mipr_tokenizer_json_load_padded(tok, path, m->hp.vocab_size, err)
                                   : mipr_error_set(err, MIPR_ERR_IO, "%s: the folder has no "
                                                    "tokenizer.json", dir);
     if (st == MIPR_OK && mipr_tokenizer_n_vocab(*tok) != m->hp.vocab_size)

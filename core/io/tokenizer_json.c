@@ -37,6 +37,8 @@ typedef struct tj {
     int bytelevel, byte_fallback, space_prefix;
     enum mipr_pre_type pre;
     uint32_t n_vocab;
+    uint32_t n_listed; /* ids the file gives pieces: below n_vocab when padded */
+    uint32_t pad_to;   /* the model's embedding rows when it has more than the file lists */
     /* piece as spelled in the file -> id (open addressing, -1 empty) */
     const char **key;
     int32_t *val;
@@ -324,7 +326,8 @@ static mipr_status count_vocab(tj *J)
             return st;
         max = id > max ? id : max;
     }
-    J->n_vocab = (uint32_t)max + 1;
+    J->n_listed = (uint32_t)max + 1;
+    J->n_vocab = J->pad_to > J->n_listed ? J->pad_to : J->n_listed;
     return map_init(J, J->n_vocab);
 }
 
@@ -365,6 +368,14 @@ static mipr_status fill_vocab(tj *J, mipr_tokenizer *t, const char *unk)
         if ((st = token_id(J, get(e, "id"), "added token", c, &id)) != MIPR_OK ||
             (st = set_piece(J, t, id, c, 1, type)) != MIPR_OK)
             return st;
+    }
+    /* Rows of the embedding no token uses (Qwen2.5: 151,665 tokens, 151,936 rows): unused
+     * placeholders, as llama.cpp's converter names them, so ids match the model. */
+    for (uint32_t i = J->n_listed; i < J->n_vocab; i++) {
+        char pad[24];
+        int n = snprintf(pad, sizeof pad, "[PAD%u]", i);
+        if ((st = mipr_tokenizer_set(t, i, pad, (size_t)n, 0.0f, MIPR_TOK_UNUSED, J->err)))
+            return wrap(J, st, "");
     }
     return MIPR_OK;
 }
@@ -532,13 +543,14 @@ static mipr_status build(tj *J, mipr_tokenizer **out)
     return MIPR_OK;
 }
 
-mipr_status mipr_tokenizer_json_read(mipr_tokenizer **out, const char *json, size_t len,
-                                     const char *config, size_t config_len, const char *name,
-                                     mipr_error *err)
+static mipr_status json_read(mipr_tokenizer **out, const char *json, size_t len,
+                             const char *config, size_t config_len, const char *name,
+                             uint32_t pad_to, mipr_error *err)
 {
     *out = NULL;
     tj J;
     memset(&J, 0, sizeof J);
+    J.pad_to = pad_to;
     J.name = name ? name : "tokenizer.json";
     J.err = err;
     cJSON *root = cJSON_ParseWithLength(json, len), *cfg = NULL;
@@ -564,6 +576,13 @@ mipr_status mipr_tokenizer_json_read(mipr_tokenizer **out, const char *json, siz
     cJSON_Delete(cfg);
     cJSON_Delete(root);
     return st;
+}
+
+mipr_status mipr_tokenizer_json_read(mipr_tokenizer **out, const char *json, size_t len,
+                                     const char *config, size_t config_len, const char *name,
+                                     mipr_error *err)
+{
+    return json_read(out, json, len, config, config_len, name, 0, err);
 }
 
 /* Whole file, NUL-terminated; NULL with *missing set when it does not exist. */
@@ -593,6 +612,12 @@ static char *slurp(const char *path, size_t *len, int *missing, mipr_error *err)
 
 mipr_status mipr_tokenizer_json_load(mipr_tokenizer **out, const char *path, mipr_error *err)
 {
+    return mipr_tokenizer_json_load_padded(out, path, 0, err);
+}
+
+mipr_status mipr_tokenizer_json_load_padded(mipr_tokenizer **out, const char *path,
+                                            uint32_t vocab_size, mipr_error *err)
+{
     *out = NULL;
     size_t len = 0, clen = 0;
     int missing;
@@ -614,7 +639,7 @@ mipr_status mipr_tokenizer_json_load(mipr_tokenizer **out, const char *path, mip
         return cpath ? MIPR_ERR_IO : mipr_error_set(err, MIPR_ERR_NOMEM, "%s: out of memory",
                                                     path);
     }
-    mipr_status st = mipr_tokenizer_json_read(out, json, len, config, clen, path, err);
+    mipr_status st = json_read(out, json, len, config, clen, path, vocab_size, err);
     if (st != MIPR_OK && config && err && strstr(err->msg, "tokenizer_config.json beside"))
         st = mipr_error_set(err, st, "%s: not valid JSON", cpath);
     free(cpath);

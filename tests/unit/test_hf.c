@@ -695,8 +695,34 @@ static void test_tinystories(void)
     mipr_model_free(m);
 }
 
+/* Qwen's tokenizer lists fewer tokens than the model's 151,936 embedding rows (this file,
+ * shared with Qwen3: 151,669): padded for the model, the listed ids are unchanged and the
+ * rest are the unused placeholders llama.cpp's converter also makes. */
+static void test_padded_vocab(void)
+{
+    mipr_error err = {0};
+    mipr_tokenizer *t, *p;
+    const char *path = mipr_test_data("vocab/hf/qwen2.5/tokenizer.json");
+    CHECK_OK(mipr_tokenizer_json_load(&t, path, &err), &err);
+    CHECK_OK(mipr_tokenizer_json_load_padded(&p, path, 151936, &err), &err);
+    uint32_t n = mipr_tokenizer_n_vocab(t);
+    CHECK(n == 151669 && mipr_tokenizer_n_vocab(p) == 151936);
+    size_t len;
+    const char *s = mipr_tokenizer_piece(p, n, &len);
+    CHECK(len == 11 && memcmp(s, "[PAD151669]", 11) == 0);
+    CHECK(mipr_tokenizer_type(p, 151935) == MIPR_TOK_UNUSED);
+    static const char text[] = "Hello world, 12345 tokens!";
+    int32_t a[64], b[64];
+    size_t na = mipr_tokenizer_encode(t, text, sizeof text - 1, 1, a);
+    size_t nb = mipr_tokenizer_encode(p, text, sizeof text - 1, 1, b);
+    CHECK(na == nb && na > 4 && memcmp(a, b, na * sizeof *a) == 0);
+    mipr_tokenizer_free(t);
+    mipr_tokenizer_free(p);
+}
+
 int main(void)
 {
+    test_padded_vocab();
     test_safetensors();
     test_config();
     test_tiny();
