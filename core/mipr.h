@@ -339,7 +339,7 @@ double mipr_mi_normalized(const mipr_mi_matrix *m, uint32_t a, uint32_t b);
 typedef struct mipr_redundancy_opts {
     double threshold;         /* on normalised MI; <= 0: the layer's permutation null (the
                                * largest of MIPR_REDUNDANCY_NULL_PAIRS shuffled pairs) */
-    double min_r2;            /* 0: 0.9 */
+    double min_r2;            /* 0: 0.4 (docs/MI.md: measured) */
     uint32_t target;          /* neurons to mark (0: no limit) */
     uint64_t max_draws;       /* beyond the matrix bound: cap on hashed candidate pairs
                                * (0: 64 x d) */
@@ -359,6 +359,8 @@ typedef struct mipr_redundancy {
     double threshold;         /* the threshold used */
     double null_level;        /* with the null: the per-pair significance level, else 0 */
     double rho_equiv;         /* |rho| of a Gaussian pair with that normalised MI at this n */
+    uint64_t ties;            /* candidates of equal R^2 (the seed orders them; 0: the seed
+                               * changes nothing) */
     uint8_t *is_marked;       /* d */
     uint32_t *partner;        /* d: for a marked neuron, the kept neuron it duplicated */
     float *pair_mi;           /* d: that pair's normalised MI */
@@ -427,7 +429,7 @@ typedef struct mipr_prune_opts {
     uint64_t seed;
     /* the mi criterion */
     double mi_threshold;    /* on normalised MI (0: each layer's permutation null) */
-    double mi_min_r2;       /* a marked neuron's least-squares R^2 from its partner (0: 0.9) */
+    double mi_min_r2;       /* a marked neuron's least-squares R^2 from its partner (0: 0.4) */
     mipr_width width;
     uint32_t clusters;
     mipr_pool *pool;
@@ -450,6 +452,7 @@ typedef struct mipr_prune_plan {
     double *mi_threshold, *mi_rho;
     uint64_t *mi_significant;
     double mi_null_level;   /* the per-pair significance level of a null threshold, or 0 */
+    uint64_t mi_ties;       /* candidate pairs of equal R^2, all layers (0: seed-independent) */
 } mipr_prune_plan;
 
 /* Scores every neuron and decides which ones each layer keeps. */
@@ -517,11 +520,14 @@ typedef struct mipr_prune_decision {
     mipr_prune_opts o;      /* resolved: criterion, adaptive, bias, seed */
     int used_policy;
     mipr_policy policy;
-    uint32_t n_seeds;       /* seeds scored (mi stops after one when nothing is redundant) */
+    uint32_t n_seeds;       /* seeds scored (mi stops after one when its seed cannot matter:
+                             * no candidate pairs of equal R^2) */
     uint64_t seed[MIPR_DECIDE_MAX_SEEDS];
     double seed_kl[MIPR_DECIDE_MAX_SEEDS]; /* on the selection half */
     double selection_kl;    /* the chosen seed's (-1: deterministic criterion, not scored) */
     uint32_t redundant;     /* mi: neurons merged by the chosen plan */
+    uint32_t merges_rejected; /* mi: merges found but not better than wanda-sp on the
+                               * selection half (the plan is then wanda-sp's) */
     mipr_heldout selection, reporting;
     char label[96];         /* "wanda-sp", "mi", "mi: no redundancy found, = wanda-sp", ... */
 } mipr_prune_decision;

@@ -33,6 +33,8 @@ static const char usage_text[] =
     "                         tokens (default 3; mi stops at one when nothing is merged)\n"
     "      --mi-threshold T   fixed normalised-MI threshold of a candidate pair (default:\n"
     "                         each layer's permutation null, docs/MI.md)\n"
+    "      --mi-r2 R          mi: merge a neuron only when its least-squares fit from the\n"
+    "                         partner has R^2 >= R (default 0.4)\n"
     "      --width RULE       MI kernel width rule (default tuned; see mipr analyze --help)\n"
     "      --clusters K       mi: k-means the neurons first, draw pairs inside clusters\n"
     "      --bias, --no-bias  fold the mean output of removed neurons into an ffn_down bias\n"
@@ -51,7 +53,8 @@ static const cli_opt opts[] = {
     {"layers", 0, 1},      {"keep-layers", 0, 1},  {"seed", 0, 1},      {"seeds", 0, 1},
     {"mi-threshold", 0, 1}, {"width", 0, 1},       {"clusters", 0, 1},  {"bias", 0, 0},
     {"compensate", 0, 0},  {"type", 0, 1},         {"eval-text", 0, 1}, {"window", 0, 1},
-    {"report", 0, 1},      {"threads", 0, 1},      {"no-bias", 0, 0},   {NULL, 0, 0},
+    {"report", 0, 1},      {"threads", 0, 1},      {"no-bias", 0, 0},   {"mi-r2", 0, 1},
+    {NULL, 0, 0},
 };
 
 static int parse_layers(const cli_parser *p, const char *v, prune_args *a)
@@ -132,6 +135,11 @@ static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
     case 20: a->report = v; return 1;
     case 21: return cli_u32(p, "--threads", v, 1, 1024, &a->threads);
     case 22: a->o.bias = 0; return 1;
+    case 23:
+        if (!cli_float(p, "--mi-r2", v, 0.0f, 1.0f, &f))
+            return 0;
+        a->o.mi_min_r2 = f;
+        return 1;
     default: return parse_choice(p, k, v, a);
     }
 }

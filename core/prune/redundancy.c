@@ -14,7 +14,7 @@
 #include "rng.h"
 
 #define DEFAULT_PAIR_SAMPLES 16384u
-#define DEFAULT_MIN_R2 0.9
+#define DEFAULT_MIN_R2 0.4
 #define NULL_SEED 0x6e756c6cull /* the threshold must not depend on the visit seed */
 #define LSH_TABLES 8u
 #define LSH_BITS 12u
@@ -34,6 +34,8 @@ typedef struct {
 typedef struct {
     uint32_t a, b;
     double nmi;
+    float r2;
+    uint32_t tie; /* seed-random: orders pairs of equal R^2 */
 } cand;
 
 typedef struct {
@@ -53,7 +55,7 @@ static double gauss(uint64_t *s)
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
-static int push(cand_list *l, uint32_t a, uint32_t b, double nmi)
+static int push(cand_list *l, uint32_t a, uint32_t b, double nmi, double r2)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 1024;
@@ -62,7 +64,7 @@ static int push(cand_list *l, uint32_t a, uint32_t b, double nmi)
             return 0;
         l->v = v, l->cap = cap;
     }
-    l->v[l->n++] = (cand){a < b ? a : b, a < b ? b : a, nmi};
+    l->v[l->n++] = (cand){a < b ? a : b, a < b ? b : a, nmi, (float)r2, 0};
     return 1;
 }
 
@@ -260,7 +262,7 @@ static mipr_status matrix_candidates(const pair_src *p, double t, double min_r2,
                 continue;
             r->significant++;
             double rho = corr(p, a, b);
-            if (rho * rho >= min_r2 && !push(l, a, b, nmi))
+            if (rho * rho >= min_r2 && !push(l, a, b, nmi, rho * rho))
                 return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for candidate pairs");
         }
     return MIPR_OK;
@@ -329,7 +331,7 @@ static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2,
                 if (v[k].key >> 32 != v[i].key >> 32)
                     break;
                 double rho = corr(p, v[i].a, v[k].a);
-                if (rho * rho >= min_r2 && l->n < cap && !push(l, v[i].a, v[k].a, 0.0))
+                if (rho * rho >= min_r2 && l->n < cap && !push(l, v[i].a, v[k].a, 0.0, rho * rho))
                     st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
             }
     }
@@ -343,7 +345,7 @@ static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2,
             continue;
         double nmi = sampled_nmi(p, l->v[i].a, l->v[i].b, NULL);
         if (nmi > t)
-            r->significant++, l->v[k++] = (cand){l->v[i].a, l->v[i].b, nmi};
+            r->significant++, l->v[k++] = (cand){l->v[i].a, l->v[i].b, nmi, l->v[i].r2, 0};
     }
     l->n = k;
     return MIPR_OK;
@@ -365,15 +367,26 @@ static void fit(const pair_src *p, uint32_t lose, uint32_t keep, mipr_redundancy
     r->r2[lose] = (float)(rho * rho);
 }
 
+static int by_r2_desc(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    if (a->r2 != b->r2)
+        return (a->r2 < b->r2) - (a->r2 > b->r2);
+    return (a->tie > b->tie) - (a->tie < b->tie);
+}
+
+/* Best reconstructions first: a pair visited early claims its neurons, so the order decides
+ * what is merged. The seed orders pairs of equal R^2 (exact copies), the paper's random
+ * element kept where it cannot cost anything. */
 static void visit(const pair_src *p, const mipr_redundancy_opts *o, cand_list *l, double *imp,
                   uint8_t *is_partner, mipr_redundancy *r)
 {
     uint64_t rng = o->seed ^ 0x64726177ull;
-    for (size_t i = l->n; i > 1; i--) {
-        size_t j = (size_t)(mipr_rng_next(&rng) % i);
-        cand t = l->v[i - 1];
-        l->v[i - 1] = l->v[j], l->v[j] = t;
-    }
+    for (size_t i = 0; i < l->n; i++)
+        l->v[i].tie = (uint32_t)mipr_rng_next(&rng);
+    qsort(l->v, l->n, sizeof *l->v, by_r2_desc);
+    for (size_t i = 1; i < l->n; i++)
+        r->ties += l->v[i].r2 == l->v[i - 1].r2;
     uint32_t target = o->target ? o->target : p->d - 1;
     for (size_t i = 0; i < l->n && r->marked < target && r->marked + 1 < p->d; i++) {
         uint32_t a = l->v[i].a, b = l->v[i].b, lose, keep;
