@@ -353,9 +353,10 @@ typedef struct mipr_redundancy_opts {
 typedef struct mipr_redundancy {
     uint32_t marked;
     uint64_t draws;           /* candidate pairs visited */
-    uint64_t redundant_pairs; /* pairs above the threshold with R^2 >= min_r2 */
-    uint64_t significant;     /* pairs whose normalised MI exceeds the threshold (of those
-                               * examined: all pairs up to the matrix bound) */
+    uint64_t redundant_pairs; /* candidates: R^2 >= min_r2 (and, up to the matrix bound,
+                               * above the threshold) */
+    uint64_t significant;     /* pairs whose normalised MI exceeds the threshold (all pairs
+                               * up to the matrix bound; beyond, of the candidates visited) */
     double threshold;         /* the threshold used */
     double null_level;        /* with the null: the per-pair significance level, else 0 */
     double rho_equiv;         /* |rho| of a Gaussian pair with that normalised MI at this n */
@@ -429,7 +430,8 @@ typedef struct mipr_prune_opts {
     uint64_t seed;
     /* the mi criterion */
     double mi_threshold;    /* on normalised MI (0: each layer's permutation null) */
-    double mi_min_r2;       /* a marked neuron's least-squares R^2 from its partner (0: 0.4) */
+    double mi_min_r2;       /* least-squares R^2 of a marked neuron from its partner
+                             * (0: 0.4) */
     mipr_width width;
     uint32_t clusters;
     mipr_pool *pool;

@@ -316,8 +316,8 @@ static int by_pair(const void *x, const void *y)
     return (a->b > b->b) - (a->b < b->b);
 }
 
-static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2, uint64_t cap,
-                                     cand_list *l, mipr_redundancy *r, mipr_error *err)
+static mipr_status hashed_candidates(const pair_src *p, double min_r2, uint64_t cap,
+                                     cand_list *l, mipr_error *err)
 {
     float *h = malloc((size_t)(LSH_BITS + 1) * p->n * sizeof *h);
     hashed *v = malloc(p->d * sizeof *v);
@@ -343,9 +343,7 @@ static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2,
     for (size_t i = 0; i < l->n; i++) {
         if (i && l->v[i].a == l->v[i - 1].a && l->v[i].b == l->v[i - 1].b)
             continue;
-        double nmi = sampled_nmi(p, l->v[i].a, l->v[i].b, NULL);
-        if (nmi > t)
-            r->significant++, l->v[k++] = (cand){l->v[i].a, l->v[i].b, nmi, l->v[i].r2, 0};
+        l->v[k++] = (cand){l->v[i].a, l->v[i].b, NAN, l->v[i].r2, 0}; /* MI: when visited */
     }
     l->n = k;
     return MIPR_OK;
@@ -378,6 +376,17 @@ static int by_r2_desc(const void *x, const void *y)
 /* Best reconstructions first: a pair visited early claims its neurons, so the order decides
  * what is merged. The seed orders pairs of equal R^2 (exact copies), the paper's random
  * element kept where it cannot cost anything. */
+/* A hashed candidate's MI is estimated only when it is visited: most candidates are
+ * skipped because a member is taken, and each estimate costs 2 x 16384 kernel values. */
+static int above(const pair_src *p, cand *c, mipr_redundancy *r)
+{
+    if (isnan(c->nmi)) {
+        c->nmi = sampled_nmi(p, c->a, c->b, NULL);
+        r->significant += c->nmi > r->threshold;
+    }
+    return c->nmi > r->threshold;
+}
+
 static void visit(const pair_src *p, const mipr_redundancy_opts *o, cand_list *l, double *imp,
                   uint8_t *is_partner, mipr_redundancy *r)
 {
@@ -390,7 +399,8 @@ static void visit(const pair_src *p, const mipr_redundancy_opts *o, cand_list *l
     uint32_t target = o->target ? o->target : p->d - 1;
     for (size_t i = 0; i < l->n && r->marked < target && r->marked + 1 < p->d; i++) {
         uint32_t a = l->v[i].a, b = l->v[i].b, lose, keep;
-        if (r->is_marked[a] || r->is_marked[b] || (is_partner[a] && is_partner[b]))
+        if (r->is_marked[a] || r->is_marked[b] || (is_partner[a] && is_partner[b]) ||
+            !above(p, &l->v[i], r))
             continue;
         r->draws++;
         if (is_partner[a] || is_partner[b])
@@ -461,7 +471,7 @@ static mipr_status search(pair_src *p, const mipr_redundancy_opts *o, mipr_redun
     if (st == MIPR_OK) {
         uint64_t cap = o->max_draws ? o->max_draws : 64ull * p->d;
         st = p->mat.mi ? matrix_candidates(p, r->threshold, min_r2, l, r, err)
-                       : hashed_candidates(p, r->threshold, min_r2, cap, l, r, err);
+                       : hashed_candidates(p, min_r2, cap, l, err);
     }
     r->redundant_pairs = st == MIPR_OK ? l->n : 0;
     if (st == MIPR_OK && o->clusters > 1)
@@ -500,38 +510,52 @@ mipr_status mipr_find_redundant(const float *samples, uint32_t d, uint32_t n,
 
 /* ---- the Gaussian equivalent of a threshold ---- */
 
-static double gaussian_nmi(double rho, const float *x, const float *e, float *y, uint32_t n,
-                           const mipr_width *w)
+/* Normalised alpha = 2 MI of (x, rho x + sqrt(1 - rho^2) e); gx holds x's G matrix. */
+static double gaussian_nmi(double rho, const float *x, const float *e, const float *gx, float *y,
+                           uint32_t n, const mipr_width *w)
 {
     for (uint32_t i = 0; i < n; i++)
         y[i] = (float)(rho * x[i] + sqrt(1.0 - rho * rho) * e[i]);
-    double sx = mipr_kernel_width(x, n, w), sy = mipr_kernel_width(y, n, w);
-    double self = 0.5 * (mipr_mi2_pair(x, x, n, sx, sx) + mipr_mi2_pair(y, y, n, sy, sy));
-    return self > 0.0 ? mipr_mi2_pair(x, y, n, sx, sy) / self : 0.0;
+    double sy = mipr_kernel_width(y, n, w), inv = 1.0 / (sy * sy);
+    double sa = 0, saa = 0, sb = 0, sbb = 0, j = 0;
+    for (uint32_t u = 0; u < n; u++)
+        for (uint32_t v = 0; v < n; v++) {
+            double dv = (double)y[u] - y[v], g = exp(-dv * dv * inv), h = gx[(size_t)u * n + v];
+            sa += h, saa += h * h, sb += g, sbb += g * g, j += h * g;
+        }
+    double n2 = (double)n * n;
+    double self = 0.5 * (log2(n2 * saa / (sa * sa)) + log2(n2 * sbb / (sb * sb)));
+    return self > 0.0 ? log2(n2 * j / (sa * sb)) / self : 0.0;
 }
 
 double mipr_mi_rho_equivalent(double nmi, uint32_t n, const mipr_width *w)
 {
     n = n < 2 ? 2 : n > 1024 ? 1024 : n; /* the curve's drift with n is slow beyond */
-    float *x = malloc(3 * (size_t)n * sizeof *x);
-    if (!x || !(nmi > 0.0)) {
-        free(x);
+    float *x = malloc(3 * (size_t)n * sizeof *x), *gx = malloc((size_t)n * n * sizeof *gx);
+    if (!x || !gx || !(nmi > 0.0)) {
+        free(x), free(gx);
         return 0.0;
     }
     uint64_t rng = NULL_SEED ^ 0x72686full;
     for (uint32_t i = 0; i < 2 * n; i++)
         x[i] = (float)gauss(&rng);
+    double sx = mipr_kernel_width(x, n, w), inv = 1.0 / (sx * sx);
+    for (uint32_t u = 0; u < n; u++)
+        for (uint32_t v = 0; v < n; v++) {
+            double dv = (double)x[u] - x[v];
+            gx[(size_t)u * n + v] = (float)exp(-dv * dv * inv);
+        }
     double lo = 0.0, hi = 0.9999;
-    if (gaussian_nmi(hi, x, x + n, x + 2 * n, n, w) < nmi)
+    if (gaussian_nmi(hi, x, x + n, gx, x + 2 * n, n, w) < nmi)
         lo = hi = 1.0;
     for (int it = 0; it < 14 && hi > lo; it++) {
         double mid = 0.5 * (lo + hi);
-        if (gaussian_nmi(mid, x, x + n, x + 2 * n, n, w) < nmi)
+        if (gaussian_nmi(mid, x, x + n, gx, x + 2 * n, n, w) < nmi)
             lo = mid;
         else
             hi = mid;
     }
-    free(x);
+    free(x), free(gx);
     return 0.5 * (lo + hi);
 }
 
