@@ -526,7 +526,8 @@ typedef struct mipr_prune_decision {
                              * no candidate pairs of equal R^2) */
     uint64_t seed[MIPR_DECIDE_MAX_SEEDS];
     double seed_kl[MIPR_DECIDE_MAX_SEEDS]; /* on the selection half */
-    double selection_kl;    /* the chosen seed's (-1: deterministic criterion, not scored) */
+    double selection_kl;    /* the chosen model's (-1: a deterministic criterion given
+                             * by the caller, not scored) */
     uint32_t redundant;     /* mi: neurons merged by the chosen plan */
     uint32_t merges_rejected; /* mi: merges found but not better than wanda-sp on the
                                * selection half (the plan is then wanda-sp's) */

@@ -181,6 +181,12 @@ mipr_status mipr_prune_decide(const mipr_model *m, const mipr_calib *c,
         out->o.bias = out->o.bias || out->policy.bias;
     }
     mipr_status st = pick_seed(m, c, req->seeds, out, err);
+    for (uint32_t i = 0; out->used_policy && out->selection_kl < 0.0 &&
+                         i < out->policy.n_candidates; i++) {
+        const mipr_policy_candidate *k = &out->policy.candidates[i];
+        if (k->criterion == out->o.criterion && k->adaptive == out->o.adaptive)
+            out->selection_kl = k->kl; /* scored by the tournament, on the same half */
+    }
     if (st == MIPR_OK)
         snprintf(out->label, sizeof out->label, "%s", label_of(out));
     return st;
