@@ -407,7 +407,7 @@ void mipr_eval_ref_free(mipr_eval_ref *r);
 /* ---- structured pruning of FFN neurons (docs/PRUNING.md) -------------------------------- */
 
 enum mipr_criterion {
-    MIPR_CRIT_MI,         /* the paper: redundant (high-MI) pairs lose their less important member */
+    MIPR_CRIT_MI,         /* wanda-sp, with redundant neurons merged into partners (MI.md) */
     MIPR_CRIT_MAGNITUDE,  /* |gate_j| |up_j| |down_:,j| */
     MIPR_CRIT_ACTIVATION, /* |z_j| over the calibration tokens */
     MIPR_CRIT_WANDA_SP,   /* |z_j| |down_:,j| */
