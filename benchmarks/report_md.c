@@ -395,6 +395,49 @@ static void winners(const report *r, sbuf *b)
     sb_printf(b, "\n");
 }
 
+/* mi against wanda-sp (what it starts from) and flap, configuration by configuration. */
+static void mi_row(const report *r, size_t m, size_t i, int a, int c, sbuf *b)
+{
+    double worst = 0.0, best = 1e300;
+    const char *label = "—";
+    sb_printf(b, "| %.2f | %s | %s |", r->ratios[i], allocs[a], comps[c]);
+    for (size_t e = 0; e < r->n_evals; e++) {
+        const crow *mi = cand(r, r->models[m], 0, a, c, r->evals[e], r->ratios[i]);
+        const crow *wa = cand(r, r->models[m], 3, a, c, r->evals[e], r->ratios[i]);
+        const crow *fl = cand(r, r->models[m], 4, a, c, r->evals[e], r->ratios[i]);
+        sb_printf(b, " %.3f / %.3f / %.3f |", mi ? mi->ppl : 0.0, wa ? wa->ppl : 0.0,
+                  fl ? fl->ppl : 0.0);
+        if (mi && wa) {
+            worst = fmax(worst, mi->ppl / wa->ppl), best = fmin(best, mi->ppl / wa->ppl);
+            label = mi->chosen;
+        }
+    }
+    sb_printf(b, " %.4f–%.4f | %s |\n", best < 1e300 ? best : 0.0, worst, label);
+}
+
+static void mi_versus(const report *r, sbuf *b)
+{
+    sb_printf(b, "### `mi` against `wanda-sp` and `flap`, configuration by configuration\n\n");
+    sb_printf(b, "Perplexity of `mi` / `wanda-sp` / `flap` on each evaluation set, the range of "
+                 "`mi` ÷ `wanda-sp` over the sets (below 1: `mi` better), and what `mi` did "
+                 "(`mipr_prune_decide`'s label and seed; \"no redundancy found\" and "
+                 "\"merges did not lower KL\" mean the model is exactly `wanda-sp`'s).\n\n");
+    for (size_t m = 0; m < r->n_model_names; m++) {
+        sb_printf(b, "**%s**\n\n| ratio | allocation | compensation |", r->models[m]);
+        for (size_t e = 0; e < r->n_evals; e++)
+            sb_printf(b, " %s: mi / wanda-sp / flap |", r->evals[e]);
+        sb_printf(b, " mi ÷ wanda-sp | mi |\n|---|---|---|");
+        for (size_t e = 0; e < r->n_evals; e++)
+            sb_printf(b, "---|");
+        sb_printf(b, "---|---|\n");
+        for (size_t i = 0; i < r->n_ratios; i++)
+            for (int c = 0; c < 2; c++)
+                for (int a = 0; a < 2; a++)
+                    mi_row(r, m, i, a, c, b);
+        sb_printf(b, "\n");
+    }
+}
+
 static void compensation(const report *r, sbuf *b)
 {
     sb_printf(b, "### Does compensation help?\n\n");
@@ -735,6 +778,7 @@ void report_markdown(const report *r, sbuf *b)
     plots(r, b);
     sb_printf(b, "## Analysis (computed from the data by bench_report)\n\n");
     winners(r, b);
+    mi_versus(r, b);
     compensation(r, b);
     sensitivity(r, b);
     policy(r, b);

@@ -407,7 +407,7 @@ double mipr_mi_normalized(const mipr_mi_matrix *m, uint32_t a, uint32_t b);
 typedef struct mipr_redundancy_opts {
     double threshold;         /* on normalised MI; <= 0: the layer's permutation null (the
                                * largest of MIPR_REDUNDANCY_NULL_PAIRS shuffled pairs) */
-    double min_r2;            /* 0: 0.9 */
+    double min_r2;            /* 0: 0.4 (docs/MI.md: measured) */
     uint32_t target;          /* neurons to mark (0: no limit) */
     uint64_t max_draws;       /* beyond the matrix bound: cap on hashed candidate pairs
                                * (0: 64 x d) */
@@ -421,12 +421,15 @@ typedef struct mipr_redundancy_opts {
 typedef struct mipr_redundancy {
     uint32_t marked;
     uint64_t draws;           /* candidate pairs visited */
-    uint64_t redundant_pairs; /* pairs above the threshold with R^2 >= min_r2 */
-    uint64_t significant;     /* pairs whose normalised MI exceeds the threshold (of those
-                               * examined: all pairs up to the matrix bound) */
+    uint64_t redundant_pairs; /* candidates: R^2 >= min_r2 (and, up to the matrix bound,
+                               * above the threshold) */
+    uint64_t significant;     /* pairs whose normalised MI exceeds the threshold (all pairs
+                               * up to the matrix bound; beyond, of the candidates visited) */
     double threshold;         /* the threshold used */
     double null_level;        /* with the null: the per-pair significance level, else 0 */
     double rho_equiv;         /* |rho| of a Gaussian pair with that normalised MI at this n */
+    uint64_t ties;            /* candidates of equal R^2 (the seed orders them; 0: the seed
+                               * changes nothing) */
     uint8_t *is_marked;       /* d */
     uint32_t *partner;        /* d: for a marked neuron, the kept neuron it duplicated */
     float *pair_mi;           /* d: that pair's normalised MI */
@@ -472,7 +475,7 @@ void mipr_eval_ref_free(mipr_eval_ref *r);
 /* ---- structured pruning of FFN neurons (docs/PRUNING.md) -------------------------------- */
 
 enum mipr_criterion {
-    MIPR_CRIT_MI,         /* the paper: redundant (high-MI) pairs lose their less important member */
+    MIPR_CRIT_MI,         /* wanda-sp, with redundant neurons merged into partners (MI.md) */
     MIPR_CRIT_MAGNITUDE,  /* |gate_j| |up_j| |down_:,j| */
     MIPR_CRIT_ACTIVATION, /* |z_j| over the calibration tokens */
     MIPR_CRIT_WANDA_SP,   /* |z_j| |down_:,j| */
@@ -496,7 +499,8 @@ typedef struct mipr_prune_opts {
     uint64_t seed;
     /* the mi criterion */
     double mi_threshold;    /* on normalised MI (0: each layer's permutation null) */
-    double mi_min_r2;       /* a marked neuron's least-squares R^2 from its partner (0: 0.9) */
+    double mi_min_r2;       /* least-squares R^2 of a marked neuron from its partner
+                             * (0: 0.4) */
     mipr_width width;
     uint32_t clusters;
     mipr_pool *pool;
@@ -521,6 +525,7 @@ typedef struct mipr_prune_plan {
     double *mi_threshold, *mi_rho;
     uint64_t *mi_significant;
     double mi_null_level;   /* the per-pair significance level of a null threshold, or 0 */
+    uint64_t mi_ties;       /* candidate pairs of equal R^2, all layers (0: seed-independent) */
 } mipr_prune_plan;
 
 /* Scores every neuron and decides which ones each layer keeps. */
@@ -590,11 +595,15 @@ typedef struct mipr_prune_decision {
     mipr_prune_opts o;      /* resolved: criterion, adaptive, bias, seed */
     int used_policy;
     mipr_policy policy;
-    uint32_t n_seeds;       /* seeds scored (mi stops after one when nothing is redundant) */
+    uint32_t n_seeds;       /* seeds scored (mi stops after one when its seed cannot matter:
+                             * no candidate pairs of equal R^2) */
     uint64_t seed[MIPR_DECIDE_MAX_SEEDS];
     double seed_kl[MIPR_DECIDE_MAX_SEEDS]; /* on the selection half */
-    double selection_kl;    /* the chosen seed's (-1: deterministic criterion, not scored) */
+    double selection_kl;    /* the chosen model's (-1: a deterministic criterion given
+                             * by the caller, not scored) */
     uint32_t redundant;     /* mi: neurons merged by the chosen plan */
+    uint32_t merges_rejected; /* mi: merges found but not better than wanda-sp on the
+                               * selection half (the plan is then wanda-sp's) */
     mipr_heldout selection, reporting;
     char label[96];         /* "wanda-sp", "mi", "mi: no redundancy found, = wanda-sp", ... */
 } mipr_prune_decision;

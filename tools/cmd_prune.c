@@ -35,6 +35,8 @@ static const char usage_text[] =
     "                         tokens (default 3; mi stops at one when nothing is merged)\n"
     "      --mi-threshold T   fixed normalised-MI threshold of a candidate pair (default:\n"
     "                         each layer's permutation null, docs/MI.md)\n"
+    "      --mi-r2 R          mi: merge a neuron only when its least-squares fit from the\n"
+    "                         partner has R^2 >= R (default 0.4)\n"
     "      --width RULE       MI kernel width rule (default tuned; see mipr analyze --help)\n"
     "      --clusters K       mi: k-means the neurons first, draw pairs inside clusters\n"
     "      --bias, --no-bias  fold the mean output of removed neurons into an ffn_down bias\n"
@@ -61,6 +63,7 @@ static const cli_opt opts[] = {
     {"mi-threshold", 0, 1}, {"width", 0, 1},       {"clusters", 0, 1},  {"bias", 0, 0},
     {"compensate", 0, 0},  {"type", 0, 1},         {"eval-text", 0, 1}, {"window", 0, 1},
     {"report", 0, 1},      {"threads", 0, 1},      {"no-bias", 0, 0},   {"format", 0, 1},
+    {"mi-r2", 0, 1},
     {NULL, 0, 0},
 };
 
@@ -146,6 +149,11 @@ static int parse_opt(cli_parser *p, int k, const char *v, void *ctx)
         if (strcmp(v, "gguf") && strcmp(v, "hf"))
             return cli_usage_error(p, "--format expects gguf or hf, got '%s'", v), 0;
         a->format_hf = strcmp(v, "hf") == 0;
+        return 1;
+    case 24:
+        if (!cli_float(p, "--mi-r2", v, 0.0f, 1.0f, &f))
+            return 0;
+        a->o.mi_min_r2 = f;
         return 1;
     default: return parse_choice(p, k, v, a);
     }

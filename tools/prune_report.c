@@ -29,10 +29,10 @@ static void mi_text(const prune_args *a, const prune_state *s)
     if (p->mi_null_level > 0.0)
         fprintf(stderr, "mi          threshold per layer from a permutation null (per-pair "
                 "level %.4f); merged when R^2 >= %.2f\n", p->mi_null_level,
-                a->o.mi_min_r2 > 0 ? a->o.mi_min_r2 : 0.9);
+                a->o.mi_min_r2 > 0 ? a->o.mi_min_r2 : 0.4);
     else
         fprintf(stderr, "mi          fixed threshold %.3f; merged when R^2 >= %.2f\n",
-                a->o.mi_threshold, a->o.mi_min_r2 > 0 ? a->o.mi_min_r2 : 0.9);
+                a->o.mi_threshold, a->o.mi_min_r2 > 0 ? a->o.mi_min_r2 : 0.4);
     for (uint32_t l = 0; l < p->n_layers; l++) {
         if (p->mi_threshold[l] == 0.0 && p->redundant[l] == 0 && p->mi_significant[l] == 0) {
             fprintf(stderr, "  layer %u   not pruned\n", l);

@@ -12,14 +12,14 @@
 /* A trial that also says how many neurons mi merged (0: its plan is wanda-sp's). */
 static mipr_status trial(const mipr_model *m, const mipr_calib *c, const mipr_prune_opts *o,
                          const mipr_heldout *h, mipr_eval_result *res, uint32_t *redundant,
-                         mipr_error *err)
+                         uint64_t *ties, mipr_error *err)
 {
     mipr_prune_plan plan;
     mipr_model *pruned = NULL;
     mipr_status st = mipr_prune_plan_make(m, c, o, &plan, err);
     if (st)
         return st;
-    *redundant = 0;
+    *redundant = 0, *ties = plan.mi_ties;
     for (uint32_t l = 0; l < plan.n_layers; l++)
         *redundant += plan.redundant[l];
     st = mipr_prune_apply(m, c, &plan, o, &pruned, err);
@@ -34,7 +34,8 @@ mipr_status mipr_prune_trial(const mipr_model *m, const mipr_calib *c, const mip
                              const mipr_heldout *h, mipr_eval_result *res, mipr_error *err)
 {
     uint32_t redundant;
-    return trial(m, c, o, h, res, &redundant, err);
+    uint64_t ties;
+    return trial(m, c, o, h, res, &redundant, &ties, err);
 }
 
 /* Cheapest first: a later entrant must be strictly better, so ties go to the cheaper and
@@ -53,7 +54,8 @@ static mipr_status tournament(const mipr_model *m, const mipr_calib *c,
             o.criterion = entrants[i], o.adaptive = adaptive;
             mipr_eval_result r;
             uint32_t redundant;
-            mipr_status st = trial(m, c, &o, h, &r, &redundant, err);
+            uint64_t ties;
+            mipr_status st = trial(m, c, &o, h, &r, &redundant, &ties, err);
             if (st)
                 return st;
             mipr_policy_candidate *k = &p->candidates[p->n_candidates++];
@@ -101,12 +103,32 @@ static const char *label_of(const mipr_prune_decision *d)
 {
     if (d->o.criterion == MIPR_CRIT_MI && d->redundant == 0)
         return "mi: no redundancy found, = wanda-sp";
+    if (d->merges_rejected)
+        return "mi: merges did not lower KL on the selection half, = wanda-sp";
     return mipr_criterion_name(d->o.criterion);
 }
 
+/* mi is wanda-sp plus merges; merges that do not lower KL on the selection half are not
+ * taken (the proxy cost that ranks them can be wrong), and the label says so. */
+static mipr_status guard_mi(const mipr_model *m, const mipr_calib *c, mipr_prune_decision *d,
+                            mipr_error *err)
+{
+    mipr_prune_opts o = d->o;
+    mipr_eval_result r;
+    uint32_t red;
+    uint64_t ties;
+    o.criterion = MIPR_CRIT_WANDA_SP;
+    mipr_status st = trial(m, c, &o, &d->selection, &r, &red, &ties, err);
+    if (st == MIPR_OK && r.mean_kl <= d->selection_kl) {
+        d->o.criterion = MIPR_CRIT_WANDA_SP, d->selection_kl = r.mean_kl;
+        d->merges_rejected = d->redundant, d->redundant = 0;
+    }
+    return st;
+}
+
 /* Randomised criteria: several seeds, the lowest KL on the selection half wins (the first
- * on a tie). mi's seed only orders overlapping pairs: when a plan merges nothing, every
- * seed gives it, so one is enough. */
+ * on a tie). mi's seed only orders candidate pairs of equal R^2: without such pairs every
+ * seed gives the same plan, so one is enough. */
 static mipr_status pick_seed(const mipr_model *m, const mipr_calib *c, uint32_t seeds,
                              mipr_prune_decision *d, mipr_error *err)
 {
@@ -120,19 +142,20 @@ static mipr_status pick_seed(const mipr_model *m, const mipr_calib *c, uint32_t 
         mipr_prune_opts o = d->o;
         mipr_eval_result r;
         uint32_t red;
+        uint64_t ties;
         o.seed = base + i;
-        mipr_status st = trial(m, c, &o, &d->selection, &r, &red, err);
+        mipr_status st = trial(m, c, &o, &d->selection, &r, &red, &ties, err);
         if (st)
             return st;
         d->seed[i] = o.seed, d->seed_kl[i] = r.mean_kl, d->n_seeds = i + 1;
         if (r.mean_kl < best)
             best = r.mean_kl, best_seed = o.seed, best_red = red;
-        if (d->o.criterion == MIPR_CRIT_MI && red == 0)
-            break;
+        if (d->o.criterion == MIPR_CRIT_MI && ties == 0)
+            break; /* every seed gives this plan */
     }
     if (randomised)
         d->o.seed = best_seed, d->selection_kl = best, d->redundant = best_red;
-    return MIPR_OK;
+    return d->o.criterion == MIPR_CRIT_MI && best_red ? guard_mi(m, c, d, err) : MIPR_OK;
 }
 
 mipr_status mipr_prune_decide(const mipr_model *m, const mipr_calib *c,
@@ -158,6 +181,12 @@ mipr_status mipr_prune_decide(const mipr_model *m, const mipr_calib *c,
         out->o.bias = out->o.bias || (out->policy.bias && !req->no_bias);
     }
     mipr_status st = pick_seed(m, c, req->seeds, out, err);
+    for (uint32_t i = 0; out->used_policy && out->selection_kl < 0.0 &&
+                         i < out->policy.n_candidates; i++) {
+        const mipr_policy_candidate *k = &out->policy.candidates[i];
+        if (k->criterion == out->o.criterion && k->adaptive == out->o.adaptive)
+            out->selection_kl = k->kl; /* scored by the tournament, on the same half */
+    }
     if (st == MIPR_OK)
         snprintf(out->label, sizeof out->label, "%s", label_of(out));
     return st;

@@ -95,8 +95,9 @@ static mipr_status mi_scores(const mipr_model *m, const mipr_calib *c, uint32_t 
         p->redundant[l] = r.marked;
         p->mi_threshold[l] = r.threshold, p->mi_rho[l] = r.rho_equiv;
         p->mi_significant[l] = r.significant, p->mi_null_level = r.null_level;
-        mipr_redundancy_free(&r);
+        p->mi_ties += r.ties;
     }
+    mipr_redundancy_free(&r); /* zeroed by a failed search, so safe to free */
     free(dn2);
     return st;
 }

@@ -14,7 +14,7 @@
 #include "rng.h"
 
 #define DEFAULT_PAIR_SAMPLES 16384u
-#define DEFAULT_MIN_R2 0.9
+#define DEFAULT_MIN_R2 0.4
 #define NULL_SEED 0x6e756c6cull /* the threshold must not depend on the visit seed */
 #define LSH_TABLES 8u
 #define LSH_BITS 12u
@@ -34,6 +34,8 @@ typedef struct {
 typedef struct {
     uint32_t a, b;
     double nmi;
+    float r2;
+    uint32_t tie; /* seed-random: orders pairs of equal R^2 */
 } cand;
 
 typedef struct {
@@ -53,7 +55,7 @@ static double gauss(uint64_t *s)
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
-static int push(cand_list *l, uint32_t a, uint32_t b, double nmi)
+static int push(cand_list *l, uint32_t a, uint32_t b, double nmi, double r2)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 1024;
@@ -62,7 +64,7 @@ static int push(cand_list *l, uint32_t a, uint32_t b, double nmi)
             return 0;
         l->v = v, l->cap = cap;
     }
-    l->v[l->n++] = (cand){a < b ? a : b, a < b ? b : a, nmi};
+    l->v[l->n++] = (cand){a < b ? a : b, a < b ? b : a, nmi, (float)r2, 0};
     return 1;
 }
 
@@ -163,21 +165,25 @@ static void shuffle_u32(uint32_t *v, uint32_t n, uint64_t *rng)
     }
 }
 
-/* Exact alpha = 2 normalised MI of (a, permuted b) from two stored G matrices. */
-static double exact_null_pair(const float *ga, const float *gb, uint32_t n, const uint32_t *pm)
+/* Sum of G_a(u, v) G_b(pm u, pm v): the joint term of (a, permuted b). The sums of G and
+ * G^2 do not change under a permutation, so they are computed once per neuron. */
+static double permuted_joint(const float *ga, const float *gb, uint32_t n, const uint32_t *pm)
 {
-    double sa = 0, sb = 0, saa = 0, sbb = 0, j = 0;
+    double j = 0.0;
     for (uint32_t u = 0; u < n; u++) {
-        const float *ra = ga + (size_t)u * n, *rb = gb + (size_t)pm[u] * n, *rs = gb + (size_t)u * n;
-        for (uint32_t v = 0; v < n; v++) {
-            double x = ra[v], y = rs[v];
-            sa += x, sb += y, saa += x * x, sbb += y * y;
-            j += x * rb[pm[v]];
+        const float *ra = ga + (size_t)u * n, *rb = gb + (size_t)pm[u] * n;
+        /* terms in [0, 1], a row at a time: float suffices; four sums break the add chain */
+        float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f, r3 = 0.0f;
+        uint32_t v = 0;
+        for (; v + 4 <= n; v += 4) {
+            r0 += ra[v] * rb[pm[v]], r1 += ra[v + 1] * rb[pm[v + 1]];
+            r2 += ra[v + 2] * rb[pm[v + 2]], r3 += ra[v + 3] * rb[pm[v + 3]];
         }
+        for (; v < n; v++)
+            r0 += ra[v] * rb[pm[v]];
+        j += (double)r0 + r1 + r2 + r3;
     }
-    double n2 = (double)n * n, ia = log2(n2 * saa / (sa * sa)), ib = log2(n2 * sbb / (sb * sb));
-    double self = 0.5 * (ia + ib);
-    return self > 0.0 ? log2(n2 * j / (sa * sb)) / self : 0.0;
+    return j;
 }
 
 /* A pool of non-constant neurons whose G matrices fit in 32 MiB. */
@@ -199,24 +205,30 @@ static mipr_status exact_null(const pair_src *p, uint64_t *rng, const uint32_t *
                               uint32_t *perm, double *worst, mipr_error *err)
 {
     float *g = malloc((size_t)k * p->n * p->n * sizeof *g);
+    double sum[16], self[16], n2 = (double)p->n * p->n;
     if (!g)
         return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for the MI null");
     for (uint32_t t = 0; t < k; t++) {
         const float *xa = p->x + (size_t)pool[t] * p->n;
-        double s = p->mat.sigma[pool[t]], inv = 1.0 / (s * s);
+        float *gt = g + (size_t)t * p->n * p->n;
+        double s = p->mat.sigma[pool[t]], inv = 1.0 / (s * s), s1 = 0.0, s2 = 0.0;
         for (uint32_t u = 0; u < p->n; u++)
             for (uint32_t v = 0; v < p->n; v++) {
-                double dv = (double)xa[u] - xa[v];
-                g[((size_t)t * p->n + u) * p->n + v] = (float)exp(-dv * dv * inv);
+                double dv = (double)xa[u] - xa[v], e = exp(-dv * dv * inv);
+                gt[(size_t)u * p->n + v] = (float)e;
+                s1 += e, s2 += e * e;
             }
+        sum[t] = s1, self[t] = log2(n2 * s2 / (s1 * s1));
     }
     for (uint32_t q = 0; q < MIPR_REDUNDANCY_NULL_PAIRS; q++) {
         uint32_t a = below(rng, k), b = below(rng, k - 1);
         b += b >= a;
         shuffle_u32(perm, p->n, rng);
-        double v = exact_null_pair(g + (size_t)a * p->n * p->n, g + (size_t)b * p->n * p->n,
-                                   p->n, perm);
-        *worst = fmax(*worst, v);
+        double j = permuted_joint(g + (size_t)a * p->n * p->n, g + (size_t)b * p->n * p->n,
+                                  p->n, perm);
+        double norm = 0.5 * (self[a] + self[b]);
+        if (norm > 0.0)
+            *worst = fmax(*worst, log2(n2 * j / (sum[a] * sum[b])) / norm);
     }
     free(g);
     return MIPR_OK;
@@ -260,7 +272,7 @@ static mipr_status matrix_candidates(const pair_src *p, double t, double min_r2,
                 continue;
             r->significant++;
             double rho = corr(p, a, b);
-            if (rho * rho >= min_r2 && !push(l, a, b, nmi))
+            if (rho * rho >= min_r2 && !push(l, a, b, nmi, rho * rho))
                 return mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory for candidate pairs");
         }
     return MIPR_OK;
@@ -314,8 +326,8 @@ static int by_pair(const void *x, const void *y)
     return (a->b > b->b) - (a->b < b->b);
 }
 
-static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2, uint64_t cap,
-                                     cand_list *l, mipr_redundancy *r, mipr_error *err)
+static mipr_status hashed_candidates(const pair_src *p, double min_r2, uint64_t cap,
+                                     cand_list *l, mipr_error *err)
 {
     float *h = malloc((size_t)(LSH_BITS + 1) * p->n * sizeof *h);
     hashed *v = malloc(p->d * sizeof *v);
@@ -329,7 +341,7 @@ static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2,
                 if (v[k].key >> 32 != v[i].key >> 32)
                     break;
                 double rho = corr(p, v[i].a, v[k].a);
-                if (rho * rho >= min_r2 && l->n < cap && !push(l, v[i].a, v[k].a, 0.0))
+                if (rho * rho >= min_r2 && l->n < cap && !push(l, v[i].a, v[k].a, 0.0, rho * rho))
                     st = mipr_error_set(err, MIPR_ERR_NOMEM, "out of memory");
             }
     }
@@ -341,9 +353,7 @@ static mipr_status hashed_candidates(const pair_src *p, double t, double min_r2,
     for (size_t i = 0; i < l->n; i++) {
         if (i && l->v[i].a == l->v[i - 1].a && l->v[i].b == l->v[i - 1].b)
             continue;
-        double nmi = sampled_nmi(p, l->v[i].a, l->v[i].b, NULL);
-        if (nmi > t)
-            r->significant++, l->v[k++] = (cand){l->v[i].a, l->v[i].b, nmi};
+        l->v[k++] = (cand){l->v[i].a, l->v[i].b, NAN, l->v[i].r2, 0}; /* MI: when visited */
     }
     l->n = k;
     return MIPR_OK;
@@ -365,19 +375,42 @@ static void fit(const pair_src *p, uint32_t lose, uint32_t keep, mipr_redundancy
     r->r2[lose] = (float)(rho * rho);
 }
 
+static int by_r2_desc(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    if (a->r2 != b->r2)
+        return (a->r2 < b->r2) - (a->r2 > b->r2);
+    return (a->tie > b->tie) - (a->tie < b->tie);
+}
+
+/* Best reconstructions first: a pair visited early claims its neurons, so the order decides
+ * what is merged. The seed orders pairs of equal R^2 (exact copies), the paper's random
+ * element kept where it cannot cost anything. */
+/* A hashed candidate's MI is estimated only when it is visited: most candidates are
+ * skipped because a member is taken, and each estimate costs 2 x 16384 kernel values. */
+static int above(const pair_src *p, cand *c, mipr_redundancy *r)
+{
+    if (isnan(c->nmi)) {
+        c->nmi = sampled_nmi(p, c->a, c->b, NULL);
+        r->significant += c->nmi > r->threshold;
+    }
+    return c->nmi > r->threshold;
+}
+
 static void visit(const pair_src *p, const mipr_redundancy_opts *o, cand_list *l, double *imp,
                   uint8_t *is_partner, mipr_redundancy *r)
 {
     uint64_t rng = o->seed ^ 0x64726177ull;
-    for (size_t i = l->n; i > 1; i--) {
-        size_t j = (size_t)(mipr_rng_next(&rng) % i);
-        cand t = l->v[i - 1];
-        l->v[i - 1] = l->v[j], l->v[j] = t;
-    }
+    for (size_t i = 0; i < l->n; i++)
+        l->v[i].tie = (uint32_t)mipr_rng_next(&rng);
+    qsort(l->v, l->n, sizeof *l->v, by_r2_desc);
+    for (size_t i = 1; i < l->n; i++)
+        r->ties += l->v[i].r2 == l->v[i - 1].r2;
     uint32_t target = o->target ? o->target : p->d - 1;
     for (size_t i = 0; i < l->n && r->marked < target && r->marked + 1 < p->d; i++) {
         uint32_t a = l->v[i].a, b = l->v[i].b, lose, keep;
-        if (r->is_marked[a] || r->is_marked[b] || (is_partner[a] && is_partner[b]))
+        if (r->is_marked[a] || r->is_marked[b] || (is_partner[a] && is_partner[b]) ||
+            !above(p, &l->v[i], r))
             continue;
         r->draws++;
         if (is_partner[a] || is_partner[b])
@@ -448,7 +481,7 @@ static mipr_status search(pair_src *p, const mipr_redundancy_opts *o, mipr_redun
     if (st == MIPR_OK) {
         uint64_t cap = o->max_draws ? o->max_draws : 64ull * p->d;
         st = p->mat.mi ? matrix_candidates(p, r->threshold, min_r2, l, r, err)
-                       : hashed_candidates(p, r->threshold, min_r2, cap, l, r, err);
+                       : hashed_candidates(p, min_r2, cap, l, err);
     }
     r->redundant_pairs = st == MIPR_OK ? l->n : 0;
     if (st == MIPR_OK && o->clusters > 1)
@@ -487,38 +520,52 @@ mipr_status mipr_find_redundant(const float *samples, uint32_t d, uint32_t n,
 
 /* ---- the Gaussian equivalent of a threshold ---- */
 
-static double gaussian_nmi(double rho, const float *x, const float *e, float *y, uint32_t n,
-                           const mipr_width *w)
+/* Normalised alpha = 2 MI of (x, rho x + sqrt(1 - rho^2) e); gx holds x's G matrix. */
+static double gaussian_nmi(double rho, const float *x, const float *e, const float *gx, float *y,
+                           uint32_t n, const mipr_width *w)
 {
     for (uint32_t i = 0; i < n; i++)
         y[i] = (float)(rho * x[i] + sqrt(1.0 - rho * rho) * e[i]);
-    double sx = mipr_kernel_width(x, n, w), sy = mipr_kernel_width(y, n, w);
-    double self = 0.5 * (mipr_mi2_pair(x, x, n, sx, sx) + mipr_mi2_pair(y, y, n, sy, sy));
-    return self > 0.0 ? mipr_mi2_pair(x, y, n, sx, sy) / self : 0.0;
+    double sy = mipr_kernel_width(y, n, w), inv = 1.0 / (sy * sy);
+    double sa = 0, saa = 0, sb = 0, sbb = 0, j = 0;
+    for (uint32_t u = 0; u < n; u++)
+        for (uint32_t v = 0; v < n; v++) {
+            double dv = (double)y[u] - y[v], g = exp(-dv * dv * inv), h = gx[(size_t)u * n + v];
+            sa += h, saa += h * h, sb += g, sbb += g * g, j += h * g;
+        }
+    double n2 = (double)n * n;
+    double self = 0.5 * (log2(n2 * saa / (sa * sa)) + log2(n2 * sbb / (sb * sb)));
+    return self > 0.0 ? log2(n2 * j / (sa * sb)) / self : 0.0;
 }
 
 double mipr_mi_rho_equivalent(double nmi, uint32_t n, const mipr_width *w)
 {
     n = n < 2 ? 2 : n > 1024 ? 1024 : n; /* the curve's drift with n is slow beyond */
-    float *x = malloc(3 * (size_t)n * sizeof *x);
-    if (!x || !(nmi > 0.0)) {
-        free(x);
+    float *x = malloc(3 * (size_t)n * sizeof *x), *gx = malloc((size_t)n * n * sizeof *gx);
+    if (!x || !gx || !(nmi > 0.0)) {
+        free(x), free(gx);
         return 0.0;
     }
     uint64_t rng = NULL_SEED ^ 0x72686full;
     for (uint32_t i = 0; i < 2 * n; i++)
         x[i] = (float)gauss(&rng);
+    double sx = mipr_kernel_width(x, n, w), inv = 1.0 / (sx * sx);
+    for (uint32_t u = 0; u < n; u++)
+        for (uint32_t v = 0; v < n; v++) {
+            double dv = (double)x[u] - x[v];
+            gx[(size_t)u * n + v] = (float)exp(-dv * dv * inv);
+        }
     double lo = 0.0, hi = 0.9999;
-    if (gaussian_nmi(hi, x, x + n, x + 2 * n, n, w) < nmi)
+    if (gaussian_nmi(hi, x, x + n, gx, x + 2 * n, n, w) < nmi)
         lo = hi = 1.0;
     for (int it = 0; it < 14 && hi > lo; it++) {
         double mid = 0.5 * (lo + hi);
-        if (gaussian_nmi(mid, x, x + n, x + 2 * n, n, w) < nmi)
+        if (gaussian_nmi(mid, x, x + n, gx, x + 2 * n, n, w) < nmi)
             lo = mid;
         else
             hi = mid;
     }
-    free(x);
+    free(x), free(gx);
     return 0.5 * (lo + hi);
 }
 
