@@ -182,8 +182,11 @@ typedef struct mipr_gguf_write_opts {
     int keep_types; /* each 2-D weight keeps its own type (type is then ignored) */
 } mipr_gguf_write_opts;
 
+/* Whether any layer has an ffn_down bias (then a qwen2 model is written as llama). */
+int mipr_model_has_ffn_bias(const mipr_model *m);
 /* Writes model + tokenizer as GGUF v3 (32-byte aligned). Uniform FFN widths give
- * architecture "llama"; per-layer widths give "deci" with an INT32 feed_forward_length
+ * architecture "llama" (qwen2 models "qwen2" when llama.cpp can read them so: see
+ * core/io/gguf_write.c); per-layer widths give "deci" with an INT32 feed_forward_length
  * array. The file appears atomically: written to a temporary beside it, then renamed. */
 mipr_status mipr_gguf_write(const char *path, const mipr_model *m, const mipr_tokenizer *tok,
                             const mipr_gguf_write_opts *opts, mipr_error *err);

@@ -50,7 +50,9 @@ static const char *gguf_arch(const mipr_model *m)
 {
     if (!uniform_widths(m))
         return "deci";
-    return m->hp.family == MIPR_FAMILY_QWEN2 && !m->rope_freqs.data ? "qwen2" : "llama";
+    return m->hp.family == MIPR_FAMILY_QWEN2 && !m->rope_freqs.data && !mipr_model_has_ffn_bias(m)
+               ? "qwen2"
+               : "llama";
 }
 
 void prune_report_text(const prune_args *a, const prune_state *s)

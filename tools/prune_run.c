@@ -189,8 +189,11 @@ static void say_written(const prune_args *a, const prune_state *s)
     }
     if (f)
         fclose(f);
-    fprintf(stderr, "prune: wrote %s: %s weights (input %s%s), %llu bytes\n", a->output,
+    uint32_t g = source_ggml_type(a->model);
+    int dequantized = s->m->layers[0].ffn_up.type == MIPR_DT_F32 && g != MIPR_GGML_F32;
+    fprintf(stderr, "prune: wrote %s: %s weights (input %s%s%s%s), %llu bytes\n", a->output,
             mipr_dtype_name(a->type), mipr_dtype_name(s->m->layers[0].ffn_up.type),
+            dequantized ? ", dequantized from " : "", dequantized ? mipr_ggml_type_name(g) : "",
             a->type_was_default ? "; --type changes it" : "", (unsigned long long)bytes);
 }
 

@@ -129,6 +129,14 @@ static void kv_arch_f32(writer *w, const char *suffix, float v)
     w_f32(w, v);
 }
 
+int mipr_model_has_ffn_bias(const mipr_model *m)
+{
+    for (uint32_t l = 0; l < m->hp.n_layers; l++)
+        if (m->layers[l].ffn_down_b.data)
+            return 1;
+    return 0;
+}
+
 static int uniform_ffn(const mipr_model *m)
 {
     for (uint32_t l = 1; l < m->hp.n_layers; l++)
@@ -419,13 +427,16 @@ static mipr_status plan_layer(plan *p, const char *path, const mipr_model *m, ui
 }
 
 /* qwen2 stays qwen2 when llama.cpp can read it back as such: its qwen2 loader takes one FFN
- * width for all layers (hparams.n_ff(), layer 0) and no rope_freqs. Otherwise the model goes
+ * width for all layers (hparams.n_ff(), layer 0), no rope_freqs and no ffn_down bias (which
+ * pruning's compensation adds; llama.cpp refuses a file with tensors it does not expect).
+ * Otherwise the model goes
  * out as llama (uniform) or deci (per-layer widths), which take q/k/v biases too, with q/k
  * permuted into their interleaved RoPE layout. */
 static void choose_arch(plan *p, const mipr_model *m)
 {
     int uniform = uniform_ffn(m);
-    int qwen2 = m->hp.family == MIPR_FAMILY_QWEN2 && uniform && !m->rope_freqs.data;
+    int qwen2 = m->hp.family == MIPR_FAMILY_QWEN2 && uniform && !m->rope_freqs.data &&
+                !mipr_model_has_ffn_bias(m);
     p->arch = qwen2 ? "qwen2" : uniform ? "llama" : "deci";
     int neox = m->hp.rope_type == MIPR_ROPE_NEOX;
     p->remap = qwen2 == neox ? REMAP_NONE : qwen2 ? REMAP_TO_NEOX : REMAP_TO_INTERLEAVED;

@@ -170,6 +170,7 @@ mipr_status mipr_prune_apply(const mipr_model *m, const mipr_calib *c, const mip
     r->hp = m->hp;
     r->tok_embd = m->tok_embd, r->output_norm = m->output_norm, r->output = m->output;
     r->tied_output = m->tied_output;
+    r->rope_freqs = m->rope_freqs; /* Llama 3 RoPE scaling (layers carry q/k/v biases) */
     memcpy(r->name, m->name, sizeof r->name);
     for (uint32_t l = 0; st == MIPR_OK && l < m->hp.n_layers; l++)
         st = prune_layer(r, l, m, c, p, o, err);

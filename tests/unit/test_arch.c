@@ -282,7 +282,9 @@ static void test_variant(const variant *v)
     printf("%-28s engine vs reference: %.2e of the largest logit\n", v->name, d);
     CHECK(d < 1e-5);
     int uniform = v->ff0 == v->ff1;
-    const char *arch = !uniform ? "deci" : v->qwen2 && !v->freqs ? "qwen2" : "llama";
+    const char *arch = !uniform                                     ? "deci"
+                       : v->qwen2 && !v->freqs && !v->down_bias ? "qwen2"
+                                                                : "llama";
     mipr_model *r = reload_gguf(m, "arch.gguf", arch);
     CHECK(r->hp.rope_scale == m->hp.rope_scale && r->tied_output == m->tied_output);
     CHECK(!!r->rope_freqs.data == !!m->rope_freqs.data && !!r->layers[0].bq.data == v->biases);
@@ -332,6 +334,7 @@ int main(void)
         {"llama linear x4, MHA",     4, HS,   96,  96, 0, 0, 0, 0, 0, 0, 4.0f},
         {"llama neox, partial rot",  1, HS/2, 96,  96, 0, 1, 1, 0, 0, 0, 2.0f},
         {"deci, neox, freqs",        2, HS,   64,  96, 0, 1, 0, 1, 0, 1, 0.0f},
+        {"qwen2 + ffn_down bias",    2, HS,   96,  96, 1, 1, 1, 0, 0, 1, 0.0f},
     };
     for (size_t i = 0; i < sizeof vs / sizeof *vs; i++)
         test_variant(&vs[i]);
