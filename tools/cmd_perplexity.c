@@ -182,6 +182,33 @@ static mipr_status reference_kl(const ppl_args *a, const mipr_model *m, const mi
     return st;
 }
 
+/* Perplexity of the text (and KL from --reference); errors name the text or the model. */
+static int measure(const ppl_args *a, const mipr_model *m, const mipr_tokenizer *tok,
+                   const char *text, size_t len, mipr_pool *pool, mipr_error *err)
+{
+    cli_bar bar;
+    cli_bar_init(&bar, "perplexity", a->doc_sep ? "documents" : "windows", a->quiet);
+    mipr_ppl_opts o = {.window = a->window, .doc_sep = a->doc_sep, .max_windows = a->max_windows,
+                       .mode = a->doc_sep     ? MIPR_PPL_DOCS
+                               : a->llama_cpp ? MIPR_PPL_LLAMA_CPP
+                                              : MIPR_PPL_STREAM,
+                       .keep_doc_space = a->keep_doc_space, .progress = cli_progress,
+                       .progress_ctx = &bar, .pool = pool, .backend = a->backend};
+    mipr_ppl_result r;
+    double t0 = cli_now();
+    double kl = 0.0;
+    mipr_status st = mipr_perplexity(m, tok, text, len, &o, &r, err);
+    if (st == MIPR_ERR_ARG || st == MIPR_ERR_FORMAT) /* the text, or the model's logits */
+        cli_blame(err, st == MIPR_ERR_ARG ? a->text : a->model);
+    if (st == MIPR_OK && a->reference &&
+        (st = reference_kl(a, m, tok, text, len, pool, &kl, err)) == MIPR_ERR_FORMAT)
+        cli_blame(err, a->model);
+    if (st)
+        return EXIT_FAIL;
+    report(a, &r, kl, cli_now() - t0);
+    return EXIT_OK;
+}
+
 int cmd_perplexity(int argc, char **argv)
 {
     ppl_args a = {0};
@@ -195,7 +222,6 @@ int cmd_perplexity(int argc, char **argv)
     mipr_tokenizer *tok = NULL;
     size_t len = 0;
     char *text = NULL;
-    mipr_ppl_result r;
     mipr_pool *pool = NULL;
     rc = EXIT_FAIL;
     if (cli_pool_new(&pool, a.threads, &err) == MIPR_OK &&
@@ -203,28 +229,15 @@ int cmd_perplexity(int argc, char **argv)
         (text = cli_read_text(a.text, &len, &err)) != NULL) {
         if (!a.window)
             a.window = m->hp.seq_len < 512 ? m->hp.seq_len : 512;
-        cli_bar bar;
-        cli_bar_init(&bar, "perplexity", a.doc_sep ? "documents" : "windows", a.quiet);
-        mipr_ppl_opts o = {.window = a.window, .doc_sep = a.doc_sep, .max_windows = a.max_windows,
-                           .mode = a.doc_sep     ? MIPR_PPL_DOCS
-                                   : a.llama_cpp ? MIPR_PPL_LLAMA_CPP
-                                                 : MIPR_PPL_STREAM,
-                           .keep_doc_space = a.keep_doc_space, .progress = cli_progress,
-                           .progress_ctx = &bar, .pool = pool, .backend = a.backend};
-        double t0 = cli_now();
-        double kl = 0.0;
-        mipr_status st = mipr_perplexity(m, tok, text, len, &o, &r, &err);
-        if (st == MIPR_ERR_ARG || st == MIPR_ERR_FORMAT) /* the text, or the model's logits */
-            cli_blame(&err, st == MIPR_ERR_ARG ? a.text : a.model);
-        if (st == MIPR_OK && a.reference &&
-            (st = reference_kl(&a, m, tok, text, len, pool, &kl, &err)) == MIPR_ERR_FORMAT)
-            cli_blame(&err, a.model);
-        if (st == MIPR_OK) {
-            report(&a, &r, kl, cli_now() - t0);
-            rc = EXIT_OK;
+        if (a.window > m->hp.seq_len) { /* as calibrate: past the context is not the model */
+            fprintf(stderr, "mipr perplexity: %s: --window %u exceeds the model's context of %u "
+                    "tokens\n", a.model, a.window, m->hp.seq_len);
+            rc = EXIT_USAGE;
+        } else {
+            rc = measure(&a, m, tok, text, len, pool, &err);
         }
     }
-    if (rc)
+    if (rc == EXIT_FAIL)
         cli_fail(&err);
     free(text);
     free(a.doc_sep);

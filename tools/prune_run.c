@@ -225,8 +225,8 @@ int prune_run(prune_args *a)
         st = heldout(a, &s, &err);
     if (st == MIPR_OK && (st = decide(a, &s, &err)) == MIPR_OK)
         st = prune_eval(a, &s, &err);
-    /* a format error not about the record (its samples are checked as they are read) is
-     * the model's: non-finite logits */
+    /* the record was checked when opened: a later format error not naming it is the
+     * model's (non-finite logits) */
     if (st == MIPR_ERR_FORMAT && s.c && strncmp(err.msg, a->calib, strlen(a->calib)) != 0)
         cli_blame(&err, a->model);
     if (st == MIPR_OK) {

@@ -79,6 +79,8 @@ refused "empty.txt: " -- "$MIPR" prune "$M" -z "$Z" --calib "$T/c.mcal" --ratio 
 expect 2 "m.bin: --window 100000 exceeds the model's context of 512" \
   -- "$MIPR" calibrate "$M" -z "$Z" --text "$T/t.txt" --window 100000 -o "$T/x.mcal"
 no_temp "calibrate --window"
+expect 2 "m.bin: --window 513 exceeds the model's context of 512" \
+  -- "$MIPR" perplexity "$M" -z "$Z" --text "$T/t.txt" --window 513
 [ ! -e "$T/x.mcal" ] && [ ! -e "$T/x.gguf" ] || fail "a refused command wrote an output"
 
 # -- 2: outputs that are special files (a FIFO, and a link to it) ---------------------------

@@ -307,6 +307,8 @@ class Campaign:
         for w in ('513', '1000', '100000'):
             self.run('text: hostile', ['calibrate', self.M, '-z', self.Z, '--text', self.TXT, '--window', w,
                      '-o', os.path.join(t, 'x.mcal')], 'refuse', [self.M], self.inputs)
+            self.run('text: hostile', ['perplexity', self.M, '-z', self.Z, '--text', self.TXT, '--window', w],
+                     'refuse', [self.M], self.inputs, timeout=60)
 
     def signals(self, n):
         t = self.t
