@@ -232,10 +232,11 @@ static void table(const report *r, sbuf *b, const char *model, const char *eval,
 
 static void tables(const report *r, sbuf *b)
 {
-    sb_printf(b, "## Tables\n\nEvery number below is in `results/criteria/MODEL.csv` (mean "
-                 "and sd over seeds) and `MODEL.json` (every seed). `auto`'s allocation is "
-                 "the policy's, so it has no adaptive columns; the policy's picks per seed "
-                 "are in the CSV column `chosen`.\n\n");
+    sb_printf(b, "## Tables\n\nEvery number below is in `results/criteria/MODEL.csv` and "
+                 "`MODEL.json`: one model per configuration, the one `mipr_prune_decide` "
+                 "chose (so the ± columns are 0). `auto`'s allocation is the policy's, so it "
+                 "has no adaptive columns; what was chosen (criterion, allocation, seed) is "
+                 "in the CSV column `chosen`.\n\n");
     for (size_t m = 0; m < r->n_model_names; m++) {
         sb_printf(b, "### %s (%.2f M parameters)\n\n", r->models[m],
                   params_of(r, r->models[m]) / 1e6);
@@ -609,10 +610,11 @@ static void policy(const report *r, sbuf *b)
 {
     sb_printf(b, "### The size-aware policy's thresholds\n\n");
     sb_printf(b, "`core/policy.c` (`--criterion auto`): models of up to %llu parameters "
-                 "(`MIPR_POLICY_TOURNAMENT_MAX_PARAMS`) get a tournament, in which `mi`, "
-                 "`wanda-sp`, `flap`, `activation` and `magnitude`, each with uniform and "
+                 "(`MIPR_POLICY_TOURNAMENT_MAX_PARAMS`) get a tournament, in which `magnitude`, "
+                 "`activation`, `wanda-sp`, `flap` and `mi`, each with uniform and "
                  "adaptive widths, prune the model and the lowest KL from the dense model on "
-                 "held-out calibration tokens wins; larger models take `flap` with adaptive "
+                 "the selection half of the held-out calibration tokens wins (ties to the "
+                 "cheaper); larger models take `flap` with adaptive "
                  "widths and bias compensation without a tournament. Scored by perplexity on "
                  "the evaluation sets (which the policy never sees):\n\n",
               (unsigned long long)MIPR_POLICY_TOURNAMENT_MAX_PARAMS);

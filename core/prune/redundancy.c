@@ -348,7 +348,8 @@ static mipr_status hashed_candidates(const pair_src *p, double min_r2, uint64_t 
     free(h), free(v);
     if (st)
         return st;
-    qsort(l->v, l->n, sizeof *l->v, by_pair);
+    if (l->n)
+        qsort(l->v, l->n, sizeof *l->v, by_pair);
     size_t k = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (i && l->v[i].a == l->v[i - 1].a && l->v[i].b == l->v[i - 1].b)
@@ -403,7 +404,8 @@ static void visit(const pair_src *p, const mipr_redundancy_opts *o, cand_list *l
     uint64_t rng = o->seed ^ 0x64726177ull;
     for (size_t i = 0; i < l->n; i++)
         l->v[i].tie = (uint32_t)mipr_rng_next(&rng);
-    qsort(l->v, l->n, sizeof *l->v, by_r2_desc);
+    if (l->n)
+        qsort(l->v, l->n, sizeof *l->v, by_r2_desc);
     for (size_t i = 1; i < l->n; i++)
         r->ties += l->v[i].r2 == l->v[i - 1].r2;
     uint32_t target = o->target ? o->target : p->d - 1;
