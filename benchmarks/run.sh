@@ -34,7 +34,8 @@ done
 data=${MIPR_TEST_DATA:-../shared/data}
 text=$data/text
 for f in stories260K/stories260K.bin stories260K/tok512.bin babyllama-tok105/model5000.bin \
-         babyllama-tok105/tok105.bin text/tinystories/tinystories_train_head.txt \
+         babyllama-tok105/tok105.bin tinystories-656k/config.json \
+         tinystories-656k/model.safetensors text/tinystories/tinystories_train_head.txt \
          text/tinystories/tinystories_val.txt text/wikitext-2/wiki.test.raw; do
   [ -f "$data/$f" ] || { echo "run.sh: $data/$f is missing: set MIPR_TEST_DATA to the test" \
                               "data folder (see README, \"Test data\")" >&2; exit 1; }
@@ -69,6 +70,7 @@ else
 fi
 models=("$data/stories260K/stories260K.bin:$data/stories260K/tok512.bin:stories260K"
         "$data/babyllama-tok105/model5000.bin:$data/babyllama-tok105/tok105.bin:babyllama-tok105"
+        "$data/tinystories-656k::tinystories-656k"
         ${extra[@]+"${extra[@]}"})
 
 now() { date +%s; }

@@ -349,7 +349,7 @@ static mipr_status check_chunk(const mpk_reader *r, const mpk_tensor *t, uint32_
                                const char *name, mipr_error *err)
 {
     const mpk_chunk *ch = &t->chunks[c];
-    uint64_t raw = (uint64_t)mpk_chunk_rows(t, c) * t->row_bytes;
+    uint64_t raw = (uint64_t)mipr_mpk_chunk_rows(t, c) * t->row_bytes;
     /* uncompressed chunks follow each other (the tensor is used in place): only the first
      * is aligned */
     int aligned = t->codec == MPK_CODEC_ZSTD || c == 0;
@@ -383,7 +383,7 @@ static mipr_status parse_tensor(const mpk_reader *r, const uint8_t *b, size_t n,
     t->rows_per_chunk = mpk_get_u32(b + 28);
     t->n_chunks = mpk_get_u32(b + 32);
     char name[64];
-    mpk_tensor_name(t->layer, t->slot, name, sizeof name);
+    mipr_mpk_tensor_name(t->layer, t->slot, name, sizeof name);
     if (!mipr_mpk_slot_name(t->slot) || type >= MIPR_DT_COUNT || t->codec > MPK_CODEC_ZSTD ||
         t->filter > MPK_FILTER_PLANES ||
         (t->filter && (t->codec != MPK_CODEC_ZSTD || type > MIPR_DT_BF16)))
@@ -468,7 +468,7 @@ static mipr_status check_chunk_crc(const mpk_reader *r, const mpk_tensor *t, uin
     if (mipr_crc32(&r->crc, 0, r->p + ch->offset, (size_t)ch->stored) == ch->crc)
         return MIPR_OK;
     char name[64];
-    mpk_tensor_name(t->layer, t->slot, name, sizeof name);
+    mipr_mpk_tensor_name(t->layer, t->slot, name, sizeof name);
     return BAD("%s: tensor %s chunk %u: checksum mismatch (corrupt data)", r->what, name, c);
 }
 
@@ -558,7 +558,7 @@ static size_t max_chunk_bytes(const mpk_table *tab)
 
 static void decoder_cleanup(void *ctx)
 {
-    mpk_decoder_free(ctx);
+    mipr_mpk_decoder_free(ctx);
     free(ctx);
 }
 
@@ -587,7 +587,7 @@ static void resident_task(void *ctx, size_t i)
         if (j->verify)
             st = check_chunk_crc(j->r, t, c, &j->errs[i]);
         if (st == MIPR_OK)
-            st = mpk_decode_chunk(&j->dec[i], t, c,
+            st = mipr_mpk_decode_chunk(&j->dec[i], t, c,
                                   j->mem + (size_t)c * t->rows_per_chunk * t->row_bytes,
                                   &j->errs[i]);
     }
@@ -686,7 +686,7 @@ static mipr_status attach(const mpk_reader *r, const decoders *ds, mipr_model *m
 {
     mipr_tensor *dst = slot_tensor(m, t->layer, t->slot);
     char name[64];
-    mpk_tensor_name(t->layer, t->slot, name, sizeof name);
+    mipr_mpk_tensor_name(t->layer, t->slot, name, sizeof name);
     if (!dst)
         return BAD("%s: tensor %s: the model has %u layers", r->what, name, m->hp.n_layers);
     if (dst->data || dst->stream_)
@@ -709,7 +709,7 @@ static mipr_status attach(const mpk_reader *r, const decoders *ds, mipr_model *m
 static void decoders_free(decoders *ds, int keep_first)
 {
     for (uint32_t i = keep_first ? 1 : 0; i < ds->n; i++)
-        mpk_decoder_free(&ds->d[i]);
+        mipr_mpk_decoder_free(&ds->d[i]);
     if (!keep_first)
         free(ds->d);
 }
@@ -727,7 +727,7 @@ static mipr_status decoders_init(decoders *ds, const mpk_reader *r, const mpk_ta
     ds->n = n;
     size_t max_chunk = max_chunk_bytes(tab);
     for (uint32_t i = 0; i < ds->n; i++) {
-        mipr_status st = mpk_decoder_init(&ds->d[i], r->p, r->size, r->what, max_chunk, err);
+        mipr_status st = mipr_mpk_decoder_init(&ds->d[i], r->p, r->size, r->what, max_chunk, err);
         if (st) {
             ds->n = i + 1;
             return st;
@@ -863,7 +863,7 @@ static void describe_sections(const mpk_reader *r, mipr_mpk_info *info)
 
 static void describe_tensor(const mpk_tensor *t, mipr_mpk_tensor_info *o)
 {
-    mpk_tensor_name(t->layer, t->slot, o->name, sizeof o->name);
+    mipr_mpk_tensor_name(t->layer, t->slot, o->name, sizeof o->name);
     o->type = t->type;
     o->rows = t->rows;
     o->cols = t->cols;
@@ -893,15 +893,15 @@ static mipr_status inspect_all(const mpk_reader *r, const mpk_table *tab, mipr_m
         size_t b = (size_t)tab->t[i].rows_per_chunk * tab->t[i].row_bytes;
         max = b > max ? b : max;
     }
-    mipr_status st = mpk_decoder_init(&d, r->p, r->size, r->what, max, err);
+    mipr_status st = mipr_mpk_decoder_init(&d, r->p, r->size, r->what, max, err);
     for (uint32_t i = 0; i < tab->n && st == MIPR_OK; i++) {
         const mpk_tensor *t = &tab->t[i];
         st = verify_chunks(r, t, err);
         for (uint32_t c = 0; c < t->n_chunks && st == MIPR_OK; c++)
-            st = mpk_decode_chunk(&d, t, c, d.buf, err);
+            st = mipr_mpk_decode_chunk(&d, t, c, d.buf, err);
         describe_tensor(t, &info->tensors[i]);
     }
-    mpk_decoder_free(&d);
+    mipr_mpk_decoder_free(&d);
     return st;
 }
 

@@ -40,16 +40,16 @@ struct mipr_stream_ {
     mpk_tensor t;
 };
 
-mipr_status mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size, const char *what,
+mipr_status mipr_mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size, const char *what,
                              size_t max_chunk, mipr_error *err);
-void mpk_decoder_free(mpk_decoder *d);
+void mipr_mpk_decoder_free(mpk_decoder *d);
 /* Decodes chunk c of t into dst (rows of the chunk x row_bytes). */
-mipr_status mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c, uint8_t *dst,
+mipr_status mipr_mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c, uint8_t *dst,
                              mipr_error *err);
 /* "blk.3.ffn_up.weight" for messages. */
-void mpk_tensor_name(uint32_t layer, uint32_t slot, char *out, size_t n);
+void mipr_mpk_tensor_name(uint32_t layer, uint32_t slot, char *out, size_t n);
 /* Rows in chunk c. */
-uint32_t mpk_chunk_rows(const mpk_tensor *t, uint32_t c);
+uint32_t mipr_mpk_chunk_rows(const mpk_tensor *t, uint32_t c);
 
 /* The engine's side (declared in stream.h for runtime/engine.c). */
 #include "stream.h"

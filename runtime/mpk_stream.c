@@ -39,7 +39,7 @@ const char *mipr_mpk_slot_name(uint32_t slot)
     return NULL;
 }
 
-mipr_status mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size, const char *what,
+mipr_status mipr_mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size, const char *what,
                              size_t max_chunk, mipr_error *err)
 {
     memset(d, 0, sizeof *d);
@@ -57,7 +57,7 @@ mipr_status mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size, c
     return MIPR_OK;
 }
 
-void mpk_decoder_free(mpk_decoder *d)
+void mipr_mpk_decoder_free(mpk_decoder *d)
 {
 #ifdef MIPR_HAVE_ZSTD
     ZSTD_freeDCtx(d->zstd);
@@ -67,7 +67,7 @@ void mpk_decoder_free(mpk_decoder *d)
     memset(d, 0, sizeof *d);
 }
 
-uint32_t mpk_chunk_rows(const mpk_tensor *t, uint32_t c)
+uint32_t mipr_mpk_chunk_rows(const mpk_tensor *t, uint32_t c)
 {
     uint32_t first = c * t->rows_per_chunk;
     return t->rows - first < t->rows_per_chunk ? t->rows - first : t->rows_per_chunk;
@@ -93,7 +93,7 @@ static mipr_status decompress(mpk_decoder *d, uint8_t *dst, size_t raw, const ui
 #endif
 }
 
-void mpk_tensor_name(uint32_t layer, uint32_t slot, char *out, size_t n)
+void mipr_mpk_tensor_name(uint32_t layer, uint32_t slot, char *out, size_t n)
 {
     const char *s = mipr_mpk_slot_name(slot);
     if (layer == MPK_NO_LAYER)
@@ -102,18 +102,18 @@ void mpk_tensor_name(uint32_t layer, uint32_t slot, char *out, size_t n)
         snprintf(out, n, "blk.%u.%s", layer, s ? s : "?");
 }
 
-mipr_status mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c, uint8_t *dst,
+mipr_status mipr_mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c, uint8_t *dst,
                              mipr_error *err)
 {
     const mpk_chunk *ch = &t->chunks[c];
-    size_t raw = (size_t)mpk_chunk_rows(t, c) * t->row_bytes;
+    size_t raw = (size_t)mipr_mpk_chunk_rows(t, c) * t->row_bytes;
     const uint8_t *src = d->file + ch->offset;
     char name[64];
     if (t->codec == MPK_CODEC_RAW) {
         memcpy(dst, src, raw);
         return MIPR_OK;
     }
-    mpk_tensor_name(t->layer, t->slot, name, sizeof name);
+    mipr_mpk_tensor_name(t->layer, t->slot, name, sizeof name);
     if (t->filter == MPK_FILTER_NONE)
         return decompress(d, dst, raw, src, (size_t)ch->stored, name, c, err);
     mipr_status st = decompress(d, d->planes, raw, src, (size_t)ch->stored, name, c, err);
@@ -139,12 +139,12 @@ const void *mipr_stream_chunk(const struct mipr_stream_ *s, uint32_t c, uint32_t
 {
     mpk_decoder *d = s->dec;
     *first_row = c * s->t.rows_per_chunk;
-    *n_rows = mpk_chunk_rows(&s->t, c);
+    *n_rows = mipr_mpk_chunk_rows(&s->t, c);
     if (d->cached == s && d->cached_chunk == c)
         return d->buf;
     d->cached = NULL;
     mipr_error e;
-    if (mpk_decode_chunk(d, &s->t, c, d->buf, &e)) {
+    if (mipr_mpk_decode_chunk(d, &s->t, c, d->buf, &e)) {
         if (d->err.status == MIPR_OK)
             d->err = e;
         return NULL;
