@@ -39,8 +39,8 @@ const char *mipr_mpk_slot_name(uint32_t slot)
     return NULL;
 }
 
-mipr_status mipr_mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size, const char *what,
-                             size_t max_chunk, mipr_error *err)
+mipr_status mipr_mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t size,
+                                  const char *what, size_t max_chunk, mipr_error *err)
 {
     memset(d, 0, sizeof *d);
     d->file = file;
