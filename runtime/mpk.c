@@ -588,8 +588,8 @@ static void resident_task(void *ctx, size_t i)
             st = check_chunk_crc(j->r, t, c, &j->errs[i]);
         if (st == MIPR_OK)
             st = mipr_mpk_decode_chunk(&j->dec[i], t, c,
-                                  j->mem + (size_t)c * t->rows_per_chunk * t->row_bytes,
-                                  &j->errs[i]);
+                                       j->mem + (size_t)c * t->rows_per_chunk * t->row_bytes,
+                                       &j->errs[i]);
     }
     j->sts[i] = st;
 }

@@ -44,8 +44,8 @@ mipr_status mipr_mpk_decoder_init(mpk_decoder *d, const uint8_t *file, size_t si
                                   const char *what, size_t max_chunk, mipr_error *err);
 void mipr_mpk_decoder_free(mpk_decoder *d);
 /* Decodes chunk c of t into dst (rows of the chunk x row_bytes). */
-mipr_status mipr_mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c, uint8_t *dst,
-                             mipr_error *err);
+mipr_status mipr_mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c,
+                                  uint8_t *dst, mipr_error *err);
 /* "blk.3.ffn_up.weight" for messages. */
 void mipr_mpk_tensor_name(uint32_t layer, uint32_t slot, char *out, size_t n);
 /* Rows in chunk c. */

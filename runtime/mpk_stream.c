@@ -102,8 +102,8 @@ void mipr_mpk_tensor_name(uint32_t layer, uint32_t slot, char *out, size_t n)
         snprintf(out, n, "blk.%u.%s", layer, s ? s : "?");
 }
 
-mipr_status mipr_mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c, uint8_t *dst,
-                             mipr_error *err)
+mipr_status mipr_mpk_decode_chunk(mpk_decoder *d, const mpk_tensor *t, uint32_t c,
+                                  uint8_t *dst, mipr_error *err)
 {
     const mpk_chunk *ch = &t->chunks[c];
     size_t raw = (size_t)mipr_mpk_chunk_rows(t, c) * t->row_bytes;
