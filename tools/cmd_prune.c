@@ -92,7 +92,8 @@ static int parse_choice(const cli_parser *p, int k, const char *v, prune_args *a
     case 4:
         a->auto_criterion = strcmp(v, "auto") == 0;
         if (!a->auto_criterion && !mipr_criterion_parse(v, &a->o.criterion))
-            return cli_usage_error(p, "--criterion: unknown '%s'", v), 0;
+            return cli_usage_error(p, "--criterion: unknown '%s' (expected auto, mi, magnitude, "
+                                   "activation, wanda-sp, flap or random)", v), 0;
         return 1;
     case 5:
         if (strcmp(v, "uniform") && strcmp(v, "adaptive"))

@@ -105,8 +105,12 @@ mipr_status mipr_outfile_open_from(mipr_outfile *o, const char *path, const char
     int fd = mkstemp(o->tmp_path);
     if (fd < 0) {
         int e = errno;
-        mipr_error_set(err, MIPR_ERR_IO, "%s: cannot create a temporary file beside it: %s",
-                       path, strerror(e));
+        if (e == ENOENT || e == ENOTDIR)
+            mipr_error_set(err, MIPR_ERR_IO, "%s: the folder it would go in does not exist",
+                           path);
+        else
+            mipr_error_set(err, MIPR_ERR_IO, "%s: cannot create a temporary file beside it: %s",
+                           path, strerror(e));
         outfile_clear(o);
         return MIPR_ERR_IO;
     }

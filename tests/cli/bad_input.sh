@@ -36,4 +36,13 @@ done
 # a tokenizer that does not match the model (105 tokens vs 512)
 expect 1 "tok105.bin.*(105|512)" -- "$MIPR" generate "$BIN" -z "$D/babyllama-tok105/tok105.bin" -n 5
 expect 1 "tok512.bin.*(105|512)" -- "$MIPR" generate "$D/babyllama-tok105/model5000.bin" -z "$TOK" -n 5
+# an output whose folder is missing is named with what is wrong, before any work
+for cmd in "pack $GG -o $T/no/such/dir/m.mpk" "convert $GG -o $T/no/such/dir/m.gguf" \
+           "calibrate $GG --text $D/text/tinystories/validation_100.txt -o $T/no/such/dir/c.mcal"; do
+  expect 1 "no/such/dir/.*: the folder it would go in does not exist" -- "$MIPR" $cmd
+done
+[ ! -e "$T/no" ] || fail "a missing output folder was created"
+# a bad choice lists the choices
+expect 2 "unknown 'foo' \\(expected auto, mi, magnitude, activation, wanda-sp, flap or random\\)" -- \
+  "$MIPR" prune "$GG" --calib "$T/none.mcal" --ratio 0.2 --criterion foo -o "$T/x.gguf"
 finish
