@@ -609,7 +609,7 @@ static void policy_model(const report *r, sbuf *b, const char *model)
 static void policy(const report *r, sbuf *b)
 {
     sb_printf(b, "### The size-aware policy's thresholds\n\n");
-    sb_printf(b, "`core/policy.c` (`--criterion auto`): models of up to %llu parameters "
+    sb_printf(b, "`core/prune/policy.c` (`--criterion auto`): models of up to %llu parameters "
                  "(`MIPR_POLICY_TOURNAMENT_MAX_PARAMS`) get a tournament, in which `magnitude`, "
                  "`activation`, `wanda-sp`, `flap` and `mi`, each with uniform and "
                  "adaptive widths, prune the model and the lowest KL from the dense model on "

@@ -1,5 +1,5 @@
 /* The .mpk layout (docs/FORMAT.md is the specification): constants and little-endian helpers
- * shared by the reader (runtime/mpk*.c) and the writer (core/mpk_write.c). Internal header. */
+ * shared by the reader (runtime/mpk*.c) and the writer (core/io/mpk_write.c). Internal header. */
 #ifndef MIPR_MPK_FORMAT_H
 #define MIPR_MPK_FORMAT_H
 

@@ -1,5 +1,5 @@
-/* Internal to mipr_core: the scoring loop shared by perplexity (core/perplexity.c) and
- * evaluation against a reference (core/eval.c). */
+/* Internal to mipr_core: the scoring loop shared by perplexity (core/eval/perplexity.c) and
+ * evaluation against a reference (core/eval/eval.c). */
 #ifndef MIPR_EVAL_INTERNAL_H
 #define MIPR_EVAL_INTERNAL_H
 

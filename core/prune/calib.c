@@ -2,7 +2,7 @@
  * layer, statistics over all calibration tokens and the activations of sampled tokens.
  *
  * Windows: the text is one token stream cut into BOS windows exactly as perplexity's stream
- * mode cuts it (core/windows.c): window i is BOS followed by stream tokens
+ * mode cuts it (core/eval/windows.c): window i is BOS followed by stream tokens
  * [i*(window-1), (i+1)*(window-1)).
  *
  * Token accounting: every position of a window is run, but the BOS rows are not recorded.

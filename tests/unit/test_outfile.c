@@ -1,4 +1,4 @@
-/* Atomic output (core/outfile.c): a complete file or the previous one, never a torn one,
+/* Atomic output (core/io/outfile.c): a complete file or the previous one, never a torn one,
  * and no temporary left behind, also when the writes go through stdio (fprintf) and the
  * disk fills up half way. The disk is "full" through RLIMIT_FSIZE, with SIGXFSZ ignored. */
 #define _POSIX_C_SOURCE 200809L
