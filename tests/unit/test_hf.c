@@ -403,12 +403,17 @@ static float *mipr_logits(const mipr_model *m)
     return out;
 }
 
+/* Plain comparisons, not fmax: gcc 12 for aarch64 crashes vectorizing two fmax reductions
+ * in one loop (internal compiler error in vect_transform_reduction). */
 static double max_diff(const float *a, const float *b, size_t n, double *scale)
 {
     double d = 0, s = 0;
     for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
+        double di = fabs((double)a[i] - b[i]), si = fabs((double)b[i]);
+        if (di > d || di != di)
+            d = di;
+        if (si > s)
+            s = si;
     }
     *scale = s;
     return d;
