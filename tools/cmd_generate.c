@@ -117,6 +117,7 @@ static int run(const gen_args *a, gen_state *g, mipr_error *err)
                                    cli_now, &st, err);
     free(ids);
     printf("\n");
+    fflush(stdout); /* the text ends before the statistics on stderr start, even in a pipe */
     if (rc == MIPR_ERR_FORMAT) /* non-finite logits: the model file's weights */
         cli_blame(err, a->model);
     if (rc)

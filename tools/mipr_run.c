@@ -159,6 +159,7 @@ static mipr_status generate(const run_args *a, run_state *s, double load_s, mipr
     mipr_status rc = mipr_generate(s->eng, &s->smp, s->tok, s->ids, n, a->steps, emit, s->tok,
                                    now, &st, err);
     printf("\n");
+    fflush(stdout); /* the text ends before the statistics on stderr start, even in a pipe */
     if (rc == MIPR_OK)
         fprintf(stderr, "mipr-run: load %.3f s; prompt %u tokens %.1f tok/s; generated %u tokens "
                 "%.1f tok/s; peak RSS %.1f MiB; threads %u; %s\n", load_s, st.prompt_tokens,
