@@ -28,8 +28,10 @@ static void usage(FILE *f)
                "mipr measures, prunes and runs LLaMA-family models on CPUs.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
-    fprintf(f, "\nModels: GGUF (llama, deci) or llama2.c checkpoints (.bin, with -z "
-               "tokenizer.bin).\nExit status: 0 success, 1 failure, 2 usage error.\n");
+    fprintf(f, "\nModels: GGUF (llama, deci, qwen2; float, Q8_0, Q4_0 and K-quant tensors), a\n"
+               "Hugging Face folder (config.json, safetensors, tokenizer.json), an .mpk, or a\n"
+               "llama2.c checkpoint (.bin, with -z tokenizer.bin).\n"
+               "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
